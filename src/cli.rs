@@ -1,0 +1,94 @@
+//! The command line: clap derive, where doc comments are the help text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "briefing", version, about = "Turns a newsroom's Markdown briefing items into email digests.", long_about = None)]
+pub struct Cli {
+    /// The newsroom's config file; relative paths in it resolve against its folder.
+    #[arg(
+        long,
+        global = true,
+        env = "BRIEFING_CONFIG",
+        default_value = "config.yaml",
+        value_name = "PATH"
+    )]
+    pub config: PathBuf,
+
+    /// More log output (repeat for more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Only errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Log format: `text` for people, `json` (one object per line) for cron and log collectors.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate config, every item and every template, rendering each newsletter's edition.
+    ///
+    /// Prints every problem as `path:line:col: error: message` with the offending line,
+    /// then a one-line summary. Exit code 0 when clean, 1 on errors (or on warnings
+    /// with --deny-warnings), 2 on bad usage.
+    ///
+    /// Examples:
+    ///   briefing check
+    ///   briefing check --at 2026-11-30T08:00 --deny-warnings
+    #[command(verbatim_doc_comment)]
+    Check(CheckArgs),
+
+    /// Render editions to files: email.html, email.txt and edition.json per edition.
+    ///
+    /// Each edition lands in OUT/<newsletter>/<slot as YYYY-MM-DDTHHMM>/ (the slot in the
+    /// newsletter's local time). Prints one line per edition.
+    ///
+    /// Examples:
+    ///   briefing build --at 2026-11-30T08:00
+    ///   briefing build --newsletter am --newsletter markets --out /tmp/digests
+    #[command(verbatim_doc_comment)]
+    Build(BuildArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The time to render editions for: RFC 3339, or a local date-time like
+    /// 2026-11-30T08:00 in the site's zone. Default: now.
+    #[arg(long, value_name = "T")]
+    pub at: Option<String>,
+
+    /// Treat warnings as errors (exit code 1).
+    #[arg(long)]
+    pub deny_warnings: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Only this newsletter (repeatable). Default: all.
+    #[arg(long = "newsletter", short = 'n', value_name = "ID")]
+    pub newsletters: Vec<String>,
+
+    /// The time to build for: each newsletter's latest slot at or before it.
+    /// RFC 3339, or a local date-time like 2026-11-30T08:00 in the site's zone. Default: now.
+    #[arg(long, value_name = "T")]
+    pub at: Option<String>,
+
+    /// Where to write the editions.
+    #[arg(long, default_value = "out", value_name = "DIR")]
+    pub out: PathBuf,
+}

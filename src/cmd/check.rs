@@ -1,0 +1,74 @@
+//! `briefing check`: validate everything, render every newsletter's edition,
+//! print all diagnostics and a one-line summary.
+
+use anyhow::Result;
+
+use super::{Ctx, EXIT_ERROR, EXIT_OK, parse_at, plural, sample_subscriber};
+use crate::cli::CheckArgs;
+use crate::content::{self, Scope};
+use crate::diag::Diagnostics;
+use crate::edition;
+use crate::render::Renderer;
+use crate::report::size_warnings;
+
+pub fn run(ctx: &Ctx, args: &CheckArgs) -> Result<u8> {
+    let newsroom = match ctx.newsroom() {
+        Ok(n) => n,
+        Err(code) => return Ok(code),
+    };
+    let cfg = &newsroom.config;
+    let at = parse_at(args.at.as_deref(), cfg)?;
+    let lib = content::load(&newsroom, &Scope::All);
+    let mut diags = Diagnostics::default();
+    diags.extend(lib.diagnostics.0.iter().cloned());
+
+    let mut rendered = 0;
+    match Renderer::new(&newsroom) {
+        Err(ds) => diags.extend(ds),
+        Ok(renderer) => {
+            let bodies = renderer.bodies(&lib.items);
+            let subscriber = sample_subscriber(cfg);
+            for n in &cfg.newsletters {
+                let Some(slot) = edition::slot_for(n, at) else {
+                    diags.push(
+                        newsroom
+                            .config_diag(
+                                &["newsletters", &n.id, "schedule"],
+                                "this schedule never fires",
+                            )
+                            .into_warning(),
+                    );
+                    continue;
+                };
+                let ed = edition::select(cfg, n, slot, &lib.items);
+                if ed.item_count() == 0 {
+                    tracing::info!(newsletter = %n.id, edition = %ed.id, "no items in this edition; its templates were compiled but not rendered");
+                    continue;
+                }
+                match renderer.render(&newsroom, &ed, &bodies, &subscriber) {
+                    Ok(r) => {
+                        rendered += 1;
+                        diags.extend(size_warnings(&renderer, n, &r));
+                    }
+                    Err(d) => diags.push(d),
+                }
+            }
+        }
+    }
+    diags.sort();
+    ctx.report(&diags);
+    let (errors, warnings) = (diags.errors(), diags.warnings());
+    ctx.summary(&format!(
+        "checked {} and {} ({} rendered): {}, {}",
+        plural(lib.files, "item"),
+        plural(cfg.newsletters.len(), "newsletter"),
+        rendered,
+        plural(errors, "error"),
+        plural(warnings, "warning"),
+    ));
+    Ok(if errors > 0 || (args.deny_warnings && warnings > 0) {
+        EXIT_ERROR
+    } else {
+        EXIT_OK
+    })
+}

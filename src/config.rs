@@ -1,0 +1,637 @@
+//! The newsroom's `config.yaml`: typed, loaded and validated once. Every
+//! problem is reported as a diagnostic pointing into the file; nothing
+//! downstream re-checks what is validated here.
+
+use std::path::{Path, PathBuf};
+
+use chrono::Duration;
+use chrono_tz::Tz;
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+
+use crate::diag::{Diagnostic, Diagnostics, did_you_mean};
+use crate::schedule::Schedule;
+use crate::time::parse_duration;
+use crate::yaml::{self, Pos};
+
+/// The lead-ins a newsroom gets unless it configures its own.
+pub const DEFAULT_LEAD_INS: &[&str] = &[
+    "Why it matters:",
+    "The big picture:",
+    "The bottom line:",
+    "Between the lines:",
+    "Yes, but:",
+    "By the numbers:",
+    "Driving the news:",
+    "Go deeper:",
+];
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    site: RawSite,
+    regions: Vec<Term>,
+    topics: Vec<Term>,
+    newsletters: IndexMap<String, RawNewsletter>,
+    #[serde(default)]
+    markdown: MarkdownConfig,
+    #[serde(default)]
+    paths: RawPaths,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSite {
+    name: String,
+    base_url: String,
+    timezone: String,
+    #[serde(default = "default_language")]
+    language: String,
+}
+
+fn default_language() -> String {
+    "en".into()
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPaths {
+    content: Option<PathBuf>,
+    templates: Option<PathBuf>,
+}
+
+/// A region or a topic: an id used in front-matter and a display name.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Term {
+    pub id: String,
+    pub name: String,
+}
+
+/// How item bodies are turned into HTML.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MarkdownConfig {
+    /// Let raw HTML in items through instead of escaping it.
+    #[serde(default)]
+    pub allow_html: bool,
+    /// Paragraph openers styled as Smart Brevity lead-ins.
+    #[serde(default = "default_lead_ins")]
+    pub lead_ins: Vec<String>,
+}
+
+impl Default for MarkdownConfig {
+    fn default() -> Self {
+        MarkdownConfig {
+            allow_html: false,
+            lead_ins: default_lead_ins(),
+        }
+    }
+}
+
+fn default_lead_ins() -> Vec<String> {
+    DEFAULT_LEAD_INS.iter().map(|s| s.to_string()).collect()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNewsletter {
+    name: String,
+    from: String,
+    reply_to: Option<String>,
+    #[serde(default = "default_subject")]
+    subject: String,
+    preheader: Option<String>,
+    schedule: Option<String>,
+    timezone: Option<String>,
+    regions: Option<Vec<String>>,
+    topics: Option<Vec<String>>,
+    #[serde(default = "default_group_by")]
+    group_by: Vec<GroupBy>,
+    lookback: Option<String>,
+    #[serde(default = "default_min_items")]
+    min_items: usize,
+    #[serde(default = "default_template")]
+    template: String,
+}
+
+fn default_subject() -> String {
+    "{{ newsletter.name }}: {{ edition.lead.title }}".into()
+}
+fn default_group_by() -> Vec<GroupBy> {
+    vec![GroupBy::Region, GroupBy::Topic]
+}
+fn default_min_items() -> usize {
+    1
+}
+fn default_template() -> String {
+    "digest".into()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupBy {
+    Region,
+    Topic,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Site {
+    pub name: String,
+    pub base_url: String,
+    #[serde(serialize_with = "ser_tz")]
+    pub timezone: Tz,
+    pub language: String,
+}
+
+fn ser_tz<S: serde::Serializer>(tz: &Tz, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(tz.name())
+}
+
+/// One newsletter, validated.
+#[derive(Debug, Clone)]
+pub struct Newsletter {
+    pub id: String,
+    pub name: String,
+    pub from: String,
+    pub reply_to: Option<String>,
+    pub subject: String,
+    pub preheader: Option<String>,
+    pub schedule: Option<Schedule>,
+    pub timezone: Tz,
+    pub regions: Option<Vec<String>>,
+    pub topics: Option<Vec<String>>,
+    pub group_by: Vec<GroupBy>,
+    pub lookback: Option<Duration>,
+    pub min_items: usize,
+    pub template: String,
+}
+
+impl Newsletter {
+    /// Whether the newsletter's region/topic filters let an item in.
+    pub fn carries(&self, regions: &[String], topics: &[String]) -> bool {
+        let ok = |filter: &Option<Vec<String>>, have: &[String]| match filter {
+            None => true,
+            Some(f) => have.iter().any(|h| f.contains(h)),
+        };
+        ok(&self.regions, regions) && ok(&self.topics, topics)
+    }
+}
+
+/// The whole validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub site: Site,
+    pub regions: Vec<Term>,
+    pub topics: Vec<Term>,
+    pub newsletters: Vec<Newsletter>,
+    pub markdown: MarkdownConfig,
+}
+
+impl Config {
+    pub fn newsletter(&self, id: &str) -> Option<&Newsletter> {
+        self.newsletters.iter().find(|n| n.id == id)
+    }
+    pub fn region(&self, id: &str) -> Option<&Term> {
+        self.regions.iter().find(|t| t.id == id)
+    }
+    pub fn topic(&self, id: &str) -> Option<&Term> {
+        self.topics.iter().find(|t| t.id == id)
+    }
+    pub fn region_index(&self, id: &str) -> usize {
+        self.regions
+            .iter()
+            .position(|t| t.id == id)
+            .unwrap_or(usize::MAX)
+    }
+    pub fn topic_index(&self, id: &str) -> usize {
+        self.topics
+            .iter()
+            .position(|t| t.id == id)
+            .unwrap_or(usize::MAX)
+    }
+}
+
+/// A newsroom on disk: where it lives and its configuration.
+#[derive(Debug, Clone)]
+pub struct Newsroom {
+    /// The folder holding config.yaml; relative paths resolve against it.
+    pub root: PathBuf,
+    pub config_path: PathBuf,
+    /// The config file's text, kept to point diagnostics into it.
+    pub config_text: String,
+    pub content_dir: PathBuf,
+    pub templates_dir: PathBuf,
+    pub config: Config,
+}
+
+impl Newsroom {
+    /// Reads and validates `config.yaml`. All problems come back at once.
+    pub fn load(config_path: &Path) -> Result<Newsroom, Diagnostics> {
+        let text = std::fs::read_to_string(config_path).map_err(|e| {
+            let mut d = Diagnostics::default();
+            d.push(Diagnostic::error(
+                config_path,
+                format!("cannot read the config file: {e}"),
+            ));
+            d
+        })?;
+        let root = config_path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        let shown = PathBuf::from(config_path.file_name().unwrap_or(config_path.as_os_str()));
+        let (config, paths) = parse_config(&text, &shown)?;
+        let content_dir = root.join(paths.content.unwrap_or_else(|| "content".into()));
+        let templates_dir = root.join(paths.templates.unwrap_or_else(|| "templates".into()));
+        Ok(Newsroom {
+            root,
+            config_path: config_path.to_path_buf(),
+            config_text: text,
+            content_dir,
+            templates_dir,
+            config,
+        })
+    }
+
+    /// A diagnostic pointing at the key `path` of config.yaml.
+    pub fn config_diag(&self, path: &[&str], message: impl Into<String>) -> Diagnostic {
+        let shown = PathBuf::from(self.config_path.file_name().unwrap_or_default());
+        point(Diagnostic::error(shown, message), &self.config_text, path)
+    }
+}
+
+fn point(d: Diagnostic, text: &str, path: &[&str]) -> Diagnostic {
+    match yaml::locate(text, path) {
+        Some(p) => d.at(text, p.line, p.col).span(p.width),
+        None => d,
+    }
+}
+
+fn point_at(d: Diagnostic, text: &str, p: Pos) -> Diagnostic {
+    d.at(text, p.line, p.col).span(p.width)
+}
+
+/// True for ids safe to use in paths, URLs and header values.
+pub fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+        && id.starts_with(|c: char| c.is_ascii_alphanumeric())
+}
+
+/// Rejects CR, LF and other control characters in values bound for mail headers.
+pub fn check_header_value(value: &str) -> Result<(), String> {
+    match value.chars().find(|c| c.is_control()) {
+        Some('\r' | '\n') => Err("contains a line break, which would inject a mail header".into()),
+        Some(c) => Err(format!("contains the control character {c:?}")),
+        None => Ok(()),
+    }
+}
+
+fn parse_tz(name: &str) -> Result<Tz, String> {
+    name.parse::<Tz>().map_err(|_| {
+        let names = chrono_tz::TZ_VARIANTS.iter().map(|t| t.name());
+        match did_you_mean(name, names) {
+            Some(s) => format!("unknown time zone `{name}` (did you mean `{s}`?)"),
+            None => {
+                format!("unknown time zone `{name}`: expected an IANA name like America/New_York")
+            }
+        }
+    })
+}
+
+fn parse_config(text: &str, shown: &Path) -> Result<(Config, RawPaths), Diagnostics> {
+    let mut diags = Diagnostics::default();
+    let raw: RawConfig = match serde_yaml_ng::from_str(text) {
+        Ok(r) => r,
+        Err(e) => {
+            diags.push(yaml_error(shown, text, &e));
+            return Err(diags);
+        }
+    };
+    let err = |path: &[&str], msg: String| point(Diagnostic::error(shown, msg), text, path);
+
+    let site_tz = match parse_tz(&raw.site.timezone) {
+        Ok(tz) => tz,
+        Err(m) => {
+            diags.push(err(&["site", "timezone"], m));
+            Tz::UTC
+        }
+    };
+    let base_url = raw.site.base_url.trim_end_matches('/').to_string();
+    if !(base_url.starts_with("https://") || base_url.starts_with("http://"))
+        || base_url.contains(char::is_whitespace)
+    {
+        diags.push(err(
+            &["site", "base_url"],
+            format!("`{}` is not an absolute http(s) URL", raw.site.base_url),
+        ));
+    }
+    for (kind, terms) in [("regions", &raw.regions), ("topics", &raw.topics)] {
+        let mut seen = std::collections::HashSet::new();
+        for t in terms {
+            if !valid_id(&t.id) {
+                let p = yaml::locate(text, &[kind]).map(|p| yaml::narrow(text, p, &t.id));
+                let d = Diagnostic::error(
+                    shown,
+                    format!(
+                        "invalid id `{}` in {kind}: use lowercase letters, digits, `-` and `_`",
+                        t.id
+                    ),
+                );
+                diags.push(match p {
+                    Some(p) => point_at(d, text, p),
+                    None => d,
+                });
+            }
+            if !seen.insert(t.id.as_str()) {
+                diags.push(err(&[kind], format!("{kind} lists `{}` twice", t.id)));
+            }
+        }
+    }
+    if raw.newsletters.is_empty() {
+        diags.push(err(
+            &["newsletters"],
+            "no newsletters are configured".into(),
+        ));
+    }
+
+    let mut newsletters = Vec::new();
+    for (id, n) in raw.newsletters {
+        let at = |key: &'static str| -> [&str; 3] { ["newsletters", id.as_str(), key] };
+        macro_rules! bad {
+            ($path:expr, $msg:expr) => {
+                diags.push(err(&$path, $msg))
+            };
+        }
+        if !valid_id(&id) {
+            bad!(
+                ["newsletters", id.as_str()],
+                format!(
+                    "invalid newsletter id `{id}`: use lowercase letters, digits, `-` and `_` (it names folders and mail headers)"
+                )
+            );
+        }
+        for (key, v) in [
+            ("name", Some(&n.name)),
+            ("from", Some(&n.from)),
+            ("reply_to", n.reply_to.as_ref()),
+        ] {
+            if let Some(v) = v {
+                if let Err(m) = check_header_value(v) {
+                    bad!(at(key), format!("`{key}` {m}"));
+                }
+            }
+        }
+        for (key, v) in [("from", Some(&n.from)), ("reply_to", n.reply_to.as_ref())] {
+            if let Some(v) = v {
+                if !v.contains('@') {
+                    bad!(
+                        at(key),
+                        format!(
+                            "`{key}` must be an address like \"Name <name@example.com>\", found `{v}`"
+                        )
+                    );
+                }
+            }
+        }
+        let timezone = match &n.timezone {
+            None => site_tz,
+            Some(name) => match parse_tz(name) {
+                Ok(tz) => tz,
+                Err(m) => {
+                    bad!(at("timezone"), m);
+                    site_tz
+                }
+            },
+        };
+        let schedule = n.schedule.as_deref().and_then(|s| match Schedule::parse(s) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                let mut d = Diagnostic::error(shown, format!("invalid schedule: {}", e.message));
+                if let Some(p) = yaml::locate(text, &at("schedule")) {
+                    // Point at the offending field inside the expression; a
+                    // quoted value starts one column later.
+                    let quote = usize::from(text.lines().nth(p.line - 1).and_then(|l| l.chars().nth(p.col - 1)).is_some_and(|c| c == '"' || c == '\''));
+                    d = d.at(text, p.line, p.col + quote + e.column.saturating_sub(1));
+                }
+                diags.push(d.help("5 fields: minute hour day-of-month month day-of-week, e.g. \"0 6 * * MON-FRI\""));
+                None
+            }
+        });
+        for (key, list, terms) in [
+            ("regions", &n.regions, &raw.regions),
+            ("topics", &n.topics, &raw.topics),
+        ] {
+            for v in list.iter().flatten() {
+                if !terms.iter().any(|t| &t.id == v) {
+                    let allowed: Vec<&str> = terms.iter().map(|t| t.id.as_str()).collect();
+                    let mut d = Diagnostic::error(
+                        shown,
+                        format!(
+                            "unknown {} `{v}`; expected one of: {}",
+                            &key[..key.len() - 1],
+                            allowed.join(", ")
+                        ),
+                    );
+                    if let Some(p) = yaml::locate(text, &at(key)) {
+                        d = point_at(d, text, yaml::narrow(text, p, v));
+                    }
+                    if let Some(s) = did_you_mean(v, allowed.iter().copied()) {
+                        d = d.help(format!("did you mean `{s}`?"));
+                    }
+                    diags.push(d);
+                }
+            }
+        }
+        let mut gb = n.group_by.clone();
+        gb.dedup();
+        if gb.len() != n.group_by.len() {
+            bad!(
+                at("group_by"),
+                "`group_by` names the same grouping twice".into()
+            );
+        }
+        let lookback = n.lookback.as_deref().and_then(|s| match parse_duration(s) {
+            Ok(d) if d > Duration::zero() => Some(d),
+            Ok(_) => {
+                bad!(at("lookback"), "`lookback` must be longer than zero".into());
+                None
+            }
+            Err(m) => {
+                bad!(at("lookback"), m);
+                None
+            }
+        });
+        if !n
+            .template
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            || n.template.is_empty()
+        {
+            bad!(
+                at("template"),
+                format!(
+                    "invalid template name `{}`: a file name without extension, like `digest`",
+                    n.template
+                )
+            );
+        }
+        newsletters.push(Newsletter {
+            id: id.clone(),
+            name: n.name,
+            from: n.from,
+            reply_to: n.reply_to,
+            subject: n.subject,
+            preheader: n.preheader,
+            schedule,
+            timezone,
+            regions: n.regions,
+            topics: n.topics,
+            group_by: n.group_by,
+            lookback,
+            min_items: n.min_items,
+            template: n.template,
+        });
+    }
+    for (i, l) in raw.markdown.lead_ins.iter().enumerate() {
+        if l.trim().is_empty() {
+            diags.push(err(
+                &["markdown", "lead_ins"],
+                format!("lead-in #{} is empty", i + 1),
+            ));
+        }
+    }
+    if diags.errors() > 0 {
+        return Err(diags);
+    }
+    Ok((
+        Config {
+            site: Site {
+                name: raw.site.name,
+                base_url,
+                timezone: site_tz,
+                language: raw.site.language,
+            },
+            regions: raw.regions,
+            topics: raw.topics,
+            newsletters,
+            markdown: raw.markdown,
+        },
+        raw.paths,
+    ))
+}
+
+/// A serde_yaml_ng error as a diagnostic, with "did you mean" for unknown keys.
+pub fn yaml_error(shown: &Path, text: &str, e: &serde_yaml_ng::Error) -> Diagnostic {
+    yaml_error_at(shown, text, e, 0)
+}
+
+/// Same, for YAML that starts `line_offset` lines into `text` (front-matter).
+pub fn yaml_error_at(
+    shown: &Path,
+    text: &str,
+    e: &serde_yaml_ng::Error,
+    line_offset: usize,
+) -> Diagnostic {
+    let msg = e.to_string();
+    let msg = yaml::strip_location(&msg);
+    let mut d = Diagnostic::error(shown, msg.to_string());
+    if let Some(p) = yaml::error_pos(e) {
+        d = d.at(text, p.line + line_offset, p.col);
+    }
+    if let Some((field, expected)) = yaml::unknown_field(msg) {
+        d.message = format!("unknown key `{field}`");
+        if let Some(s) = did_you_mean(&field, expected.iter().map(String::as_str)) {
+            d = d.help(format!(
+                "did you mean `{s}`? (allowed here: {})",
+                expected.join(", ")
+            ));
+        } else {
+            d = d.help(format!("allowed here: {}", expected.join(", ")));
+        }
+        d = d.span(field.chars().count());
+    }
+    d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "site:\n  name: T\n  base_url: https://news.example.com/\n  timezone: America/New_York\nregions:\n  - { id: world, name: World }\ntopics:\n  - { id: trade, name: Trade }\nnewsletters:\n  am:\n    name: AM\n    from: \"AM <am@news.example.com>\"\n    schedule: \"0 6 * * MON-FRI\"\n    lookback: 36h\n";
+
+    fn parse(t: &str) -> Result<Config, Diagnostics> {
+        parse_config(t, Path::new("config.yaml")).map(|(c, _)| c)
+    }
+
+    #[test]
+    fn loads_a_good_config_with_defaults() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.site.base_url, "https://news.example.com");
+        let am = c.newsletter("am").unwrap();
+        assert_eq!(am.lookback, Some(Duration::hours(36)));
+        assert_eq!(am.group_by, vec![GroupBy::Region, GroupBy::Topic]);
+        assert_eq!(am.template, "digest");
+        assert_eq!(am.min_items, 1);
+        assert_eq!(am.timezone, chrono_tz::America::New_York);
+    }
+
+    #[test]
+    fn unknown_keys_get_a_suggestion_and_position() {
+        let bad = GOOD.replace("    lookback: 36h", "    lokback: 36h");
+        let d = parse(&bad).unwrap_err();
+        let d = &d.0[0];
+        assert_eq!(d.message, "unknown key `lokback`");
+        assert_eq!((d.line, d.col), (14, 5));
+        assert!(
+            d.help
+                .as_deref()
+                .unwrap()
+                .contains("did you mean `lookback`")
+        );
+    }
+
+    #[test]
+    fn reports_every_semantic_problem_at_its_place() {
+        let bad = GOOD
+            .replace("America/New_York", "America/New_Yrok")
+            .replace(
+                "    lookback: 36h",
+                "    lookback: 36\n    regions: [world, wrld]\n    template: ../etc",
+            );
+        let ds = parse(&bad).unwrap_err();
+        let msgs: Vec<String> = ds.iter().map(|d| d.headline()).collect();
+        assert!(msgs.iter().any(|m| m.starts_with("config.yaml:4:13: error: unknown time zone `America/New_Yrok` (did you mean `America/New_York`?)")), "{msgs:#?}");
+        assert!(
+            msgs.iter()
+                .any(|m| m.starts_with("config.yaml:14:15: error: invalid duration `36`")),
+            "{msgs:#?}"
+        );
+        assert!(
+            msgs.iter().any(|m| m.starts_with(
+                "config.yaml:15:22: error: unknown region `wrld`; expected one of: world"
+            )),
+            "{msgs:#?}"
+        );
+        assert!(
+            msgs.iter()
+                .any(|m| m.contains("invalid template name `../etc`")),
+            "{msgs:#?}"
+        );
+    }
+
+    #[test]
+    fn header_values_with_line_breaks_are_rejected() {
+        let bad = GOOD.replace("name: AM", "name: \"AM\\r\\nBcc: victim@example.com\"");
+        let ds = parse(&bad).unwrap_err();
+        assert!(
+            ds.iter()
+                .any(|d| d.message.contains("would inject a mail header"))
+        );
+    }
+}

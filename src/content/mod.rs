@@ -1,0 +1,51 @@
+//! Items: the Markdown files under `content/`. Splitting, typed front-matter
+//! with file-relative diagnostics, and loading a whole newsroom in parallel.
+
+mod front_matter;
+mod load;
+pub mod split;
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+pub use front_matter::{ParseCtx, is_safe_url, parse_item, prescan_date};
+pub use load::{Library, Scope, load};
+
+/// One briefing item, validated.
+#[derive(Debug, Clone, Serialize)]
+pub struct Item {
+    /// Path under `content/` without `.md`, with `/` separators.
+    pub id: String,
+    /// The file, relative to the newsroom root (for diagnostics and links back).
+    pub source: PathBuf,
+    pub title: String,
+    pub date: DateTime<Utc>,
+    /// Region ids; the first is the primary one.
+    pub regions: Vec<String>,
+    /// Topic ids; the first is the primary one.
+    pub topics: Vec<String>,
+    pub priority: i64,
+    pub summary: String,
+    pub authors: Vec<String>,
+    pub image: Option<Image>,
+    pub link: Option<String>,
+    /// When set, the item goes to exactly these newsletters.
+    pub newsletters: Option<Vec<String>>,
+    pub draft: bool,
+    pub expires: Option<DateTime<Utc>>,
+    pub tags: Vec<String>,
+    pub extra: serde_json::Value,
+    /// The Markdown body.
+    pub body: String,
+    /// 1-based line of the body's first line in the file.
+    pub body_line: usize,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Image {
+    pub src: String,
+    pub alt: String,
+    pub credit: Option<String>,
+}

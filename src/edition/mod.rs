@@ -1,0 +1,286 @@
+//! Editions: one newsletter at one slot. Finds the slot for a time, picks the
+//! items dated in the slot's window, and groups them into sections in the
+//! taxonomy order of config.yaml.
+
+use std::cmp::Ordering;
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::config::{Config, GroupBy, Newsletter, Term};
+use crate::content::Item;
+use crate::time::slot_stamp;
+
+/// The window a newsletter without `schedule` or `lookback` looks back over.
+pub const DEFAULT_WINDOW: i64 = 24;
+
+/// A slot and the window of item dates it carries: (start, at].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot {
+    pub at: DateTime<Utc>,
+    pub start: DateTime<Utc>,
+}
+
+/// The slot a newsletter's edition for time `t` belongs to: its latest
+/// scheduled time at or before `t` (or `t` itself without a schedule).
+/// `None` when the schedule has never fired before `t`.
+pub fn slot_for(n: &Newsletter, t: DateTime<Utc>) -> Option<Slot> {
+    let at = match &n.schedule {
+        Some(s) => s.prev_slot(n.timezone, t)?,
+        None => t,
+    };
+    Some(Slot {
+        at,
+        start: window_start(n, at),
+    })
+}
+
+/// Where the window of the slot at `at` starts: `lookback` before it, else the
+/// previous scheduled slot, else 24 hours before.
+pub fn window_start(n: &Newsletter, at: DateTime<Utc>) -> DateTime<Utc> {
+    if let Some(lb) = n.lookback {
+        return at - lb;
+    }
+    n.schedule
+        .as_ref()
+        .and_then(|s| s.prev_slot(n.timezone, at - Duration::seconds(1)))
+        .unwrap_or(at - Duration::hours(DEFAULT_WINDOW))
+}
+
+/// An item as placed in one edition: under which region and topic.
+#[derive(Debug, Clone)]
+pub struct Placed<'a> {
+    pub item: &'a Item,
+    pub region: &'a Term,
+    pub topic: &'a Term,
+}
+
+#[derive(Debug, Clone)]
+pub struct Section<'a> {
+    pub region: Option<&'a Term>,
+    pub topic: Option<&'a Term>,
+    pub items: Vec<Placed<'a>>,
+}
+
+impl Section<'_> {
+    /// `world/trade`, `world`, `trade`, or `all` when not grouped.
+    pub fn id(&self) -> String {
+        let parts: Vec<&str> = [self.region, self.topic]
+            .iter()
+            .flatten()
+            .map(|t| t.id.as_str())
+            .collect();
+        if parts.is_empty() {
+            "all".into()
+        } else {
+            parts.join("/")
+        }
+    }
+    /// `World · Trade`, or empty when not grouped.
+    pub fn title(&self) -> String {
+        let parts: Vec<&str> = [self.region, self.topic]
+            .iter()
+            .flatten()
+            .map(|t| t.name.as_str())
+            .collect();
+        parts.join(" · ")
+    }
+}
+
+/// One newsletter's edition for one slot.
+#[derive(Debug, Clone)]
+pub struct Edition<'a> {
+    /// `<newsletter>-<local slot as YYYY-MM-DDTHHMM>`.
+    pub id: String,
+    pub newsletter: &'a Newsletter,
+    pub slot: Slot,
+    pub sections: Vec<Section<'a>>,
+}
+
+/// The order inside a section and for the lead: priority, newest first, title.
+pub fn item_order(a: &Item, b: &Item) -> Ordering {
+    a.priority
+        .cmp(&b.priority)
+        .then(b.date.cmp(&a.date))
+        .then_with(|| a.title.cmp(&b.title))
+        .then_with(|| a.id.cmp(&b.id))
+}
+
+impl<'a> Edition<'a> {
+    pub fn items(&self) -> impl Iterator<Item = &Placed<'a>> {
+        self.sections.iter().flat_map(|s| s.items.iter())
+    }
+    pub fn item_count(&self) -> usize {
+        self.sections.iter().map(|s| s.items.len()).sum()
+    }
+    /// The first item of the edition by priority, newest, title.
+    pub fn lead(&self) -> Option<&Placed<'a>> {
+        self.items().min_by(|a, b| item_order(a.item, b.item))
+    }
+    /// Whether the edition carries enough items to be sent.
+    pub fn is_sendable(&self) -> bool {
+        self.item_count() >= self.newsletter.min_items.max(1)
+    }
+
+    /// The edition a subscriber with these preferences gets: only items with
+    /// one of `regions` (when not empty) and one of `topics` (when not empty).
+    pub fn personalise(
+        &self,
+        config: &'a Config,
+        regions: &[String],
+        topics: &[String],
+    ) -> Edition<'a> {
+        let keep = |p: &&Placed| {
+            (regions.is_empty() || p.item.regions.iter().any(|r| regions.contains(r)))
+                && (topics.is_empty() || p.item.topics.iter().any(|t| topics.contains(t)))
+        };
+        let placed: Vec<Placed<'a>> = self.items().filter(keep).cloned().collect();
+        Edition {
+            sections: group(config, self.newsletter, placed),
+            ..self.clone()
+        }
+    }
+}
+
+/// Whether `item` belongs in newsletter `n`'s edition for `slot`.
+pub fn qualifies(n: &Newsletter, slot: &Slot, item: &Item) -> bool {
+    if item.draft || item.date <= slot.start || item.date > slot.at {
+        return false;
+    }
+    if item.expires.is_some_and(|e| e <= slot.at) {
+        return false;
+    }
+    match &item.newsletters {
+        Some(list) => list.iter().any(|id| id == &n.id),
+        None => n.carries(&item.regions, &item.topics),
+    }
+}
+
+/// Builds the edition of newsletter `n` for `slot` from `items`.
+pub fn select<'a>(
+    config: &'a Config,
+    n: &'a Newsletter,
+    slot: Slot,
+    items: &'a [Item],
+) -> Edition<'a> {
+    let placed = items
+        .iter()
+        .filter(|i| qualifies(n, &slot, i))
+        .map(|item| Placed {
+            item,
+            region: place(&item.regions, n.regions.as_deref(), |id| config.region(id)),
+            topic: place(&item.topics, n.topics.as_deref(), |id| config.topic(id)),
+        })
+        .collect();
+    Edition {
+        id: format!("{}-{}", n.id, slot_stamp(slot.at, n.timezone)),
+        newsletter: n,
+        slot,
+        sections: group(config, n, placed),
+    }
+}
+
+/// The first of the item's terms that the newsletter carries, else its primary one.
+fn place<'a>(
+    ids: &[String],
+    carried: Option<&[String]>,
+    term: impl Fn(&str) -> Option<&'a Term>,
+) -> &'a Term {
+    let chosen = match carried {
+        Some(c) => ids.iter().find(|id| c.contains(id)).unwrap_or(&ids[0]),
+        None => &ids[0],
+    };
+    // Items are validated against config, so the term exists.
+    term(chosen)
+        .or_else(|| term(&ids[0]))
+        .expect("item terms are validated against config")
+}
+
+fn group<'a>(config: &Config, n: &Newsletter, mut placed: Vec<Placed<'a>>) -> Vec<Section<'a>> {
+    let by_region = n.group_by.contains(&GroupBy::Region);
+    let by_topic = n.group_by.contains(&GroupBy::Topic);
+    let key = |p: &Placed| -> Vec<usize> {
+        n.group_by
+            .iter()
+            .map(|g| match g {
+                GroupBy::Region => config.region_index(&p.region.id),
+                GroupBy::Topic => config.topic_index(&p.topic.id),
+            })
+            .collect()
+    };
+    placed.sort_by(|a, b| key(a).cmp(&key(b)).then_with(|| item_order(a.item, b.item)));
+    let mut sections: Vec<Section<'a>> = Vec::new();
+    for p in placed {
+        let region = by_region.then_some(p.region);
+        let topic = by_topic.then_some(p.topic);
+        match sections.last_mut() {
+            Some(s)
+                if s.region.map(|t| &t.id) == region.map(|t| &t.id)
+                    && s.topic.map(|t| &t.id) == topic.map(|t| &t.id) =>
+            {
+                s.items.push(p)
+            }
+            _ => sections.push(Section {
+                region,
+                topic,
+                items: vec![p],
+            }),
+        }
+    }
+    sections
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schedule::Schedule;
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn newsletter(schedule: Option<&str>, lookback: Option<i64>) -> Newsletter {
+        Newsletter {
+            id: "am".into(),
+            name: "AM".into(),
+            from: "a@example.com".into(),
+            reply_to: None,
+            subject: String::new(),
+            preheader: None,
+            schedule: schedule.map(|s| Schedule::parse(s).unwrap()),
+            timezone: chrono_tz::America::New_York,
+            regions: None,
+            topics: None,
+            group_by: vec![GroupBy::Region, GroupBy::Topic],
+            lookback: lookback.map(Duration::hours),
+            min_items: 1,
+            template: "digest".into(),
+        }
+    }
+
+    #[test]
+    fn slot_is_latest_scheduled_time_and_window_reaches_previous_slot() {
+        let n = newsletter(Some("0 6 * * MON-FRI"), None);
+        // Monday 08:00 New York -> Monday 06:00; previous slot Friday 06:00.
+        let s = slot_for(&n, utc("2026-11-30T13:00:00Z")).unwrap();
+        assert_eq!(s.at, utc("2026-11-30T11:00:00Z"));
+        assert_eq!(s.start, utc("2026-11-27T11:00:00Z"));
+        // Exactly at a slot, that slot is the one.
+        assert_eq!(slot_for(&n, s.at).unwrap().at, s.at);
+    }
+
+    #[test]
+    fn lookback_and_unscheduled_windows() {
+        let n = newsletter(Some("0 7 * * *"), Some(36));
+        let s = slot_for(&n, utc("2026-11-30T13:00:00Z")).unwrap();
+        assert_eq!(s.start, s.at - Duration::hours(36));
+        let n = newsletter(None, None);
+        let t = utc("2026-11-30T13:00:00Z");
+        assert_eq!(
+            slot_for(&n, t).unwrap(),
+            Slot {
+                at: t,
+                start: t - Duration::hours(24)
+            }
+        );
+    }
+}

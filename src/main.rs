@@ -1,0 +1,61 @@
+//! Thin: parse the command line, set up logging, run the command, map the
+//! outcome to an exit code.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use briefing::cli::{Cli, Command, LogFormat};
+use briefing::cmd;
+
+fn init_logging(cli: &Cli) {
+    let default = match (cli.quiet, cli.verbose) {
+        (true, _) => "error",
+        (_, 0) => "info",
+        (_, 1) => "debug",
+        _ => "trace",
+    };
+    // BRIEFING_LOG overrides the level, e.g. BRIEFING_LOG=briefing=debug.
+    let filter = EnvFilter::try_from_env("BRIEFING_LOG")
+        .unwrap_or_else(|_| EnvFilter::new(format!("briefing={default},warn")));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init(),
+        LogFormat::Text => builder
+            .without_time()
+            .with_target(false)
+            .with_ansi(std::io::stderr().is_terminal())
+            .init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    let ctx = cmd::Ctx {
+        config: cli.config.clone(),
+        log_format: cli.log_format,
+        quiet: cli.quiet,
+    };
+    let result = match &cli.command {
+        Command::Check(args) => cmd::check::run(&ctx, args),
+        Command::Build(args) => cmd::build::run(&ctx, args),
+    };
+    match result {
+        Ok(code) => code.into(),
+        Err(e) => {
+            // The whole cause chain: "cannot write out/am: permission denied".
+            let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+            eprintln!("error: {}", chain.join(": "));
+            ExitCode::from(cmd::EXIT_ERROR)
+        }
+    }
+}

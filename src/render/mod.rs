@@ -1,0 +1,378 @@
+//! Rendering an edition: item bodies to HTML and text, the newsletter's
+//! Tera templates over them, the subject and preheader, CSS inlining, and
+//! the Smart Brevity count.
+
+pub mod markdown;
+pub mod templates;
+pub mod text;
+
+use std::collections::HashMap;
+
+use rayon::prelude::*;
+use serde::Serialize;
+use serde_json::{Value, json};
+use tera::{Context, Tera};
+
+use crate::config::{Newsroom, Term, check_header_value};
+use crate::content::Item;
+use crate::diag::Diagnostic;
+use crate::edition::{Edition, Placed};
+pub use markdown::MarkdownOptions;
+use templates::Sources;
+
+/// Width of the plain-text part.
+pub const TEXT_WIDTH: usize = 78;
+/// Gmail clips messages whose HTML is larger than about this.
+pub const GMAIL_CLIP_BYTES: usize = 102 * 1024;
+/// Warn well before the clip.
+pub const HTML_WARN_BYTES: usize = 90 * 1024;
+/// Reading speed used for `reading_minutes`.
+pub const WORDS_PER_MINUTE: usize = 200;
+
+/// One item's body, rendered once and shared by every edition and subscriber.
+#[derive(Debug, Clone, Serialize)]
+pub struct Body {
+    pub html: String,
+    pub text: String,
+    pub word_count: usize,
+}
+
+/// Bodies by item id.
+pub type Bodies = HashMap<String, Body>;
+
+/// A rendered edition, ready to become messages.
+#[derive(Debug, Clone, Serialize)]
+pub struct Rendered {
+    pub subject: String,
+    pub preheader: String,
+    pub html: String,
+    pub text: String,
+    pub word_count: usize,
+    pub reading_minutes: usize,
+}
+
+/// Templates and options, set up once per run.
+pub struct Renderer {
+    tera: Tera,
+    sources: Sources,
+    md: MarkdownOptions,
+}
+
+fn count_words(s: &str) -> usize {
+    s.split_whitespace()
+        .filter(|w| w.chars().any(char::is_alphanumeric))
+        .count()
+}
+
+impl Renderer {
+    /// Loads the templates every newsletter needs and compiles each
+    /// newsletter's subject and preheader templates.
+    pub fn new(newsroom: &Newsroom) -> Result<Renderer, Vec<Diagnostic>> {
+        let mut tera = Tera::new();
+        templates::register_filters(&mut tera);
+        let sources = templates::load(&mut tera, &newsroom.root, &newsroom.templates_dir)
+            .map_err(|d| vec![d])?;
+        let mut diags = Vec::new();
+        for n in &newsroom.config.newsletters {
+            for ext in ["html", "txt"] {
+                let name = format!("{}.{ext}", n.template);
+                if !tera.contains_template(&name) {
+                    diags.push(newsroom.config_diag(&["newsletters", &n.id, "template"], format!("template `{name}` not found in {} (and there is no built-in one by that name)", crate::diag::display_path(&newsroom.root, &newsroom.templates_dir).display())));
+                }
+            }
+            for (key, src) in [
+                ("subject", Some(&n.subject)),
+                ("preheader", n.preheader.as_ref()),
+            ] {
+                let Some(src) = src else { continue };
+                if let Err(e) = tera.add_raw_template(&format!("{}/{key}", n.id), src) {
+                    let msg = match e.kind() {
+                        tera::ErrorKind::SyntaxError(r) => r.message().to_string(),
+                        _ => e.to_string(),
+                    };
+                    diags.push(newsroom.config_diag(
+                        &["newsletters", &n.id, key],
+                        format!("invalid `{key}` template: {msg}"),
+                    ));
+                }
+            }
+        }
+        if !diags.is_empty() {
+            return Err(diags);
+        }
+        let cfg = &newsroom.config;
+        Ok(Renderer {
+            tera,
+            sources,
+            md: MarkdownOptions {
+                base_url: cfg.site.base_url.clone(),
+                allow_html: cfg.markdown.allow_html,
+                lead_ins: cfg.markdown.lead_ins.clone(),
+            },
+        })
+    }
+
+    pub fn markdown_options(&self) -> &MarkdownOptions {
+        &self.md
+    }
+
+    /// Renders the bodies of `items` in parallel.
+    pub fn bodies<'a>(&self, items: impl IntoIterator<Item = &'a Item>) -> Bodies {
+        let items: Vec<&Item> = items.into_iter().collect();
+        items
+            .par_iter()
+            .map(|i| {
+                let html = markdown::to_html(&i.body, &self.md);
+                let text = text::to_text(&i.body, &self.md, TEXT_WIDTH);
+                let word_count = count_words(&i.title) + count_words(&text);
+                (
+                    i.id.clone(),
+                    Body {
+                        html,
+                        text,
+                        word_count,
+                    },
+                )
+            })
+            .collect()
+    }
+
+    /// Renders one edition for one subscriber (`subscriber` is the template's
+    /// `subscriber` value). `bodies` must hold every item of the edition.
+    pub fn render(
+        &self,
+        newsroom: &Newsroom,
+        edition: &Edition,
+        bodies: &Bodies,
+        subscriber: &Value,
+    ) -> Result<Rendered, Diagnostic> {
+        let cfg = &newsroom.config;
+        let n = edition.newsletter;
+        let tz = n.timezone;
+        let item_ctx = |p: &Placed| -> Value {
+            let i = p.item;
+            let body = bodies.get(&i.id);
+            fn terms<'c>(ids: &[String], lookup: impl Fn(&str) -> Option<&'c Term>) -> Vec<Value> {
+                ids.iter()
+                    .filter_map(|id| lookup(id))
+                    .map(|t| json!({"id": t.id, "name": t.name}))
+                    .collect()
+            }
+            json!({
+                "id": i.id,
+                "title": i.title,
+                "date": i.date.with_timezone(&cfg.site.timezone).to_rfc3339(),
+                "region": {"id": p.region.id, "name": p.region.name},
+                "topic": {"id": p.topic.id, "name": p.topic.name},
+                "regions": terms(&i.regions, |id| cfg.region(id)),
+                "topics": terms(&i.topics, |id| cfg.topic(id)),
+                "priority": i.priority,
+                "summary": i.summary,
+                "authors": i.authors,
+                "byline": byline(&i.authors),
+                "image": i.image.as_ref().map(|img| json!({
+                    "src": markdown::absolute_url(&img.src, &cfg.site.base_url).unwrap_or_default(),
+                    "alt": img.alt,
+                    "credit": img.credit,
+                })),
+                "link": i.link.as_deref().and_then(|l| markdown::absolute_url(l, &cfg.site.base_url)).unwrap_or_default(),
+                "tags": i.tags,
+                "extra": i.extra,
+                "html": body.map(|b| b.html.as_str()).unwrap_or_default(),
+                "text": body.map(|b| b.text.as_str()).unwrap_or_default(),
+                "word_count": body.map_or(0, |b| b.word_count),
+                "source": i.source.to_string_lossy().replace('\\', "/"),
+            })
+        };
+        let mut last_region = None;
+        let sections: Vec<Value> = edition
+            .sections
+            .iter()
+            .map(|s| {
+                let first_in_region = s.region.is_some() && s.region.map(|r| &r.id) != last_region;
+                last_region = s.region.map(|r| &r.id);
+                json!({
+                    "id": s.id(),
+                    "title": s.title(),
+                    "region": s.region.map(|t| json!({"id": t.id, "name": t.name})),
+                    "topic": s.topic.map(|t| json!({"id": t.id, "name": t.name})),
+                    "first_in_region": first_in_region,
+                    "items": s.items.iter().map(item_ctx).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let lead = edition.lead();
+        let word_count: usize = edition
+            .items()
+            .map(|p| bodies.get(&p.item.id).map_or(0, |b| b.word_count))
+            .sum();
+        let reading_minutes = word_count.div_ceil(WORDS_PER_MINUTE).max(1);
+        let mut edition_ctx = json!({
+            "id": edition.id,
+            "slot": edition.slot.at.with_timezone(&tz).to_rfc3339(),
+            "lead": lead.map(item_ctx),
+            "item_count": edition.item_count(),
+            "word_count": word_count,
+            "reading_minutes": reading_minutes,
+            "subject": "",
+            "preheader": "",
+        });
+        let mut ctx = Context::new();
+        ctx.insert("site", &cfg.site);
+        ctx.insert("newsletter", &json!({
+            "id": n.id, "name": n.name, "from": n.from, "reply_to": n.reply_to, "template": n.template,
+        }));
+        ctx.insert("sections", &sections);
+        ctx.insert("subscriber", subscriber);
+        ctx.insert("edition", &edition_ctx);
+
+        let subject = self
+            .tera
+            .render(&format!("{}/subject", n.id), &ctx)
+            .map_err(|e| {
+                newsroom.config_diag(
+                    &["newsletters", &n.id, "subject"],
+                    format!(
+                        "cannot render the subject: {}",
+                        self.sources
+                            .diagnostic("", &e)
+                            .message
+                            .trim_start_matches("template: ")
+                    ),
+                )
+            })?;
+        let subject = subject.trim().to_string();
+        if let Err(m) = check_header_value(&subject) {
+            return Err(newsroom.config_diag(
+                &["newsletters", &n.id, "subject"],
+                format!("the rendered subject `{}` {m}", subject.escape_debug()),
+            ));
+        }
+        let preheader = match &n.preheader {
+            Some(_) => self
+                .tera
+                .render(&format!("{}/preheader", n.id), &ctx)
+                .map_err(|e| {
+                    newsroom.config_diag(
+                        &["newsletters", &n.id, "preheader"],
+                        format!(
+                            "cannot render the preheader: {}",
+                            self.sources.diagnostic("", &e).message
+                        ),
+                    )
+                })?,
+            None => lead
+                .map(|p| {
+                    if p.item.summary.trim().is_empty() {
+                        bodies
+                            .get(&p.item.id)
+                            .map(|b| b.text.chars().take(140).collect())
+                            .unwrap_or_default()
+                    } else {
+                        p.item.summary.clone()
+                    }
+                })
+                .unwrap_or_default(),
+        };
+        let preheader = preheader.split_whitespace().collect::<Vec<_>>().join(" ");
+        edition_ctx["subject"] = Value::String(subject.clone());
+        edition_ctx["preheader"] = Value::String(preheader.clone());
+        ctx.insert("edition", &edition_ctx);
+
+        let html_name = format!("{}.html", n.template);
+        let html = self
+            .tera
+            .render(&html_name, &ctx)
+            .map_err(|e| self.sources.diagnostic(&html_name, &e))?;
+        let html = inline_css(&html).map_err(|m| {
+            Diagnostic::error(
+                self.sources.path(&html_name),
+                format!("cannot inline the CSS: {m}"),
+            )
+        })?;
+        let txt_name = format!("{}.txt", n.template);
+        let text = self
+            .tera
+            .render(&txt_name, &ctx)
+            .map_err(|e| self.sources.diagnostic(&txt_name, &e))?;
+        Ok(Rendered {
+            subject,
+            preheader,
+            html,
+            text: normalise_text(&text),
+            word_count,
+            reading_minutes,
+        })
+    }
+
+    /// Where a template came from (for messages about its output).
+    pub fn template_path(&self, name: &str) -> std::path::PathBuf {
+        self.sources.path(name)
+    }
+}
+
+/// "A", "A and B", "A, B and C".
+pub fn byline(authors: &[String]) -> String {
+    match authors {
+        [] => String::new(),
+        [a] => a.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
+/// Copies `<style>` rules into `style` attributes; `@media` rules stay in a
+/// `<style>` block for the clients that honour them. Never fetches anything.
+pub fn inline_css(html: &str) -> Result<String, String> {
+    let inliner = css_inline::CSSInliner::options()
+        .load_remote_stylesheets(false)
+        .keep_at_rules(true)
+        .build();
+    inliner.inline(html).map_err(|e| e.to_string())
+}
+
+/// Trailing spaces off every line, at most one blank line in a row, CRLF-free.
+fn normalise_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut blank = 0;
+    for line in text.trim_matches('\n').lines() {
+        let line = line.trim_end();
+        if line.is_empty() {
+            blank += 1;
+            if blank > 1 {
+                continue;
+            }
+        } else {
+            blank = 0;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bylines() {
+        assert_eq!(byline(&[]), "");
+        assert_eq!(byline(&["A".into()]), "A");
+        assert_eq!(byline(&["A".into(), "B".into(), "C".into()]), "A, B and C");
+    }
+
+    #[test]
+    fn text_is_normalised() {
+        assert_eq!(normalise_text("\n\na  \n\n\n\nb\n\n"), "a\n\nb\n");
+    }
+
+    #[test]
+    fn css_is_inlined_and_media_queries_kept() {
+        let h = inline_css("<html><head><style>p{color:red} @media (max-width:600px){p{color:blue}}</style></head><body><p>x</p></body></html>").unwrap();
+        assert!(
+            h.contains("<p style=\"color: red;\">x</p>") || h.contains("<p style=\"color:red\">"),
+            "{h}"
+        );
+        assert!(h.contains("@media"), "{h}");
+    }
+}
