@@ -538,9 +538,11 @@ pub fn yaml_error_at(
     e: &serde_yaml_ng::Error,
     line_offset: usize,
 ) -> Diagnostic {
-    let msg = e.to_string();
-    let msg = yaml::strip_location(&msg);
+    let full = e.to_string();
+    let (problem, hint) = yaml::explain(&full, line_offset);
+    let msg = problem.as_str();
     let mut d = Diagnostic::error(shown, msg.to_string());
+    d.help = hint;
     if let Some(p) = yaml::error_pos(e) {
         d = d.at(text, p.line + line_offset, p.col);
     }

@@ -127,7 +127,11 @@ impl fmt::Display for Diagnostic {
             )?;
         }
         if let Some(help) = &self.help {
-            write!(f, "\n  = help: {help}")?;
+            let pad = match &self.source_line {
+                Some(_) => " ".repeat(self.line.to_string().len()),
+                None => " ".into(),
+            };
+            write!(f, "\n{pad} = help: {help}")?;
         }
         Ok(())
     }

@@ -36,6 +36,27 @@ pub fn unknown_field(message: &str) -> Option<(String, Vec<String>)> {
     Some((field.to_string(), expected))
 }
 
+/// Splits a libyaml message such as "did not find expected ',' or ']' at
+/// line 3 column 5, while parsing a flow sequence at line 2 column 8" into
+/// the problem and a hint with the context's position moved by `line_offset`
+/// (front-matter starts a line or more into its file).
+pub fn explain(message: &str, line_offset: usize) -> (String, Option<String>) {
+    let problem = strip_location(message).to_string();
+    let context = message.split_once(", while ").map(|(_, c)| c);
+    let hint = context.map(|c| match c.split_once(" at line ") {
+        Some((what, pos)) => {
+            let line: usize = pos
+                .split(' ')
+                .next()
+                .and_then(|l| l.parse().ok())
+                .unwrap_or(0);
+            format!("while {what} that starts on line {}", line + line_offset)
+        }
+        None => format!("while {c}"),
+    });
+    (problem, hint)
+}
+
 /// Removes serde_yaml_ng's " at line X column Y" suffix (we print positions ourselves).
 pub fn strip_location(message: &str) -> &str {
     match message.find(" at line ") {
@@ -300,6 +321,19 @@ mod tests {
                 ("date".into(), 3),
                 ("region".into(), 5)
             ]
+        );
+    }
+
+    #[test]
+    fn explains_libyaml_context() {
+        let (p, h) = explain(
+            "did not find expected ',' or ']' at line 3 column 5, while parsing a flow sequence at line 2 column 8",
+            1,
+        );
+        assert_eq!(p, "did not find expected ',' or ']'");
+        assert_eq!(
+            h.as_deref(),
+            Some("while parsing a flow sequence that starts on line 3")
         );
     }
 

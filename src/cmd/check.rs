@@ -42,7 +42,7 @@ pub fn run(ctx: &Ctx, args: &CheckArgs) -> Result<u8> {
                 };
                 let ed = edition::select(cfg, n, slot, &lib.items);
                 if ed.item_count() == 0 {
-                    tracing::info!(newsletter = %n.id, edition = %ed.id, "no items in this edition; its templates were compiled but not rendered");
+                    tracing::debug!(newsletter = %n.id, edition = %ed.id, "no items in this edition; its templates were compiled but not rendered");
                     continue;
                 }
                 match renderer.render(&newsroom, &ed, &bodies, &subscriber) {

@@ -113,11 +113,15 @@ impl Fields<'_> {
         match serde_yaml_ng::from_value::<T>(v) {
             Ok(t) => Some(t),
             Err(e) => {
-                let msg = yaml::strip_location(&e.to_string()).to_string();
-                self.error(
-                    &[key],
-                    format!("`{key}` has the wrong type: {msg}; expected {expected}"),
-                );
+                let msg = e.to_string();
+                let msg = yaml::strip_location(&msg);
+                // "invalid type: string \"high\", expected i64" -> "found string \"high\""
+                let found = msg
+                    .strip_prefix("invalid type: ")
+                    .and_then(|m| m.split(", expected").next())
+                    .map(|f| format!("found {f}"))
+                    .unwrap_or_else(|| msg.to_string());
+                self.error(&[key], format!("`{key}` must be {expected}; {found}"));
                 None
             }
         }
@@ -545,7 +549,7 @@ mod tests {
         ));
         assert_eq!(h.len(), 1);
         assert!(
-            h[0].starts_with("content/world/x.md:6:11: error: `priority` has the wrong type"),
+            h[0] == "content/world/x.md:6:11: error: `priority` must be a whole number (1 is the lead); found string \"high\"",
             "{h:#?}"
         );
         let h = headlines(parse("---\ntitle: T\ndate: [2026\n---\n"));

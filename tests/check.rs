@@ -1,0 +1,210 @@
+//! `briefing check`: one fixture per invalid input with its expected
+//! diagnostic (file, line, column, message, the line itself and the caret),
+//! exit codes, and problems in config and templates.
+
+mod util;
+
+use util::{Newsroom, fixtures};
+
+const AT: &str = "2026-11-30T08:00";
+
+#[test]
+fn clean_newsroom_passes() {
+    Newsroom::fixture("basic")
+        .run(&["check", "--at", AT])
+        .success()
+        .stdout_has("checked 12 items and 3 newsletters (2 rendered): 0 errors, 0 warnings");
+}
+
+#[test]
+fn the_sample_newsroom_passes_with_warnings_denied() {
+    Newsroom::fixture(".")
+        .run(&["check", "--at", AT, "--deny-warnings"])
+        .success()
+        .stdout_has("0 errors, 0 warnings");
+}
+
+#[test]
+fn every_invalid_item_fixture_gives_its_expected_diagnostic_and_others_still_render() {
+    let dir = fixtures().join("invalid");
+    let mut cases: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "md"))
+        .collect();
+    cases.sort();
+    assert!(cases.len() >= 12, "fixtures missing");
+    for case in cases {
+        let name = case.file_name().unwrap().to_str().unwrap();
+        let expected = std::fs::read_to_string(case.with_extension("expected")).unwrap();
+        let n = Newsroom::fixture("basic").write(
+            &format!("content/bad/{name}"),
+            &std::fs::read_to_string(&case).unwrap(),
+        );
+        let run = n.run(&["check", "--at", AT]);
+        assert_eq!(run.code, 1, "{name}: exit code\n{}", run.stderr);
+        assert!(
+            run.stderr.contains(expected.trim_end()),
+            "{name}: expected\n{expected}\n--- got\n{}",
+            run.stderr
+        );
+        assert!(
+            expected.starts_with(&format!("content/bad/{name}:")),
+            "{name}: diagnostic names the file"
+        );
+        // One bad item never stops the others: both non-empty editions still render.
+        assert!(
+            run.stdout
+                .contains("checked 13 items and 3 newsletters (2 rendered)"),
+            "{name}: {}",
+            run.stdout
+        );
+    }
+}
+
+#[test]
+fn every_problem_of_every_item_is_reported_in_one_run() {
+    let n = Newsroom::fixture("basic")
+        .write(
+            "content/bad/a.md",
+            "---\ntitle: A\ndate: 2026-11-29\nregion: wrld\ntopic: tehc\n---\n",
+        )
+        .write("content/bad/b.md", "no front-matter\n");
+    n.run(&["check", "--at", AT])
+        .code(1)
+        .stderr_has("content/bad/a.md:4:9: error: unknown region `wrld`")
+        .stderr_has("content/bad/a.md:5:8: error: unknown topic `tehc`")
+        .stderr_has("content/bad/b.md:1:1: error: missing front-matter")
+        .stdout_has("3 errors, 0 warnings");
+}
+
+#[test]
+fn duplicate_ids_differing_only_in_case_are_reported() {
+    let n = Newsroom::fixture("basic").write(
+        "content/national/Lead.md",
+        "---\ntitle: Same id\ndate: 2026-11-29\nregion: national\ntopic: politics\n---\n",
+    );
+    n.run(&["check", "--at", AT])
+        .code(1)
+        .stderr_has("error: duplicate item id `national/lead`");
+}
+
+#[test]
+fn config_problems_point_into_config_yaml_with_suggestions() {
+    let n = Newsroom::fixture("basic").edit("config.yaml", "    lookback: 48h", "    lokback: 48h");
+    n.run(&["check"])
+        .code(1)
+        .stderr_has("config.yaml:33:5: error: unknown key `lokback`")
+        .stderr_has("did you mean `lookback`?");
+    let n = Newsroom::fixture("basic").edit(
+        "config.yaml",
+        "regions: [national, world]",
+        "regions: [national, wrld]",
+    );
+    n.run(&["check"]).code(1).stderr_has(
+        "config.yaml:21:25: error: unknown region `wrld`; expected one of: national, world, denver",
+    );
+    let n = Newsroom::fixture("basic").edit(
+        "config.yaml",
+        "\"0 6 * * MON-FRI\"",
+        "\"0 6 * * MON-FRY\"",
+    );
+    n.run(&["check"])
+        .code(1)
+        .stderr_has("config.yaml:20:24: error: invalid schedule:");
+}
+
+#[test]
+fn template_errors_point_at_the_template_file_and_line() {
+    let n = Newsroom::fixture("basic").write(
+        "templates/digest.html",
+        "<html>\n<body>\n{{ edition.subject }\n</body></html>\n",
+    );
+    n.run(&["check", "--at", AT])
+        .code(1)
+        .stderr_has("templates/digest.html:3:");
+    let n = Newsroom::fixture("basic").write(
+        "templates/digest.txt",
+        "{{ edition.subject }}\n{{ edition.no_such_thing }}\n",
+    );
+    n.run(&["check", "--at", AT])
+        .code(1)
+        .stderr_has("templates/digest.txt:2:");
+}
+
+#[test]
+fn header_injection_through_the_subject_template_is_an_error() {
+    let n = Newsroom::fixture("basic").edit(
+        "config.yaml",
+        "subject: \"Trade: {{ edition.lead.title }}\"",
+        "subject: \"Trade\\r\\nBcc: all@example.com {{ edition.lead.title }}\"",
+    );
+    n.run(&["check", "--at", "2026-12-01T12:00"])
+        .code(1)
+        .stderr_has("would inject a mail header");
+}
+
+#[test]
+fn warnings_fail_only_with_deny_warnings() {
+    let long = "x".repeat(100);
+    let n = Newsroom::fixture("basic").write(
+        "templates/digest.txt",
+        &format!("{{{{ edition.subject }}}}\n{long}\n"),
+    );
+    n.run(&["check", "--at", AT])
+        .success()
+        .stderr_has("longer than 78 characters")
+        .stdout_has("0 errors, 2 warnings");
+    n.run(&["check", "--at", AT, "--deny-warnings"]).code(1);
+}
+
+#[test]
+fn bad_usage_exits_2() {
+    Newsroom::fixture("basic")
+        .run(&["check", "--no-such-flag"])
+        .code(2);
+    Newsroom::fixture("basic")
+        .run(&["check", "--at", "yesterday"])
+        .code(1)
+        .stderr_has("invalid --at `yesterday`");
+}
+
+#[test]
+fn json_log_format_gives_one_object_per_diagnostic() {
+    let n = Newsroom::fixture("basic").write(
+        "content/bad/a.md",
+        "---\ntitle: A\ndate: 2026-11-29\nregion: wrld\ntopic: trade\n---\n",
+    );
+    let run = n.run(&["--log-format", "json", "check", "--at", AT]);
+    run.code(1);
+    let errors: Vec<serde_json::Value> = run
+        .stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .filter(|v: &serde_json::Value| v["level"] == "ERROR")
+        .collect();
+    assert_eq!(errors.len(), 1, "{}", run.stderr);
+    assert_eq!(errors[0]["path"], "content/bad/a.md");
+    assert_eq!(errors[0]["line"], 4);
+    assert_eq!(errors[0]["col"], 9);
+}
+
+#[test]
+fn config_from_env_and_missing_config() {
+    let n = Newsroom::fixture("basic");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_briefing"))
+        .args(["check", "--at", AT])
+        .env("BRIEFING_CONFIG", n.path().join("config.yaml"))
+        .current_dir(std::env::temp_dir())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    n.run(&["--config", "nope.yaml", "check"])
+        .code(1)
+        .stderr_has("nope.yaml: error: cannot read the config file");
+}

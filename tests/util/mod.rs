@@ -1,0 +1,155 @@
+//! A chainable builder over fixture newsrooms: copy a fixture into a temp
+//! folder, change files, run the `briefing` binary on it, assert on the run.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub struct Newsroom {
+    dir: tempfile::TempDir,
+}
+
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+impl Newsroom {
+    /// A copy of `tests/fixtures/<name>` (or of the repository's own sample
+    /// newsroom with `"."`).
+    pub fn fixture(name: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        if name == "." {
+            let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+            for part in ["config.yaml", "content", "templates", "subscribers"] {
+                let p = root.join(part);
+                if p.is_dir() {
+                    copy_dir(&p, &dir.path().join(part));
+                } else if p.is_file() {
+                    std::fs::copy(&p, dir.path().join(part)).unwrap();
+                }
+            }
+        } else {
+            copy_dir(&fixtures().join(name), dir.path());
+        }
+        Newsroom { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn write(self, rel: &str, text: &str) -> Self {
+        let p = self.dir.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+        self
+    }
+
+    pub fn remove(self, rel: &str) -> Self {
+        let p = self.dir.path().join(rel);
+        if p.is_dir() {
+            std::fs::remove_dir_all(p).unwrap();
+        } else {
+            std::fs::remove_file(p).unwrap();
+        }
+        self
+    }
+
+    /// Rewrites one file with a string replacement (which must match).
+    pub fn edit(self, rel: &str, from: &str, to: &str) -> Self {
+        let p = self.dir.path().join(rel);
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(text.contains(from), "{rel} does not contain {from:?}");
+        std::fs::write(p, text.replacen(from, to, 1)).unwrap();
+        self
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(rel))
+            .unwrap_or_else(|e| panic!("cannot read {rel}: {e}"))
+    }
+
+    pub fn json(&self, rel: &str) -> serde_json::Value {
+        serde_json::from_str(&self.read(rel)).unwrap()
+    }
+
+    /// Runs `briefing ARGS` in the newsroom's folder.
+    pub fn run(&self, args: &[&str]) -> Run {
+        let out = Command::new(env!("CARGO_BIN_EXE_briefing"))
+            .args(args)
+            .current_dir(self.dir.path())
+            .env_remove("BRIEFING_CONFIG")
+            .env_remove("BRIEFING_LOG")
+            .output()
+            .expect("run briefing");
+        Run::from(out)
+    }
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Self {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    pub fn code(&self, expected: i32) -> &Self {
+        assert_eq!(
+            self.code, expected,
+            "exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+    pub fn success(&self) -> &Self {
+        self.code(0)
+    }
+    pub fn stdout_has(&self, s: &str) -> &Self {
+        assert!(
+            self.stdout.contains(s),
+            "stdout lacks {s:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+    pub fn stderr_has(&self, s: &str) -> &Self {
+        assert!(
+            self.stderr.contains(s),
+            "stderr lacks {s:?}\n--- stderr\n{}",
+            self.stderr
+        );
+        self
+    }
+    pub fn stderr_lacks(&self, s: &str) -> &Self {
+        assert!(
+            !self.stderr.contains(s),
+            "stderr has {s:?}\n--- stderr\n{}",
+            self.stderr
+        );
+        self
+    }
+}
