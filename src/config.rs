@@ -24,6 +24,8 @@ pub const DEFAULT_LEAD_INS: &[&str] = &[
     "By the numbers:",
     "Driving the news:",
     "Go deeper:",
+    "What to watch:",
+    "What's next:",
 ];
 
 #[derive(Debug, Deserialize)]
