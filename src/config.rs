@@ -39,6 +39,130 @@ struct RawConfig {
     markdown: MarkdownConfig,
     #[serde(default)]
     paths: RawPaths,
+    /// The send ledger (SQLite).
+    state: Option<PathBuf>,
+    #[serde(default)]
+    delivery: RawDelivery,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDelivery {
+    #[serde(default)]
+    transport: TransportKind,
+    outbox: Option<PathBuf>,
+    suppressions: Option<PathBuf>,
+    unsubscribe: Option<RawUnsubscribe>,
+    feedback_id: Option<String>,
+    dkim: Option<RawDkim>,
+    smtp: Option<RawSmtp>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUnsubscribe {
+    url: String,
+    mailto: Option<String>,
+    #[serde(default = "default_secret_env")]
+    secret_env: String,
+}
+
+fn default_secret_env() -> String {
+    "BRIEFING_UNSUBSCRIBE_SECRET".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDkim {
+    domain: String,
+    selector: String,
+    key_file: PathBuf,
+    #[serde(default)]
+    algorithm: DkimAlgorithm,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSmtp {
+    url: String,
+    username: Option<String>,
+    password_env: Option<String>,
+    #[serde(default = "default_connections")]
+    connections: usize,
+    rate: Option<f64>,
+    #[serde(default = "default_retries")]
+    retries: u32,
+    timeout: Option<String>,
+    #[serde(default)]
+    allow_insecure: bool,
+}
+
+fn default_connections() -> usize {
+    4
+}
+fn default_retries() -> u32 {
+    3
+}
+
+/// Where messages go.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportKind {
+    /// `.eml` files in a folder: the default, needs no server.
+    #[default]
+    Outbox,
+    Smtp,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum DkimAlgorithm {
+    #[default]
+    #[serde(rename = "rsa-sha256")]
+    RsaSha256,
+    #[serde(rename = "ed25519-sha256")]
+    Ed25519Sha256,
+}
+
+/// How and where editions are delivered.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub transport: TransportKind,
+    /// Root of the outbox; messages land in `<outbox>/<newsletter>/<slot>/`.
+    pub outbox: PathBuf,
+    pub suppressions: Option<PathBuf>,
+    pub unsubscribe: Unsubscribe,
+    /// Sender id for Gmail's `Feedback-ID` header.
+    pub feedback_id: Option<String>,
+    pub dkim: Option<Dkim>,
+    pub smtp: Option<Smtp>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Unsubscribe {
+    pub url: String,
+    pub mailto: Option<String>,
+    /// Name of the environment variable holding the HMAC secret.
+    pub secret_env: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Dkim {
+    pub domain: String,
+    pub selector: String,
+    pub key_file: PathBuf,
+    pub algorithm: DkimAlgorithm,
+}
+
+#[derive(Debug, Clone)]
+pub struct Smtp {
+    pub url: String,
+    pub username: Option<String>,
+    pub password_env: Option<String>,
+    pub connections: usize,
+    pub rate: Option<f64>,
+    pub retries: u32,
+    pub timeout: Duration,
+    pub allow_insecure: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -115,6 +239,8 @@ struct RawNewsletter {
     min_items: usize,
     #[serde(default = "default_template")]
     template: String,
+    subscribers: Option<PathBuf>,
+    max_delay: Option<String>,
 }
 
 fn default_subject() -> String {
@@ -167,7 +293,14 @@ pub struct Newsletter {
     pub lookback: Option<Duration>,
     pub min_items: usize,
     pub template: String,
+    /// The subscriber list (CSV), resolved against the newsroom root.
+    pub subscribers: Option<PathBuf>,
+    /// An edition whose slot is older than this is never started.
+    pub max_delay: Duration,
 }
+
+/// Default for a newsletter's `max_delay`.
+pub const DEFAULT_MAX_DELAY_HOURS: i64 = 2;
 
 impl Newsletter {
     /// Whether the newsletter's region/topic filters let an item in.
@@ -188,6 +321,9 @@ pub struct Config {
     pub topics: Vec<Term>,
     pub newsletters: Vec<Newsletter>,
     pub markdown: MarkdownConfig,
+    pub delivery: Delivery,
+    /// The send ledger's path, resolved against the newsroom root.
+    pub state: PathBuf,
 }
 
 impl Config {
@@ -244,7 +380,7 @@ impl Newsroom {
             .unwrap_or(Path::new("."))
             .to_path_buf();
         let shown = PathBuf::from(config_path.file_name().unwrap_or(config_path.as_os_str()));
-        let (config, paths) = parse_config(&text, &shown)?;
+        let (config, paths) = parse_config(&text, &shown, &root)?;
         let content_dir = root.join(paths.content.unwrap_or_else(|| "content".into()));
         let templates_dir = root.join(paths.templates.unwrap_or_else(|| "templates".into()));
         Ok(Newsroom {
@@ -306,7 +442,149 @@ fn parse_tz(name: &str) -> Result<Tz, String> {
     })
 }
 
-fn parse_config(text: &str, shown: &Path) -> Result<(Config, RawPaths), Diagnostics> {
+/// Resolves a path from config against the newsroom root, refusing anything
+/// that would point outside it (absolute paths, `..`).
+pub fn inside(root: &Path, p: &Path) -> Result<PathBuf, String> {
+    use std::path::Component;
+    let ok = p
+        .components()
+        .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+    if !ok || p.as_os_str().is_empty() {
+        return Err(format!(
+            "`{}` must be a relative path inside the newsroom folder (no `..`, not absolute)",
+            p.display()
+        ));
+    }
+    Ok(root.join(p))
+}
+
+fn delivery(
+    raw: RawDelivery,
+    base_url: &str,
+    root: &Path,
+    text: &str,
+    shown: &Path,
+    diags: &mut Diagnostics,
+) -> Delivery {
+    let mut err =
+        |path: &[&str], msg: String| diags.push(point(Diagnostic::error(shown, msg), text, path));
+    let mut resolve = |key: &'static str, p: &Path| match inside(root, p) {
+        Ok(p) => p,
+        Err(m) => {
+            err(&["delivery", key], m);
+            PathBuf::new()
+        }
+    };
+    let outbox = resolve(
+        "outbox",
+        raw.outbox.as_deref().unwrap_or(Path::new("out/outbox")),
+    );
+    let suppressions = raw
+        .suppressions
+        .as_deref()
+        .map(|p| resolve("suppressions", p));
+    let dkim = raw.dkim.map(|d| Dkim {
+        key_file: resolve("dkim", &d.key_file),
+        domain: d.domain,
+        selector: d.selector,
+        algorithm: d.algorithm,
+    });
+    let unsubscribe = match raw.unsubscribe {
+        Some(u) => {
+            if !u.url.starts_with("https://") && !u.url.starts_with("http://") {
+                err(
+                    &["delivery", "unsubscribe", "url"],
+                    format!("`{}` is not an absolute http(s) URL", u.url),
+                );
+            }
+            for (key, v) in [("url", Some(&u.url)), ("mailto", u.mailto.as_ref())] {
+                if let Some(Err(m)) = v.map(|v| check_header_value(v)) {
+                    err(&["delivery", "unsubscribe", key], format!("`{key}` {m}"));
+                }
+            }
+            if let Some(m) = &u.mailto {
+                if !m.contains('@') || m.contains(['<', '>', ' ']) {
+                    err(
+                        &["delivery", "unsubscribe", "mailto"],
+                        format!(
+                            "`mailto` must be a bare address like unsubscribe@news.example.com, found `{m}`"
+                        ),
+                    );
+                }
+            }
+            Unsubscribe {
+                url: u.url,
+                mailto: u.mailto,
+                secret_env: u.secret_env,
+            }
+        }
+        None => Unsubscribe {
+            url: format!("{base_url}/unsubscribe"),
+            mailto: None,
+            secret_env: default_secret_env(),
+        },
+    };
+    if let Some(f) = &raw.feedback_id {
+        if f.is_empty() || f.contains(|c: char| c.is_control() || c == ':' || c.is_whitespace()) {
+            err(
+                &["delivery", "feedback_id"],
+                format!(
+                    "`feedback_id` must be a short sender id without spaces or `:`, found `{}`",
+                    f.escape_debug()
+                ),
+            );
+        }
+    }
+    let smtp = raw.smtp.map(|s| {
+        let timeout = match s.timeout.as_deref().map(parse_duration) {
+            None => Duration::seconds(30),
+            Some(Ok(d)) => d,
+            Some(Err(m)) => {
+                err(&["delivery", "smtp", "timeout"], m);
+                Duration::seconds(30)
+            }
+        };
+        if s.connections == 0 {
+            err(
+                &["delivery", "smtp", "connections"],
+                "`connections` must be at least 1".into(),
+            );
+        }
+        if s.rate.is_some_and(|r| r.is_nan() || r <= 0.0) {
+            err(
+                &["delivery", "smtp", "rate"],
+                "`rate` must be a positive number of messages per second".into(),
+            );
+        }
+        Smtp {
+            url: s.url,
+            username: s.username,
+            password_env: s.password_env,
+            connections: s.connections.max(1),
+            rate: s.rate,
+            retries: s.retries,
+            timeout,
+            allow_insecure: s.allow_insecure,
+        }
+    });
+    if raw.transport == TransportKind::Smtp && smtp.is_none() {
+        err(
+            &["delivery", "transport"],
+            "`transport: smtp` needs a `delivery.smtp` section with at least `url`".into(),
+        );
+    }
+    Delivery {
+        transport: raw.transport,
+        outbox,
+        suppressions,
+        unsubscribe,
+        feedback_id: raw.feedback_id,
+        dkim,
+        smtp,
+    }
+}
+
+fn parse_config(text: &str, shown: &Path, root: &Path) -> Result<(Config, RawPaths), Diagnostics> {
     let mut diags = Diagnostics::default();
     let raw: RawConfig = match serde_yaml_ng::from_str(text) {
         Ok(r) => r,
@@ -483,6 +761,24 @@ fn parse_config(text: &str, shown: &Path) -> Result<(Config, RawPaths), Diagnost
                 )
             );
         }
+        let subscribers = n
+            .subscribers
+            .as_deref()
+            .and_then(|p| match inside(root, p) {
+                Ok(p) => Some(p),
+                Err(m) => {
+                    bad!(at("subscribers"), m);
+                    None
+                }
+            });
+        let max_delay = match n.max_delay.as_deref().map(parse_duration) {
+            None => Duration::hours(DEFAULT_MAX_DELAY_HOURS),
+            Some(Ok(d)) => d,
+            Some(Err(m)) => {
+                bad!(at("max_delay"), m);
+                Duration::hours(DEFAULT_MAX_DELAY_HOURS)
+            }
+        };
         newsletters.push(Newsletter {
             id: id.clone(),
             name: n.name,
@@ -498,6 +794,8 @@ fn parse_config(text: &str, shown: &Path) -> Result<(Config, RawPaths), Diagnost
             lookback,
             min_items: n.min_items,
             template: n.template,
+            subscribers,
+            max_delay,
         });
     }
     for (i, l) in raw.markdown.lead_ins.iter().enumerate() {
@@ -508,6 +806,19 @@ fn parse_config(text: &str, shown: &Path) -> Result<(Config, RawPaths), Diagnost
             ));
         }
     }
+    let delivery = delivery(raw.delivery, &base_url, root, text, shown, &mut diags);
+    let state = match inside(
+        root,
+        raw.state
+            .as_deref()
+            .unwrap_or(Path::new(".briefing/ledger.sqlite")),
+    ) {
+        Ok(p) => p,
+        Err(m) => {
+            diags.push(err(&["state"], m));
+            PathBuf::new()
+        }
+    };
     if diags.errors() > 0 {
         return Err(diags);
     }
@@ -523,6 +834,8 @@ fn parse_config(text: &str, shown: &Path) -> Result<(Config, RawPaths), Diagnost
             topics: raw.topics,
             newsletters,
             markdown: raw.markdown,
+            delivery,
+            state,
         },
         raw.paths,
     ))
@@ -570,7 +883,7 @@ mod tests {
     const GOOD: &str = "site:\n  name: T\n  base_url: https://news.example.com/\n  timezone: America/New_York\nregions:\n  - { id: world, name: World }\ntopics:\n  - { id: trade, name: Trade }\nnewsletters:\n  am:\n    name: AM\n    from: \"AM <am@news.example.com>\"\n    schedule: \"0 6 * * MON-FRI\"\n    lookback: 36h\n";
 
     fn parse(t: &str) -> Result<Config, Diagnostics> {
-        parse_config(t, Path::new("config.yaml")).map(|(c, _)| c)
+        parse_config(t, Path::new("config.yaml"), Path::new(".")).map(|(c, _)| c)
     }
 
     #[test]

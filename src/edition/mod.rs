@@ -254,6 +254,8 @@ mod tests {
             lookback: lookback.map(Duration::hours),
             min_items: 1,
             template: "digest".into(),
+            subscribers: None,
+            max_delay: Duration::hours(2),
         }
     }
 
