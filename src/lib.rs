@@ -14,6 +14,7 @@ pub mod config;
 pub mod content;
 pub mod diag;
 pub mod edition;
+pub mod mail;
 pub mod render;
 pub mod report;
 pub mod schedule;
