@@ -63,6 +63,28 @@ pub enum Command {
     ///   briefing build --newsletter am --newsletter markets --out /tmp/digests
     #[command(verbatim_doc_comment)]
     Build(BuildArgs),
+
+    /// Show the coming slots of every newsletter, in local time and UTC, with the
+    /// number of items each edition would hold right now.
+    ///
+    /// Flags schedules that never fire or fire more than once a minute.
+    ///
+    /// Examples:
+    ///   briefing schedule
+    ///   briefing schedule --days 14 --now 2026-11-30T08:00
+    #[command(verbatim_doc_comment)]
+    Schedule(ScheduleArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ScheduleArgs {
+    /// How many days ahead to list.
+    #[arg(long, default_value_t = 7, value_name = "N")]
+    pub days: u32,
+
+    /// Pretend it is this time: RFC 3339, or a local date-time in the site's zone. Default: now.
+    #[arg(long, value_name = "T")]
+    pub now: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -26,7 +26,11 @@ pub struct Fields(pub BTreeMap<String, String>);
 impl Fields {
     /// The variant part of a key: the names of the fields that are not empty.
     pub fn present(&self) -> Vec<&str> {
-        self.0.iter().filter(|(_, v)| !v.is_empty()).map(|(k, _)| k.as_str()).collect()
+        self.0
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, _)| k.as_str())
+            .collect()
     }
 }
 
@@ -35,7 +39,11 @@ impl Fields {
 pub fn subscriber_context(fields: &Fields, regions: &[String], topics: &[String]) -> Value {
     let mut m = Map::new();
     for (k, v) in &fields.0 {
-        let value = if v.is_empty() { String::new() } else { placeholder(k) };
+        let value = if v.is_empty() {
+            String::new()
+        } else {
+            placeholder(k)
+        };
         m.insert(k.clone(), Value::String(value));
     }
     m.insert("regions".into(), Value::from(regions.to_vec()));
@@ -94,7 +102,12 @@ mod tests {
     use super::*;
 
     fn fields(pairs: &[(&str, &str)]) -> Fields {
-        Fields(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+        Fields(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
     }
 
     #[test]
@@ -102,7 +115,10 @@ mod tests {
         let f = fields(&[("name", "Ana <&> \"Q\""), ("email", "ana@example.com")]);
         let tpl = format!("Hi {}, {}!", placeholder("name"), placeholder("email"));
         assert_eq!(fill(&tpl, &f, false), "Hi Ana <&> \"Q\", ana@example.com!");
-        assert_eq!(fill(&tpl, &f, true), "Hi Ana &lt;&amp;&gt; &quot;Q&quot;, ana@example.com!");
+        assert_eq!(
+            fill(&tpl, &f, true),
+            "Hi Ana &lt;&amp;&gt; &quot;Q&quot;, ana@example.com!"
+        );
         assert_eq!(fill(&placeholder("missing"), &f, true), "");
         assert_eq!(fill("no placeholders", &f, true), "no placeholders");
     }

@@ -384,7 +384,10 @@ mod placeholder_tests {
     #[test]
     fn placeholders_survive_css_inlining() {
         let p = placeholder("unsubscribe_url");
-        let html = format!("<html><head><style>a{{color:red}}</style></head><body><a href=\"{p}\">{}</a></body></html>", placeholder("name"));
+        let html = format!(
+            "<html><head><style>a{{color:red}}</style></head><body><a href=\"{p}\">{}</a></body></html>",
+            placeholder("name")
+        );
         let out = super::inline_css(&html).unwrap();
         assert!(out.contains(&format!("href=\"{p}\"")), "{out}");
         assert!(out.contains(&placeholder("name")), "{out}");

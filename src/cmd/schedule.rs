@@ -1,0 +1,110 @@
+//! `briefing schedule`: the coming slots of every newsletter, in local time
+//! and UTC, with what each edition would hold right now.
+
+use anyhow::Result;
+use chrono::Duration;
+
+use super::{Ctx, EXIT_OK, parse_at, plural};
+use crate::cli::ScheduleArgs;
+use crate::content::{self, Scope};
+use crate::edition;
+
+pub fn run(ctx: &Ctx, args: &ScheduleArgs) -> Result<u8> {
+    let newsroom = match ctx.newsroom() {
+        Ok(n) => n,
+        Err(code) => return Ok(code),
+    };
+    let cfg = &newsroom.config;
+    let now = parse_at(args.now.as_deref(), cfg)?;
+    let until = now + Duration::days(i64::from(args.days));
+
+    // Every slot of every newsletter in the period, to load only the items they need.
+    let plans: Vec<_> = cfg
+        .newsletters
+        .iter()
+        .map(|n| {
+            let slots = n
+                .schedule
+                .as_ref()
+                .map(|s| s.slots_between(n.timezone, now, until));
+            (n, slots)
+        })
+        .collect();
+    let windows = plans
+        .iter()
+        .flat_map(|(n, slots)| {
+            slots
+                .iter()
+                .flatten()
+                .map(|at| (edition::window_start(n, *at), *at))
+        })
+        .collect();
+    let lib = content::load(&newsroom, &Scope::Windows(windows));
+
+    let mut out = Vec::new();
+    for (n, slots) in &plans {
+        let Some(schedule) = &n.schedule else {
+            out.push(format!(
+                "{} ({}): no schedule; sent only with `briefing send --newsletter {}`",
+                n.id, n.name, n.id
+            ));
+            out.push(String::new());
+            continue;
+        };
+        out.push(format!(
+            "{} ({}): \"{}\" in {}",
+            n.id,
+            n.name,
+            schedule,
+            n.timezone.name()
+        ));
+        let slots = slots.as_deref().unwrap_or_default();
+        if schedule.next_slot(n.timezone, now).is_none() {
+            out.push("  warning: this schedule never fires".into());
+        } else if slots.is_empty() {
+            let next = schedule
+                .next_slot(n.timezone, now)
+                .map(|t| {
+                    t.with_timezone(&n.timezone)
+                        .format("%a %Y-%m-%d %H:%M %Z")
+                        .to_string()
+                })
+                .unwrap_or_default();
+            out.push(format!(
+                "  no slot in the next {}; the next one is {next}",
+                plural(args.days as usize, "day")
+            ));
+        }
+        if slots.windows(2).any(|w| w[1] - w[0] < Duration::minutes(1)) {
+            out.push("  warning: this schedule fires more than once a minute".into());
+        }
+        for at in slots {
+            let slot = edition::Slot {
+                at: *at,
+                start: edition::window_start(n, *at),
+            };
+            let ed = edition::select(cfg, n, slot, &lib.items);
+            let count = ed.item_count();
+            let note = if ed.is_sendable() {
+                String::new()
+            } else {
+                format!(" (below min_items {}: would be skipped)", n.min_items)
+            };
+            out.push(format!(
+                "  {}   {}   {}{note}",
+                at.with_timezone(&n.timezone).format("%a %Y-%m-%d %H:%M %Z"),
+                at.format("%Y-%m-%d %H:%M UTC"),
+                plural(count, "item"),
+            ));
+        }
+        out.push(String::new());
+    }
+    while out.last().is_some_and(String::is_empty) {
+        out.pop();
+    }
+    for l in &out {
+        ctx.summary(l);
+    }
+    ctx.report(&lib.diagnostics);
+    Ok(EXIT_OK)
+}
