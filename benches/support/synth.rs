@@ -276,7 +276,11 @@ pub fn item(rng: &mut Rng, k: usize, date: DateTime<Utc>) -> GenItem {
         noun
     )
     .unwrap();
-    GenItem { region, slug, text: t }
+    GenItem {
+        region,
+        slug,
+        text: t,
+    }
 }
 
 fn sentence(rng: &mut Rng, place: &str) -> String {
@@ -485,14 +489,7 @@ const ADJECTIVES: &[&str] = &[
     "quarterly",
 ];
 const HEADLINE_VERBS: &[&str] = &[
-    "approves",
-    "delays",
-    "rejects",
-    "unveils",
-    "weighs",
-    "expands",
-    "pauses",
-    "revives",
+    "approves", "delays", "rejects", "unveils", "weighs", "expands", "pauses", "revives",
 ];
 const VERBS: &[&str] = &[
     "approved",
@@ -527,14 +524,7 @@ const PEOPLE: &[&str] = &[
     "the agency's director",
     "residents",
 ];
-const EFFECTS: &[&str] = &[
-    "cost",
-    "save",
-    "raise",
-    "cut spending by",
-    "add",
-    "free up",
-];
+const EFFECTS: &[&str] = &["cost", "save", "raise", "cut spending by", "add", "free up"];
 const AMOUNTS: &[&str] = &[
     "$12 million",
     "$240 million",
@@ -546,7 +536,13 @@ const AMOUNTS: &[&str] = &[
     "8,500 households",
     "two percentage points",
 ];
-const CHANGES: &[&str] = &["grown by", "fallen by", "shifted by", "climbed by", "slipped by"];
+const CHANGES: &[&str] = &[
+    "grown by",
+    "fallen by",
+    "shifted by",
+    "climbed by",
+    "slipped by",
+];
 const WHENS: &[&str] = &[
     "the spring",
     "2024",
@@ -565,7 +561,14 @@ const DAYS: &[&str] = &[
     "Saturday",
     "Sunday",
 ];
-const VENUES: &[&str] = &["hearing", "rally", "briefing", "site visit", "vote", "opening"];
+const VENUES: &[&str] = &[
+    "hearing",
+    "rally",
+    "briefing",
+    "site visit",
+    "vote",
+    "opening",
+];
 const NATIONAL_PLACES: &[&str] = &[
     "Washington",
     "Chicago",
