@@ -180,3 +180,125 @@ pub fn load(newsroom: &Newsroom, scope: &Scope) -> Library {
     lib.diagnostics.sort();
     lib
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONFIG: &str = "site:\n  name: T\n  base_url: https://news.example.com\n  timezone: America/New_York\nregions:\n  - { id: world, name: World }\ntopics:\n  - { id: trade, name: Trade }\nnewsletters:\n  am:\n    name: AM\n    from: \"AM <am@news.example.com>\"\n";
+
+    fn item(date: &str) -> String {
+        format!("---\ntitle: Talks\ndate: {date}\nregion: world\ntopic: trade\n---\nBody\n")
+    }
+
+    /// A newsroom in a temporary folder with `files` (path under content/, text).
+    fn newsroom(files: &[(&str, &str)]) -> (tempfile::TempDir, Newsroom) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("config.yaml"), CONFIG).unwrap();
+        for (path, text) in files {
+            let p = dir.path().join("content").join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+        let n = Newsroom::load(&dir.path().join("config.yaml")).unwrap();
+        (dir, n)
+    }
+
+    fn headlines(lib: &Library) -> Vec<String> {
+        lib.diagnostics.iter().map(|d| d.headline()).collect()
+    }
+
+    #[test]
+    fn item_files_are_markdown_in_path_order_without_hidden_ones() {
+        let x = item("2026-11-28");
+        let (_dir, n) = newsroom(&[
+            ("world/b.md", &x),
+            ("world/a/z.md", &x),
+            ("world/a-b.md", &x),
+            ("world/deep/er/still/c.MD", &x),
+            ("world/notes.txt", &x),
+            ("world/.draft.md", &x),
+            ("world/.hidden/d.md", &x),
+            (".git/e.md", &x),
+            ("A.md", &x),
+        ]);
+        #[cfg(unix)]
+        {
+            let c = &n.content_dir;
+            std::os::unix::fs::symlink(c.join("world"), c.join("linked")).unwrap();
+            std::os::unix::fs::symlink(c.join("world/b.md"), c.join("world/link.md")).unwrap();
+        }
+        let ids: Vec<String> = item_files(&n.content_dir)
+            .iter()
+            .map(|f| item_id(&n.content_dir, f))
+            .collect();
+        // `world/a/z` before `world/a-b`: paths compare by component.
+        assert_eq!(
+            ids,
+            [
+                "A",
+                "world/a/z",
+                "world/a-b",
+                "world/b",
+                "world/deep/er/still/c"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_first_of_two_ids_that_differ_in_case_wins() {
+        let x = item("2026-11-28");
+        let (_dir, n) = newsroom(&[("world/Talks.md", &x), ("world/talks.md", &x)]);
+        let lib = load(&n, &Scope::All);
+        assert_eq!(lib.files, 2);
+        assert_eq!(lib.items.len(), 1);
+        assert_eq!(lib.items[0].id, "world/Talks");
+        assert_eq!(
+            headlines(&lib),
+            [
+                "content/world/talks.md: error: duplicate item id `world/talks`: content/world/Talks.md already has it (ids ignore case)"
+            ]
+        );
+    }
+
+    #[test]
+    fn invalid_utf8_is_reported_at_its_line_and_column() {
+        let (_dir, n) = newsroom(&[("world/bad.md", "---\ntitle: caf\u{e9}\n---\n")]);
+        let p = n.content_dir.join("world/bad.md");
+        let mut bytes = std::fs::read(&p).unwrap();
+        bytes.extend_from_slice(b"ab\xff\n");
+        std::fs::write(&p, bytes).unwrap();
+        let lib = load(&n, &Scope::Windows(Vec::new()));
+        assert_eq!(
+            headlines(&lib),
+            ["content/world/bad.md: error: not valid UTF-8 at 4:3: save the file as UTF-8"]
+        );
+    }
+
+    #[test]
+    fn windows_parse_only_items_dated_inside_them() {
+        let (_dir, n) = newsroom(&[
+            ("world/in.md", &item("2026-11-28T05:30:00-05:00")),
+            ("world/edge.md", &item("2026-11-27T06:00:00-05:00")),
+            ("world/out.md", &item("2026-11-20")),
+            ("world/folded.md", &item(">-\n  2026-11-20")),
+            (
+                "world/broken.md",
+                "---\ntitle: T\ndate: 2026-11-20\nregion: wrld\n---\n",
+            ),
+        ]);
+        let at = crate::time::parse_when("2026-11-28T06:00", n.config.site.timezone).unwrap();
+        let lib = load(
+            &n,
+            &Scope::Windows(vec![(at - chrono::Duration::hours(24), at)]),
+        );
+        assert_eq!(lib.files, 5);
+        // `folded`'s date is not on its `date:` line, so it is parsed in full;
+        // `broken` lies outside the window and its errors wait for `check`.
+        assert_eq!(lib.parsed, 2);
+        assert!(lib.diagnostics.is_empty(), "{:?}", headlines(&lib));
+        let ids: Vec<&str> = lib.items.iter().map(|i| i.id.as_str()).collect();
+        assert_eq!(ids, ["world/folded", "world/in"]);
+        assert_eq!(load(&n, &Scope::All).parsed, 5);
+    }
+}
