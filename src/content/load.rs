@@ -5,6 +5,7 @@
 //! build over years of archive costs little more than reading the files.
 
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
@@ -46,22 +47,82 @@ pub struct Library {
 /// Item files under `dir`: `*.md` at any depth, skipping hidden files and
 /// folders (editor swap files, `.git`) and anything that is not a regular
 /// file (symlinks are not followed, so nothing outside the folder is read).
+/// In path order; unreadable folders are skipped.
 pub fn item_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = walkdir::WalkDir::new(dir)
-        .sort_by_file_name()
-        .into_iter()
-        .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'))
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_file())
-        .filter(|e| {
-            e.path()
-                .extension()
-                .is_some_and(|x| x.eq_ignore_ascii_case("md"))
+    // The top-level folders (regions, desks) are walked in parallel: listing
+    // a folder is a syscall per few dozen entries, serial otherwise.
+    let parts: Vec<Vec<PathBuf>> = list(dir)
+        .par_iter()
+        .map(|e| {
+            let path = dir.join(&e.name);
+            if e.is_dir {
+                let mut files = Vec::new();
+                walk(path, &mut files);
+                files
+            } else {
+                vec![path]
+            }
         })
-        .map(walkdir::DirEntry::into_path)
         .collect();
-    files.sort();
+    let files: Vec<PathBuf> = parts.into_iter().flatten().collect();
+    debug_assert!(files.is_sorted(), "a walk in name order is in path order");
     files
+}
+
+struct Entry {
+    name: OsString,
+    is_dir: bool,
+}
+
+/// The folder's item files and subfolders, sorted by name. Sorting owned
+/// names is cheap; walkdir's `sort_by_file_name` re-parses both paths at
+/// every comparison, which cost a tenth of a 100,000-item build.
+fn list(dir: &Path) -> Vec<Entry> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut entries: Vec<Entry> = rd
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name();
+            if name.as_encoded_bytes().starts_with(b".") {
+                return None;
+            }
+            // The entry's own type: a symlink is neither a dir nor a file here.
+            let t = e.file_type().ok()?;
+            let is_md = || {
+                Path::new(&name)
+                    .extension()
+                    .is_some_and(|x| x.eq_ignore_ascii_case("md"))
+            };
+            (t.is_dir() || (t.is_file() && is_md())).then(|| Entry {
+                is_dir: t.is_dir(),
+                name,
+            })
+        })
+        .collect();
+    entries.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+    entries
+}
+
+/// Appends the item files under `dir` in path order: depth first, each
+/// folder's entries by name. A loop, not recursion, so any depth is fine.
+fn walk(dir: PathBuf, out: &mut Vec<PathBuf>) {
+    let entries = list(&dir).into_iter();
+    let mut stack = vec![(dir, entries)];
+    while let Some((dir, entries)) = stack.last_mut() {
+        let Some(e) = entries.next() else {
+            stack.pop();
+            continue;
+        };
+        let path = dir.join(&e.name);
+        if e.is_dir {
+            let entries = list(&path).into_iter();
+            stack.push((path, entries));
+        } else {
+            out.push(path);
+        }
+    }
 }
 
 /// The id of an item file: its path under `content/` without `.md`, `/`-separated.
