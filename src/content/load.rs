@@ -5,6 +5,7 @@
 //! build over years of archive costs little more than reading the files.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry as MapEntry;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
@@ -155,17 +156,22 @@ pub fn load(newsroom: &Newsroom, scope: &Scope) -> Library {
     }
     let files = item_files(&newsroom.content_dir);
     lib.files = files.len();
+    let ids: Vec<String> = files
+        .par_iter()
+        .map(|f| item_id(&newsroom.content_dir, f))
+        .collect();
 
     // Two files whose ids differ only in case would collide on case-insensitive
     // disks and in links back to them: the first (in sorted order) wins.
-    let mut seen: HashMap<String, &Path> = HashMap::new();
-    let mut duplicates = HashMap::new();
-    for f in &files {
-        let id = item_id(&newsroom.content_dir, f).to_lowercase();
-        if let Some(first) = seen.get(&id) {
-            duplicates.insert(f.clone(), first.to_path_buf());
-        } else {
-            seen.insert(id, f);
+    let folded: Vec<String> = ids.par_iter().map(|id| id.to_lowercase()).collect();
+    let mut first_with: HashMap<&str, usize> = HashMap::with_capacity(files.len());
+    let mut duplicate_of: Vec<Option<usize>> = vec![None; files.len()];
+    for (i, id) in folded.iter().enumerate() {
+        match first_with.entry(id) {
+            MapEntry::Occupied(first) => duplicate_of[i] = Some(*first.get()),
+            MapEntry::Vacant(v) => {
+                v.insert(i);
+            }
         }
     }
 
@@ -174,17 +180,18 @@ pub fn load(newsroom: &Newsroom, scope: &Scope) -> Library {
         Skipped,
         Bad(Vec<Diagnostic>),
     }
+    let shown = |file: &Path| display_path(&newsroom.root, file);
     let outcomes: Vec<Outcome> = files
         .par_iter()
-        .map(|file| {
-            let shown = display_path(&newsroom.root, file);
-            if let Some(first) = duplicates.get(file) {
+        .enumerate()
+        .map(|(i, file)| {
+            if let Some(first) = duplicate_of[i] {
                 return Outcome::Bad(vec![Diagnostic::error(
-                    &shown,
+                    shown(file),
                     format!(
                         "duplicate item id `{}`: {} already has it (ids ignore case)",
-                        item_id(&newsroom.content_dir, file),
-                        display_path(&newsroom.root, first).display()
+                        ids[i],
+                        shown(&files[first]).display()
                     ),
                 )]);
             }
@@ -192,7 +199,7 @@ pub fn load(newsroom: &Newsroom, scope: &Scope) -> Library {
                 Ok(b) => b,
                 Err(e) => {
                     return Outcome::Bad(vec![Diagnostic::error(
-                        &shown,
+                        shown(file),
                         format!("cannot read: {e}"),
                     )]);
                 }
@@ -205,7 +212,7 @@ pub fn load(newsroom: &Newsroom, scope: &Scope) -> Library {
                     let line = valid.matches('\n').count() + 1;
                     let col = valid.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
                     return Outcome::Bad(vec![Diagnostic::error(
-                        &shown,
+                        shown(file),
                         format!("not valid UTF-8 at {line}:{col}: save the file as UTF-8"),
                     )]);
                 }
@@ -217,8 +224,7 @@ pub fn load(newsroom: &Newsroom, scope: &Scope) -> Library {
                     }
                 }
             }
-            let id = item_id(&newsroom.content_dir, file);
-            match parse_item(&id, &shown, &text, &ctx) {
+            match parse_item(&ids[i], &shown(file), &text, &ctx) {
                 Ok(item) => Outcome::Item(Box::new(item)),
                 Err(ds) => Outcome::Bad(ds),
             }
