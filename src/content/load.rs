@@ -7,6 +7,8 @@
 use std::collections::HashMap;
 use std::collections::hash_map::Entry as MapEntry;
 use std::ffi::OsString;
+use std::fs::File;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
@@ -184,7 +186,8 @@ pub fn load(newsroom: &Newsroom, scope: &Scope) -> Library {
     let outcomes: Vec<Outcome> = files
         .par_iter()
         .enumerate()
-        .map(|(i, file)| {
+        // One read buffer per thread, reused for every file it reads.
+        .map_init(Vec::new, |buf, (i, file)| {
             if let Some(first) = duplicate_of[i] {
                 return Outcome::Bad(vec![Diagnostic::error(
                     shown(file),
@@ -195,20 +198,17 @@ pub fn load(newsroom: &Newsroom, scope: &Scope) -> Library {
                     ),
                 )]);
             }
-            let bytes = match std::fs::read(file) {
-                Ok(b) => b,
-                Err(e) => {
-                    return Outcome::Bad(vec![Diagnostic::error(
-                        shown(file),
-                        format!("cannot read: {e}"),
-                    )]);
-                }
-            };
-            let text = match String::from_utf8(bytes) {
+            if let Err(e) = read_into(file, buf) {
+                return Outcome::Bad(vec![Diagnostic::error(
+                    shown(file),
+                    format!("cannot read: {e}"),
+                )]);
+            }
+            let text = match std::str::from_utf8(buf) {
                 Ok(t) => t,
                 Err(e) => {
-                    let upto = e.utf8_error().valid_up_to();
-                    let valid = std::str::from_utf8(&e.as_bytes()[..upto]).unwrap_or("");
+                    let upto = e.valid_up_to();
+                    let valid = std::str::from_utf8(&buf[..upto]).unwrap_or("");
                     let line = valid.matches('\n').count() + 1;
                     let col = valid.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
                     return Outcome::Bad(vec![Diagnostic::error(
@@ -218,13 +218,13 @@ pub fn load(newsroom: &Newsroom, scope: &Scope) -> Library {
                 }
             };
             if let Scope::Windows(_) = scope {
-                if let Some(d) = prescan_date(&text, cfg.site.timezone) {
+                if let Some(d) = prescan_date(text, cfg.site.timezone) {
                     if !scope.wants(d) {
                         return Outcome::Skipped;
                     }
                 }
             }
-            match parse_item(&ids[i], &shown(file), &text, &ctx) {
+            match parse_item(&ids[i], &shown(file), text, &ctx) {
                 Ok(item) => Outcome::Item(Box::new(item)),
                 Err(ds) => Outcome::Bad(ds),
             }
@@ -246,6 +246,22 @@ pub fn load(newsroom: &Newsroom, scope: &Scope) -> Library {
     }
     lib.diagnostics.sort();
     lib
+}
+
+/// Reads the whole file into `buf`, replacing what it held. Unlike
+/// `fs::read`, no `statx` to size a fresh buffer first: item files are small
+/// and `buf` is reused, so it usually has room already and one `read` gets
+/// the whole file.
+fn read_into(path: &Path, buf: &mut Vec<u8>) -> io::Result<()> {
+    /// A file without `File`'s `read_to_end`, which asks for the size first.
+    struct Unsized(File);
+    impl Read for Unsized {
+        fn read(&mut self, b: &mut [u8]) -> io::Result<usize> {
+            self.0.read(b)
+        }
+    }
+    buf.clear();
+    Unsized(File::open(path)?).read_to_end(buf).map(drop)
 }
 
 #[cfg(test)]
