@@ -79,7 +79,7 @@ struct Entry {
 
 /// The folder's item files and subfolders, sorted by name. Sorting owned
 /// names is cheap; walkdir's `sort_by_file_name` re-parses both paths at
-/// every comparison, which cost a tenth of a 100,000-item build.
+/// every comparison (6.5% of the CPU samples of a 100,000-item build).
 fn list(dir: &Path) -> Vec<Entry> {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return Vec::new();
@@ -186,7 +186,8 @@ pub fn load(newsroom: &Newsroom, scope: &Scope) -> Library {
     let outcomes: Vec<Outcome> = files
         .par_iter()
         .enumerate()
-        // One read buffer per thread, reused for every file it reads.
+        // Read buffers are reused from file to file: one per rayon job, a
+        // handful per thread.
         .map_init(Vec::new, |buf, (i, file)| {
             if let Some(first) = duplicate_of[i] {
                 return Outcome::Bad(vec![Diagnostic::error(
