@@ -258,7 +258,8 @@ pub fn narrow(text: &str, pos: Pos, element: &str) -> Pos {
 pub fn top_level_keys(text: &str) -> Vec<(String, Pos)> {
     let mut out = Vec::new();
     for (i, l) in lines(text).iter().enumerate() {
-        if l.indent != 0 || is_blank(l) || l.text.starts_with('-') {
+        // Flow-style mappings (`{title: x}`) and sequences are not block keys.
+        if l.indent != 0 || is_blank(l) || l.text.starts_with(['-', '{', '[']) {
             continue;
         }
         let Some(colon) = l.text.find(':') else {

@@ -26,7 +26,6 @@ pub fn run(ctx: &Ctx, args: &CheckArgs) -> Result<u8> {
     match Renderer::new(&newsroom) {
         Err(ds) => diags.extend(ds),
         Ok(renderer) => {
-            let bodies = renderer.bodies(&lib.items);
             let subscriber = sample_subscriber(cfg);
             for n in &cfg.newsletters {
                 let Some(slot) = edition::slot_for(n, at) else {
@@ -45,6 +44,8 @@ pub fn run(ctx: &Ctx, args: &CheckArgs) -> Result<u8> {
                     tracing::debug!(newsletter = %n.id, edition = %ed.id, "no items in this edition; its templates were compiled but not rendered");
                     continue;
                 }
+                // Bodies never fail to render: only the edition's are needed.
+                let bodies = renderer.bodies(ed.items().map(|p| p.item));
                 match renderer.render(&newsroom, &ed, &bodies, &subscriber) {
                     Ok(r) => {
                         rendered += 1;

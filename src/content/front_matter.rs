@@ -561,6 +561,20 @@ mod tests {
     }
 
     #[test]
+    fn flow_style_front_matter_is_accepted() {
+        let it = parse("---\n{title: Flow, date: 2026-11-28, region: world, topic: trade}\n---\n")
+            .unwrap();
+        assert_eq!(it.title, "Flow");
+        let h = headlines(parse(
+            "---\n{titel: Flow, date: 2026-11-28, region: world, topic: trade}\n---\n",
+        ));
+        assert!(
+            h.iter().any(|m| m.contains("unknown key `titel`")),
+            "{h:#?}"
+        );
+    }
+
+    #[test]
     fn header_injection_in_title_is_an_error() {
         let h = headlines(parse(
             "---\ntitle: \"Hi\\r\\nBcc: x@example.com\"\ndate: 2026-11-28\nregion: world\ntopic: trade\n---\n",
