@@ -15,7 +15,6 @@ use briefing::config::Newsroom;
 use briefing::content::{self, Item, ParseCtx, Scope, parse_item, prescan_date};
 use briefing::edition;
 use briefing::render::Renderer;
-use briefing::report::size_warnings;
 
 #[path = "support/synth.rs"]
 mod synth;
@@ -30,26 +29,14 @@ fn newsroom(items: usize) -> Newsroom {
     Newsroom::load(&dir.join("config.yaml")).expect("the generated config is valid")
 }
 
-/// What `briefing check --at <anchor>` does, without printing: load and
-/// validate every item, render every body and each newsletter's edition.
-/// Returns the number of diagnostics so nothing is optimised away.
+/// What `briefing check --at <anchor>` does, without printing. Returns the
+/// number of diagnostics so nothing is optimised away.
 fn check(config: &Path) -> usize {
     let newsroom = Newsroom::load(config).expect("valid config");
-    let cfg = &newsroom.config;
-    let lib = content::load(&newsroom, &Scope::All);
-    let renderer = Renderer::new(&newsroom).expect("built-in templates");
-    let bodies = renderer.bodies(&lib.items);
-    let subscriber = sample_subscriber(cfg);
-    let mut diags = lib.diagnostics.0.len();
-    for n in &cfg.newsletters {
-        let slot = edition::slot_for(n, synth::anchor()).expect("a slot");
-        let ed = edition::select(cfg, n, slot, &lib.items);
-        let r = renderer
-            .render(&newsroom, &ed, &bodies, &subscriber)
-            .expect("renders");
-        diags += size_warnings(&renderer, n, &r).len();
-    }
-    diags
+    briefing::cmd::check::validate(&newsroom, synth::anchor())
+        .diagnostics
+        .0
+        .len()
 }
 
 fn load_check_10k(c: &mut Criterion) {

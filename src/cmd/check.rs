@@ -2,28 +2,35 @@
 //! print all diagnostics and a one-line summary.
 
 use anyhow::Result;
+use chrono::{DateTime, Utc};
 
 use super::{Ctx, EXIT_ERROR, EXIT_OK, parse_at, plural, sample_subscriber};
 use crate::cli::CheckArgs;
+use crate::config::Newsroom;
 use crate::content::{self, Scope};
 use crate::diag::Diagnostics;
 use crate::edition;
 use crate::render::Renderer;
 use crate::report::size_warnings;
 
-pub fn run(ctx: &Ctx, args: &CheckArgs) -> Result<u8> {
-    let newsroom = match ctx.newsroom() {
-        Ok(n) => n,
-        Err(code) => return Ok(code),
-    };
+/// What a check found.
+pub struct CheckReport {
+    pub diagnostics: Diagnostics,
+    /// Item files found.
+    pub files: usize,
+    /// Editions rendered.
+    pub rendered: usize,
+}
+
+/// Validates every item and template and renders each newsletter's edition
+/// for `at` with the sample subscriber. The command and the benchmark share it.
+pub fn validate(newsroom: &Newsroom, at: DateTime<Utc>) -> CheckReport {
     let cfg = &newsroom.config;
-    let at = parse_at(args.at.as_deref(), cfg)?;
-    let lib = content::load(&newsroom, &Scope::All);
+    let lib = content::load(newsroom, &Scope::All);
     let mut diags = Diagnostics::default();
     diags.extend(lib.diagnostics.0.iter().cloned());
-
     let mut rendered = 0;
-    match Renderer::new(&newsroom) {
+    match Renderer::new(newsroom) {
         Err(ds) => diags.extend(ds),
         Ok(renderer) => {
             let subscriber = sample_subscriber(cfg);
@@ -46,7 +53,7 @@ pub fn run(ctx: &Ctx, args: &CheckArgs) -> Result<u8> {
                 }
                 // Bodies never fail to render: only the edition's are needed.
                 let bodies = renderer.bodies(ed.items().map(|p| p.item));
-                match renderer.render(&newsroom, &ed, &bodies, &subscriber) {
+                match renderer.render(newsroom, &ed, &bodies, &subscriber) {
                     Ok(r) => {
                         rendered += 1;
                         diags.extend(size_warnings(&renderer, n, &r));
@@ -57,13 +64,28 @@ pub fn run(ctx: &Ctx, args: &CheckArgs) -> Result<u8> {
         }
     }
     diags.sort();
-    ctx.report(&diags);
+    CheckReport {
+        diagnostics: diags,
+        files: lib.files,
+        rendered,
+    }
+}
+
+pub fn run(ctx: &Ctx, args: &CheckArgs) -> Result<u8> {
+    let newsroom = match ctx.newsroom() {
+        Ok(n) => n,
+        Err(code) => return Ok(code),
+    };
+    let at = parse_at(args.at.as_deref(), &newsroom.config)?;
+    let report = validate(&newsroom, at);
+    let diags = &report.diagnostics;
+    ctx.report(diags);
     let (errors, warnings) = (diags.errors(), diags.warnings());
     ctx.summary(&format!(
         "checked {} and {} ({} rendered): {}, {}",
-        plural(lib.files, "item"),
-        plural(cfg.newsletters.len(), "newsletter"),
-        rendered,
+        plural(report.files, "item"),
+        plural(newsroom.config.newsletters.len(), "newsletter"),
+        report.rendered,
         plural(errors, "error"),
         plural(warnings, "warning"),
     ));
