@@ -8,12 +8,14 @@
 // nothing and cost every call site a deref.
 #![allow(clippy::result_large_err)]
 
+pub mod audience;
 pub mod cli;
 pub mod cmd;
 pub mod config;
 pub mod content;
 pub mod diag;
 pub mod edition;
+pub mod ledger;
 pub mod mail;
 pub mod render;
 pub mod report;

@@ -1,4 +1,10 @@
-//! Turning a rendered edition into messages: personalisation, and (with
-//! delivery) building MIME messages and handing them to a transport.
+//! From a rendered edition to delivered messages: personalisation
+//! (`variant`), unsubscribe tokens (`token`), MIME and DKIM (`message`),
+//! the outbox and SMTP (`transport`) and the concurrent, crash-safe sender
+//! (`sender`).
 
+pub mod message;
+pub mod sender;
+pub mod token;
+pub mod transport;
 pub mod variant;

@@ -1,0 +1,957 @@
+//! Delivering a list of messages: N concurrent SMTP sessions (or the outbox),
+//! a shared rate that halves when providers throttle, retries with backoff,
+//! and one ledger writer that makes every outcome durable before the session
+//! that produced it moves on.
+//!
+//! # Crash-safety bound
+//!
+//! A worker does not start its next transaction until the ledger writer has
+//! committed the outcome of its previous one (SQLite `synchronous=FULL`). So
+//! after a crash or power cut, at most **one message per connection** is in
+//! doubt: accepted by the relay but still `pending`/`deferred` in the ledger,
+//! and sent again on resume. Every other accepted message is recorded `sent`.
+//! Interim transient failures are recorded too (as `deferred`), so a retry
+//! waiting in the queue is never in doubt.
+
+use std::collections::VecDeque;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use lettre::Address;
+use thiserror::Error;
+use tokio::sync::{Notify, oneshot};
+
+use crate::ledger::{DeliveryState, Ledger, LedgerError, Outcome};
+use crate::mail::transport::{
+    Outbox, SmtpConnector, SmtpFailure, SmtpSession, Transport, TransportError,
+};
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The message for one recipient: ready bytes, or a closure that composes
+/// them when a worker gets to it (so a large send never holds every message
+/// in memory at once).
+pub enum MessageSource {
+    Bytes(Vec<u8>),
+    Compose(Box<dyn FnOnce() -> Result<Vec<u8>, BoxError> + Send>),
+}
+
+/// One delivery to make.
+pub struct Job {
+    /// Recipient (RCPT TO) and ledger key.
+    pub email: String,
+    /// Names the outbox file; the job's position is used when absent.
+    pub message_id: Option<String>,
+    pub message: MessageSource,
+}
+
+/// Where outcomes are recorded. [`Ledger`] is one; [`LeasedLedger`] also keeps
+/// the edition's send lease alive.
+pub trait OutcomeSink: Send + 'static {
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// Records a group of outcomes durably (one transaction).
+    fn record(&mut self, outcomes: &[Outcome]) -> Result<(), Self::Error>;
+
+    /// Called after each commit and at least every few seconds while idle.
+    /// An error stops the send.
+    fn keep_alive(&mut self) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
+impl OutcomeSink for Ledger {
+    type Error = LedgerError;
+
+    fn record(&mut self, outcomes: &[Outcome]) -> Result<(), LedgerError> {
+        self.record_batch(outcomes).map(|_| ())
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum LeasedLedgerError {
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error("lost the send lease of edition {0}: another sender took over")]
+    LeaseLost(String),
+}
+
+/// A ledger plus the lease under which we send: renewed every third of its
+/// time-to-live, and the send stops if another sender took it over.
+pub struct LeasedLedger {
+    pub ledger: Ledger,
+    pub edition_id: String,
+    pub holder: String,
+    pub ttl: Duration,
+    last_renewal: Instant,
+}
+
+impl LeasedLedger {
+    /// Wraps a ledger whose lease `holder` has just acquired.
+    pub fn new(ledger: Ledger, edition_id: &str, holder: &str, ttl: Duration) -> Self {
+        LeasedLedger {
+            ledger,
+            edition_id: edition_id.to_owned(),
+            holder: holder.to_owned(),
+            ttl,
+            last_renewal: Instant::now(),
+        }
+    }
+}
+
+impl OutcomeSink for LeasedLedger {
+    type Error = LeasedLedgerError;
+
+    fn record(&mut self, outcomes: &[Outcome]) -> Result<(), LeasedLedgerError> {
+        self.ledger.record_batch(outcomes)?;
+        Ok(())
+    }
+
+    fn keep_alive(&mut self) -> Result<(), LeasedLedgerError> {
+        if self.last_renewal.elapsed() < self.ttl / 3 {
+            return Ok(());
+        }
+        if !self
+            .ledger
+            .renew_lease(&self.edition_id, &self.holder, self.ttl)?
+        {
+            return Err(LeasedLedgerError::LeaseLost(self.edition_id.clone()));
+        }
+        self.last_renewal = Instant::now();
+        Ok(())
+    }
+}
+
+/// Final outcomes so far, for a progress bar. Interim retries are not counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Progress {
+    pub total: u64,
+    pub sent: u64,
+    pub deferred: u64,
+    pub failed: u64,
+}
+
+impl Progress {
+    pub fn done(&self) -> u64 {
+        self.sent + self.deferred + self.failed
+    }
+}
+
+/// How a send behaves, beyond the transport's own settings.
+#[derive(Debug, Clone)]
+pub struct SendOptions {
+    pub edition_id: String,
+    /// SMTP envelope sender (`MAIL FROM`), where bounces go.
+    pub envelope_from: Address,
+    /// Delay before the first retry; doubles per attempt (with jitter).
+    pub backoff: Duration,
+    pub max_backoff: Duration,
+    /// Most outcomes committed in one transaction.
+    pub max_batch: usize,
+}
+
+impl SendOptions {
+    pub fn new(edition_id: &str, envelope_from: Address) -> Self {
+        SendOptions {
+            edition_id: edition_id.to_owned(),
+            envelope_from,
+            backoff: Duration::from_secs(2),
+            max_backoff: Duration::from_secs(60),
+            max_batch: 50,
+        }
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum SendError {
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// The first session could not be opened: nothing was attempted.
+    #[error("cannot open an SMTP session: {0}")]
+    Connect(SmtpFailure),
+    /// Recording failed (disk full, lease lost): sending stopped. See the
+    /// module docs for what may be in doubt.
+    #[error("stopped: recording outcomes failed")]
+    Ledger(#[source] BoxError),
+    #[error("the ledger writer thread stopped unexpectedly")]
+    WriterGone,
+    /// The relay started refusing us mid-send (e.g. the password was
+    /// rotated); readers not yet tried are still pending.
+    #[error("stopped after {sent} sent: {failure}")]
+    Stopped { failure: SmtpFailure, sent: u64 },
+}
+
+/// Delivers `jobs` through `transport`, recording every outcome in `sink`.
+/// Returns the final counts and the sink.
+///
+/// SMTP: `connections` workers each own one session; transient failures
+/// (4xx, timeouts, dropped connections) are retried up to `retries` times with
+/// exponential backoff and then left `deferred`; 5xx replies are `failed` at
+/// once with the server's text. Throttling replies (421, 450, 451, 452, 454)
+/// halve the shared rate, which recovers by 10% per 20 successes.
+/// Outbox: one worker writes `<message-id>.eml` files.
+///
+/// `progress` is called from the ledger writer after each commit.
+pub async fn deliver<S: OutcomeSink>(
+    transport: &Transport,
+    jobs: Vec<Job>,
+    options: SendOptions,
+    sink: S,
+    progress: impl FnMut(Progress) + Send + 'static,
+) -> Result<(Progress, S), SendError> {
+    let total = jobs.len() as u64;
+    let (channel, workers, retries, rate) = match transport {
+        Transport::Outbox { dir } => (Channel::Outbox(Outbox::new(dir)?), 1, 0, None),
+        Transport::Smtp(settings) => {
+            let connector = Arc::new(SmtpConnector::new(settings)?);
+            (
+                Channel::Smtp(connector),
+                settings.connections,
+                settings.retries,
+                settings.rate,
+            )
+        }
+    };
+    // Fail fast on a wrong password or an unreachable relay, before any
+    // recipient is touched.
+    let first_session = match &channel {
+        Channel::Smtp(connector) if !jobs.is_empty() => {
+            Some(connector.connect().await.map_err(SendError::Connect)?)
+        }
+        _ => None,
+    };
+
+    let (record_tx, record_rx) = mpsc::channel::<Record>();
+    let (done_tx, done_rx) = oneshot::channel();
+    let max_batch = options.max_batch.max(1);
+    std::thread::Builder::new()
+        .name("ledger-writer".to_owned())
+        .spawn(move || {
+            let result = ledger_writer(sink, record_rx, max_batch, total, progress);
+            let _ = done_tx.send(result);
+        })
+        .map_err(|e| SendError::Ledger(Box::new(e)))?;
+
+    let shared = Arc::new(Shared {
+        queue: Mutex::new(Queue {
+            ready: jobs
+                .into_iter()
+                .enumerate()
+                .map(|(index, job)| Pending {
+                    target: Target {
+                        index,
+                        email: job.email,
+                        message_id: job.message_id,
+                    },
+                    message: Some(job.message),
+                    bytes: None,
+                    attempts: 0,
+                })
+                .collect(),
+            delayed: Vec::new(),
+            busy: 0,
+        }),
+        notify: Notify::new(),
+        limiter: RateLimiter::new(rate),
+        abort: AtomicBool::new(false),
+        active_workers: AtomicUsize::new(workers),
+        retries,
+        options,
+        record_tx: Mutex::new(Some(record_tx)),
+        fatal: Mutex::new(None),
+    });
+
+    tracing::info!(total, workers, "delivering");
+    let mut handles = Vec::with_capacity(workers);
+    let mut first_session = first_session;
+    for _ in 0..workers {
+        let worker = Worker {
+            shared: Arc::clone(&shared),
+            channel: channel.clone(),
+            session: first_session.take(),
+            connect_failures: 0,
+        };
+        handles.push(tokio::spawn(worker.run()));
+    }
+    for handle in handles {
+        // A panicking worker is a bug; the others finish and the ledger
+        // still holds everything recorded.
+        if let Err(err) = handle.await {
+            tracing::error!("delivery worker panicked: {err}");
+            shared.abort.store(true, Ordering::SeqCst);
+        }
+    }
+    // Closing the channel lets the writer finish once it has drained it.
+    if let Ok(mut tx) = shared.record_tx.lock() {
+        tx.take();
+    }
+    let fatal = shared.fatal.lock().ok().and_then(|mut f| f.take());
+    drop(shared);
+    let (progress, sink) = done_rx.await.map_err(|_| SendError::WriterGone)??;
+    if let Some(failure) = fatal {
+        return Err(SendError::Stopped {
+            failure,
+            sent: progress.sent,
+        });
+    }
+    tracing::info!(
+        sent = progress.sent,
+        deferred = progress.deferred,
+        failed = progress.failed,
+        "delivery finished"
+    );
+    Ok((progress, sink))
+}
+
+/// An outcome on its way to the writer, with the worker waiting for it.
+struct Record {
+    outcome: Outcome,
+    /// Set when this is the delivery's last outcome in this run.
+    is_final: bool,
+    durable: oneshot::Sender<bool>,
+}
+
+/// How often an idle writer calls `keep_alive` (lease renewal).
+const WRITER_TICK: Duration = Duration::from_secs(2);
+
+/// The one place outcomes are written. Group commit: it takes whatever has
+/// arrived (up to `max_batch`) and commits it in one transaction. It does not
+/// wait to fill a batch, because every worker is blocked until its outcome is
+/// durable; while one commit's fsync runs, the next group gathers.
+fn ledger_writer<S: OutcomeSink>(
+    mut sink: S,
+    records: mpsc::Receiver<Record>,
+    max_batch: usize,
+    total: u64,
+    mut progress: impl FnMut(Progress),
+) -> Result<(Progress, S), SendError> {
+    let mut counts = Progress {
+        total,
+        ..Progress::default()
+    };
+    let mut batch: Vec<Record> = Vec::with_capacity(max_batch);
+    let mut outcomes: Vec<Outcome> = Vec::with_capacity(max_batch);
+    loop {
+        match records.recv_timeout(WRITER_TICK) {
+            Ok(record) => batch.push(record),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                sink.keep_alive()
+                    .map_err(|e| SendError::Ledger(Box::new(e)))?;
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        while batch.len() < max_batch {
+            match records.try_recv() {
+                Ok(record) => batch.push(record),
+                Err(_) => break,
+            }
+        }
+        outcomes.clear();
+        outcomes.extend(batch.iter().map(|r| r.outcome.clone()));
+        if let Err(err) = sink.record(&outcomes) {
+            // Dropping the batch (and, on return, the receiver) tells every
+            // waiting worker that its outcome is not durable: they stop.
+            return Err(SendError::Ledger(Box::new(err)));
+        }
+        for record in batch.drain(..) {
+            if record.is_final {
+                match record.outcome.state {
+                    DeliveryState::Sent => counts.sent += 1,
+                    DeliveryState::Deferred | DeliveryState::Pending => counts.deferred += 1,
+                    DeliveryState::Failed => counts.failed += 1,
+                }
+            }
+            let _ = record.durable.send(true);
+        }
+        progress(counts);
+        sink.keep_alive()
+            .map_err(|e| SendError::Ledger(Box::new(e)))?;
+    }
+    Ok((counts, sink))
+}
+
+#[derive(Clone)]
+enum Channel {
+    Outbox(Outbox),
+    Smtp(Arc<SmtpConnector>),
+}
+
+/// Who a job is for; separate from the message source, which need not be
+/// `Sync`, so workers can hold it across awaits.
+struct Target {
+    index: usize,
+    email: String,
+    message_id: Option<String>,
+}
+
+struct Pending {
+    target: Target,
+    message: Option<MessageSource>,
+    /// Composed bytes, kept for retries.
+    bytes: Option<Arc<Vec<u8>>>,
+    /// Attempts made in this run.
+    attempts: u32,
+}
+
+struct Queue {
+    ready: VecDeque<Pending>,
+    /// Jobs waiting for their retry time.
+    delayed: Vec<(Instant, Pending)>,
+    /// Jobs taken by a worker and not yet finished or requeued.
+    busy: usize,
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    notify: Notify,
+    limiter: RateLimiter,
+    abort: AtomicBool,
+    active_workers: AtomicUsize,
+    retries: u32,
+    options: SendOptions,
+    /// Taken (closed) when all workers are done.
+    record_tx: Mutex<Option<mpsc::Sender<Record>>>,
+    /// The failure that stopped the send, if any.
+    fatal: Mutex<Option<SmtpFailure>>,
+}
+
+enum Next {
+    Job(Pending),
+    /// Nothing ready; wake at this time (or when notified).
+    WaitUntil(Option<Instant>),
+    Done,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        // A worker that panicked while holding the lock left the queue in a
+        // consistent state (every mutation is a single push or pop).
+        self.queue
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    fn take(&self) -> Next {
+        let mut queue = self.lock();
+        let now = Instant::now();
+        if let Some(pos) = queue
+            .delayed
+            .iter()
+            .enumerate()
+            .filter(|(_, (due, _))| *due <= now)
+            .min_by_key(|(_, (due, _))| *due)
+            .map(|(i, _)| i)
+        {
+            let (_, job) = queue.delayed.swap_remove(pos);
+            queue.busy += 1;
+            return Next::Job(job);
+        }
+        if let Some(job) = queue.ready.pop_front() {
+            queue.busy += 1;
+            return Next::Job(job);
+        }
+        if queue.delayed.is_empty() && queue.busy == 0 {
+            return Next::Done;
+        }
+        Next::WaitUntil(queue.delayed.iter().map(|(due, _)| *due).min())
+    }
+
+    async fn next_job(&self) -> Option<Pending> {
+        loop {
+            if self.abort.load(Ordering::SeqCst) {
+                return None;
+            }
+            // Register for wake-ups before looking, so a notify between the
+            // look and the wait is not lost.
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            match self.take() {
+                Next::Job(job) => return Some(job),
+                Next::Done => return None,
+                Next::WaitUntil(Some(due)) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(due.into()) => {}
+                        _ = notified => {}
+                    }
+                }
+                Next::WaitUntil(None) => notified.await,
+            }
+        }
+    }
+
+    fn finish(&self, requeue: Option<(Instant, Pending)>, front: bool) {
+        {
+            let mut queue = self.lock();
+            queue.busy = queue.busy.saturating_sub(1);
+            match requeue {
+                Some((_, job)) if front => queue.ready.push_front(job),
+                Some(entry) => queue.delayed.push(entry),
+                None => {}
+            }
+        }
+        self.notify.notify_waiters();
+    }
+
+    fn stop(&self) {
+        self.abort.store(true, Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+
+    /// Stops the send because of a failure no retry can fix.
+    fn fail(&self, failure: SmtpFailure) {
+        tracing::error!("stopping the send: {failure}");
+        if let Ok(mut fatal) = self.fatal.lock() {
+            fatal.get_or_insert(failure);
+        }
+        self.stop();
+    }
+
+    fn backoff(&self, email: &str, attempts: u32) -> Duration {
+        let options = &self.options;
+        let exp = attempts.saturating_sub(1).min(20);
+        let base = options
+            .backoff
+            .saturating_mul(1u32 << exp)
+            .min(options.max_backoff);
+        // +-20% jitter, so retries of a throttled wave do not arrive together.
+        let mut hasher = DefaultHasher::new();
+        (email, attempts).hash(&mut hasher);
+        let jitter = (hasher.finish() % 401) as f64 / 1000.0 - 0.2;
+        base.mul_f64(1.0 + jitter)
+    }
+}
+
+struct Worker {
+    shared: Arc<Shared>,
+    channel: Channel,
+    session: Option<SmtpSession>,
+    connect_failures: u32,
+}
+
+impl Worker {
+    async fn run(mut self) {
+        while let Some(mut job) = self.shared.next_job().await {
+            let bytes = match job.bytes.clone() {
+                Some(bytes) => bytes,
+                None => match job.message.take().map_or_else(|| Err(missing()), compose) {
+                    Ok(bytes) => {
+                        let bytes = Arc::new(bytes);
+                        job.bytes = Some(Arc::clone(&bytes));
+                        bytes
+                    }
+                    Err(err) => {
+                        let reply = format!("cannot compose the message: {err}");
+                        let ok = self
+                            .record(&job.target, DeliveryState::Failed, 0, reply, true)
+                            .await;
+                        self.shared.finish(None, false);
+                        if !ok {
+                            return;
+                        }
+                        continue;
+                    }
+                },
+            };
+
+            if self.session.is_none()
+                && let Channel::Smtp(connector) = &self.channel
+            {
+                match connector.connect().await {
+                    Ok(session) => {
+                        self.session = Some(session);
+                        self.connect_failures = 0;
+                    }
+                    Err(failure @ SmtpFailure::Fatal(_)) => {
+                        // Nothing will get through: stop, leave readers pending.
+                        self.shared.fail(failure);
+                        self.shared.finish(Some((Instant::now(), job)), true);
+                        return;
+                    }
+                    Err(failure) => {
+                        self.connect_failures += 1;
+                        let others = self.shared.active_workers.load(Ordering::SeqCst) > 1;
+                        if others && self.connect_failures > self.shared.retries {
+                            // The relay will not take this many sessions:
+                            // leave the job to the workers that have one.
+                            tracing::warn!(
+                                "giving up a connection after repeated failures: {failure}"
+                            );
+                            self.shared.active_workers.fetch_sub(1, Ordering::SeqCst);
+                            self.shared.finish(Some((Instant::now(), job)), true);
+                            return;
+                        }
+                        if failure.is_throttle() {
+                            self.shared.limiter.throttle(Instant::now());
+                        }
+                        if !self.after_failure(job, failure).await {
+                            return;
+                        }
+                        continue;
+                    }
+                }
+            }
+
+            self.shared.limiter.acquire().await;
+            let started = Instant::now();
+            let result = self.attempt(&job.target, &bytes).await;
+            let keep_going = match result {
+                Ok(reply) => {
+                    self.shared.limiter.success();
+                    let ok = self
+                        .record(&job.target, DeliveryState::Sent, 1, reply, true)
+                        .await;
+                    self.shared.finish(None, false);
+                    ok
+                }
+                Err(failure) => {
+                    if failure.is_throttle() {
+                        self.shared.limiter.throttle(started);
+                    }
+                    if !self.session.as_ref().is_some_and(SmtpSession::is_usable) {
+                        self.session = None;
+                    }
+                    if let SmtpFailure::Fatal(_) = failure {
+                        self.shared.fail(failure);
+                        self.shared.finish(Some((Instant::now(), job)), true);
+                        return;
+                    }
+                    self.after_failure(job, failure).await
+                }
+            };
+            if !keep_going {
+                return;
+            }
+        }
+        if let Some(session) = self.session.take() {
+            session.quit().await;
+        }
+    }
+
+    /// Records a failed attempt and decides: failed for good, retry later, or
+    /// deferred to the next run. Returns false when the send must stop.
+    async fn after_failure(&mut self, mut job: Pending, failure: SmtpFailure) -> bool {
+        job.attempts += 1;
+        let reply = failure.to_string();
+        if failure.is_permanent() {
+            let ok = self
+                .record(&job.target, DeliveryState::Failed, 1, reply, true)
+                .await;
+            self.shared.finish(None, false);
+            return ok;
+        }
+        let last = job.attempts > self.shared.retries;
+        tracing::debug!(email = %job.target.email, attempt = job.attempts, last, "transient failure: {reply}");
+        // Recorded even when it will be retried, so nothing waiting in the
+        // queue is in doubt after a crash.
+        if !self
+            .record(&job.target, DeliveryState::Deferred, 1, reply, last)
+            .await
+        {
+            self.shared.finish(None, false);
+            return false;
+        }
+        if last {
+            self.shared.finish(None, false);
+        } else {
+            let due = Instant::now() + self.shared.backoff(&job.target.email, job.attempts);
+            self.shared.finish(Some((due, job)), false);
+        }
+        true
+    }
+
+    async fn attempt(&mut self, job: &Target, bytes: &Arc<Vec<u8>>) -> Result<String, SmtpFailure> {
+        match &self.channel {
+            Channel::Outbox(outbox) => {
+                let outbox = outbox.clone();
+                let stem = job
+                    .message_id
+                    .clone()
+                    .unwrap_or_else(|| format!("{:06}", job.index));
+                let bytes = Arc::clone(bytes);
+                let written =
+                    tokio::task::spawn_blocking(move || outbox.write(&stem, &bytes)).await;
+                match written {
+                    Ok(Ok(path)) => Ok(format!("written to {}", path.display())),
+                    Ok(Err(err)) => Err(SmtpFailure::Connection(format!(
+                        "outbox write failed: {err}"
+                    ))),
+                    Err(err) => Err(SmtpFailure::Connection(format!(
+                        "outbox writer failed: {err}"
+                    ))),
+                }
+            }
+            Channel::Smtp(_) => {
+                let to: Address = job.email.parse().map_err(|e| {
+                    SmtpFailure::Unsendable(format!("invalid recipient address: {e}"))
+                })?;
+                let Some(session) = self.session.as_mut() else {
+                    return Err(SmtpFailure::Connection("no SMTP session".to_owned()));
+                };
+                session
+                    .send(&self.shared.options.envelope_from, &to, bytes)
+                    .await
+            }
+        }
+    }
+
+    /// Hands an outcome to the writer and waits until it is durable.
+    async fn record(
+        &self,
+        job: &Target,
+        state: DeliveryState,
+        attempts: u32,
+        reply: String,
+        is_final: bool,
+    ) -> bool {
+        let (durable_tx, durable_rx) = oneshot::channel();
+        let record = Record {
+            outcome: Outcome {
+                edition_id: self.shared.options.edition_id.clone(),
+                email: job.email.clone(),
+                state,
+                attempts,
+                reply: Some(reply),
+            },
+            is_final,
+            durable: durable_tx,
+        };
+        let sent = match self.shared.record_tx.lock() {
+            Ok(tx) => tx.as_ref().is_some_and(|tx| tx.send(record).is_ok()),
+            Err(_) => false,
+        };
+        if sent && durable_rx.await.unwrap_or(false) {
+            return true;
+        }
+        self.shared.stop();
+        false
+    }
+}
+
+fn compose(source: MessageSource) -> Result<Vec<u8>, BoxError> {
+    match source {
+        MessageSource::Bytes(bytes) => Ok(bytes),
+        MessageSource::Compose(make) => make(),
+    }
+}
+
+fn missing() -> BoxError {
+    "message source already consumed".into()
+}
+
+/// Lowest rate throttling can push a send down to (messages per second).
+const MIN_RATE: f64 = 0.5;
+/// Successes at the current rate before it is raised by 10%.
+const RECOVER_EVERY: u32 = 20;
+
+/// Shared pacing: a token bucket of one (messages are spaced 1/rate apart)
+/// whose rate halves on throttling replies and recovers slowly.
+struct RateLimiter {
+    state: Mutex<RateState>,
+}
+
+struct RateState {
+    configured: Option<f64>,
+    /// `None`: unlimited.
+    current: Option<f64>,
+    next_free: Instant,
+    /// Throttles from attempts started before this were already answered.
+    last_cut: Option<Instant>,
+    successes_since_change: u32,
+    /// Where an unconfigured rate returns to unlimited.
+    ceiling: f64,
+    attempts: u64,
+    started: Instant,
+}
+
+impl RateLimiter {
+    fn new(rate: Option<f64>) -> Self {
+        let now = Instant::now();
+        RateLimiter {
+            state: Mutex::new(RateState {
+                configured: rate,
+                current: rate,
+                next_free: now,
+                last_cut: None,
+                successes_since_change: 0,
+                ceiling: f64::INFINITY,
+                attempts: 0,
+                started: now,
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, RateState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// Waits for this attempt's slot.
+    async fn acquire(&self) {
+        let wait = {
+            let mut s = self.lock();
+            s.attempts += 1;
+            match s.current {
+                None => Duration::ZERO,
+                Some(rate) => {
+                    let now = Instant::now();
+                    let slot = s.next_free.max(now);
+                    s.next_free = slot + Duration::from_secs_f64(1.0 / rate);
+                    slot - now
+                }
+            }
+        };
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    fn success(&self) {
+        let mut s = self.lock();
+        let Some(rate) = s.current else {
+            return;
+        };
+        if s.configured == Some(rate) {
+            return;
+        }
+        s.successes_since_change += 1;
+        if s.successes_since_change < RECOVER_EVERY {
+            return;
+        }
+        s.successes_since_change = 0;
+        let raised = rate * 1.1;
+        s.current = match s.configured {
+            Some(max) => Some(raised.min(max)),
+            None if raised >= s.ceiling => None,
+            None => Some(raised),
+        };
+        tracing::info!(rate = ?s.current, "relay accepting again: raising the send rate");
+    }
+
+    /// Halves the rate, once per wave: throttles from attempts that started
+    /// before the last cut were sent at the old rate and are ignored.
+    fn throttle(&self, attempt_started: Instant) -> Option<f64> {
+        let mut s = self.lock();
+        if s.last_cut.is_some_and(|cut| attempt_started < cut) {
+            return None;
+        }
+        let base = match s.current {
+            Some(rate) => rate,
+            None => {
+                // Unlimited so far: start from the pace actually achieved.
+                let elapsed = s.started.elapsed().as_secs_f64().max(0.001);
+                let observed = (s.attempts as f64 / elapsed).max(1.0);
+                s.ceiling = observed;
+                observed
+            }
+        };
+        let new = (base / 2.0).max(MIN_RATE);
+        s.current = Some(new);
+        s.last_cut = Some(Instant::now());
+        s.successes_since_change = 0;
+        tracing::warn!(rate = new, "relay is throttling: halving the send rate");
+        Some(new)
+    }
+
+    #[cfg(test)]
+    fn current(&self) -> Option<f64> {
+        self.lock().current
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throttle_halves_once_per_wave_and_recovers() {
+        let limiter = RateLimiter::new(Some(100.0));
+        let before = Instant::now();
+        assert_eq!(limiter.throttle(before), Some(50.0));
+        // Another reply from an attempt sent before the cut: same wave.
+        assert_eq!(limiter.throttle(before), None);
+        assert_eq!(limiter.throttle(Instant::now()), Some(25.0));
+        for _ in 0..RECOVER_EVERY {
+            limiter.success();
+        }
+        assert!((limiter.current().unwrap() - 27.5).abs() < 1e-9);
+        for _ in 0..RECOVER_EVERY * 20 {
+            limiter.success();
+        }
+        assert_eq!(
+            limiter.current(),
+            Some(100.0),
+            "never above the configured rate"
+        );
+    }
+
+    #[test]
+    fn throttle_has_a_floor() {
+        let limiter = RateLimiter::new(Some(0.6));
+        limiter.throttle(Instant::now());
+        assert_eq!(limiter.current(), Some(MIN_RATE));
+        limiter.throttle(Instant::now());
+        assert_eq!(limiter.current(), Some(MIN_RATE));
+    }
+
+    #[test]
+    fn unlimited_rate_returns_to_unlimited() {
+        let limiter = RateLimiter::new(None);
+        assert_eq!(limiter.current(), None);
+        limiter.throttle(Instant::now());
+        let cut = limiter.current().unwrap();
+        assert!(cut >= MIN_RATE);
+        for _ in 0..RECOVER_EVERY * 20 {
+            limiter.success();
+        }
+        assert_eq!(limiter.current(), None);
+    }
+
+    #[tokio::test]
+    async fn pacing_spaces_attempts() {
+        let limiter = RateLimiter::new(Some(50.0));
+        let start = Instant::now();
+        for _ in 0..6 {
+            limiter.acquire().await;
+        }
+        // Five gaps of 20 ms.
+        assert!(
+            start.elapsed() >= Duration::from_millis(95),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_cap() {
+        let shared = Shared {
+            queue: Mutex::new(Queue {
+                ready: VecDeque::new(),
+                delayed: Vec::new(),
+                busy: 0,
+            }),
+            notify: Notify::new(),
+            limiter: RateLimiter::new(None),
+            abort: AtomicBool::new(false),
+            active_workers: AtomicUsize::new(1),
+            retries: 3,
+            options: SendOptions {
+                backoff: Duration::from_secs(1),
+                max_backoff: Duration::from_secs(10),
+                ..SendOptions::new("e", "bounce@example.com".parse().unwrap())
+            },
+            record_tx: Mutex::new(None),
+            fatal: Mutex::new(None),
+        };
+        let d1 = shared.backoff("a@example.com", 1).as_secs_f64();
+        let d2 = shared.backoff("a@example.com", 2).as_secs_f64();
+        let d9 = shared.backoff("a@example.com", 9).as_secs_f64();
+        assert!((0.8..=1.2).contains(&d1), "{d1}");
+        assert!((1.6..=2.4).contains(&d2), "{d2}");
+        assert!((8.0..=12.0).contains(&d9), "{d9}");
+    }
+}

@@ -1,0 +1,230 @@
+//! Shared test helpers: message specs and a real Postfix smtp-sink.
+
+#![allow(dead_code)]
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use briefing::mail::message::{MessageSpec, message_id};
+use briefing::mail::token::unsubscribe_url;
+use chrono::TimeZone;
+
+pub const SECRET: &[u8] = b"test-secret";
+
+/// A realistic spec for reader `i`, with about `html_kb` KB of HTML.
+pub fn spec(i: usize, html_kb: usize) -> MessageSpec {
+    let email = format!("reader{i}@example.org");
+    let para = "Ministers met on Tuesday to discuss the budget; the opposition said the plan was “unfunded” — and promised to vote against it.";
+    let mut text = String::from("MORNING BRIEF\n\n");
+    let mut html = String::from(
+        "<!doctype html><html lang=\"en\"><body><table role=\"presentation\" width=\"600\">\n",
+    );
+    let mut n = 0;
+    while html.len() < html_kb * 1024 {
+        n += 1;
+        html.push_str(&format!(
+            "<tr><td style=\"padding:8px;font-family:Georgia,serif;font-size:16px\"><a href=\"https://news.example.com/world/item-{n}?utm_source=brief\">{para}</a></td></tr>\n"
+        ));
+    }
+    while text.len() < html_kb * 512 {
+        text.push_str(para);
+        text.push_str("\n[1] https://news.example.com/world/item\n\n");
+    }
+    html.push_str("</table></body></html>\n");
+    MessageSpec {
+        from: "Morning Brief <brief@news.example.com>".parse().unwrap(),
+        to: format!("Reader Nº{i} <{email}>").parse().unwrap(),
+        reply_to: Some("Newsdesk <desk@news.example.com>".parse().unwrap()),
+        subject: "Morning Brief: Budget “unfunded”, rain later".to_owned(),
+        text,
+        html,
+        message_id: message_id("am-2026-11-30T0600", &email, "news.example.com"),
+        list_id: "Morning Brief <am.news.example.com>".to_owned(),
+        unsubscribe_url: unsubscribe_url("https://news.example.com", "am", &email, SECRET).unwrap(),
+        unsubscribe_mailto: Some("unsubscribe@news.example.com".to_owned()),
+        feedback_id: Some("am:briefing:newsroom".to_owned()),
+        date: chrono::Utc.with_ymd_and_hms(2026, 11, 30, 6, 0, 0).unwrap(),
+    }
+}
+
+/// A Postfix `smtp-sink` on a free loopback port, dumping each transaction
+/// to its own file; killed on drop.
+pub struct SmtpSink {
+    child: Child,
+    pub port: u16,
+    pub dump: tempfile::TempDir,
+}
+
+const SMTP_SINK: &str = "/usr/sbin/smtp-sink";
+
+impl SmtpSink {
+    /// `extra` are fault-injection flags such as `["-r", "RCPT"]`.
+    pub fn start(extra: &[&str]) -> SmtpSink {
+        assert!(
+            Path::new(SMTP_SINK).exists(),
+            "{SMTP_SINK} is missing: install Debian's postfix package \
+             (DEBIAN_FRONTEND=noninteractive apt-get install -y postfix)"
+        );
+        // Ask the kernel for a free port, then hand it to smtp-sink. Another
+        // process could grab it in between; the readiness check below would
+        // then fail loudly rather than test the wrong server.
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let dump = tempfile::tempdir().expect("dump dir");
+        // smtp-sink drops to `nobody` before writing dumps.
+        set_mode(dump.path(), 0o777);
+        let mut cmd = Command::new(SMTP_SINK);
+        if running_as_root() {
+            cmd.args(["-u", "nobody"]);
+        }
+        // -d "<dir>/%M." : one file per transaction (strftime + random hex).
+        cmd.arg("-d")
+            .arg(format!("{}/%M.", dump.path().display()))
+            .args(extra)
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("1000")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let child = cmd.spawn().expect("start smtp-sink");
+        let sink = SmtpSink { child, port, dump };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "smtp-sink did not start on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        sink
+    }
+
+    pub fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}?tls=none", self.port)
+    }
+
+    /// Dumped transaction files.
+    pub fn dumps(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(self.dump.path())
+            .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        files.sort();
+        files
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn running_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(|uid| uid == "0"))
+        })
+        .unwrap_or(false)
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+/// How [`TlsFront`] speaks to clients.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    /// TLS from the first byte (SMTPS).
+    Implicit,
+    /// Plain greeting and EHLO offering STARTTLS, then TLS.
+    StartTls,
+}
+
+/// A TLS terminator in front of an [`SmtpSink`], with a certificate for
+/// `localhost` signed by `tests/fixtures/mail/test-ca.pem`. Runs on the test's
+/// tokio runtime until the runtime ends.
+pub struct TlsFront {
+    pub port: u16,
+}
+
+impl TlsFront {
+    pub async fn start(sink_port: u16, mode: TlsMode) -> TlsFront {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        use std::sync::Arc;
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mail");
+        let certs = CertificateDer::pem_file_iter(fixtures.join("localhost.pem"))
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_file(fixtures.join("localhost.key")).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let mut client = BufReader::new(client);
+                    if mode == TlsMode::StartTls {
+                        let _ = client.get_mut().write_all(b"220 front ESMTP\r\n").await;
+                        let mut line = String::new();
+                        loop {
+                            line.clear();
+                            if client.read_line(&mut line).await.unwrap_or(0) == 0 {
+                                return;
+                            }
+                            let command = line.trim_end().to_ascii_uppercase();
+                            let reply: &[u8] = if command.starts_with("EHLO") {
+                                b"250-front\r\n250 STARTTLS\r\n"
+                            } else if command == "STARTTLS" {
+                                b"220 2.0.0 Ready to start TLS\r\n"
+                            } else {
+                                b"530 5.7.0 Must issue a STARTTLS command first\r\n"
+                            };
+                            let _ = client.get_mut().write_all(reply).await;
+                            if command == "STARTTLS" {
+                                break;
+                            }
+                        }
+                    }
+                    let Ok(mut tls) = acceptor.accept(client.into_inner()).await else {
+                        return;
+                    };
+                    let Ok(backend) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", sink_port)).await
+                    else {
+                        return;
+                    };
+                    let mut backend = BufReader::new(backend);
+                    if mode == TlsMode::StartTls {
+                        // The client greets again with EHLO over TLS and
+                        // expects no second greeting: swallow smtp-sink's.
+                        let mut greeting = String::new();
+                        let _ = backend.read_line(&mut greeting).await;
+                    }
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut backend).await;
+                });
+            }
+        });
+        TlsFront { port }
+    }
+}

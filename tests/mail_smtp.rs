@@ -1,0 +1,612 @@
+//! Delivery against a real SMTP server: Postfix's smtp-sink, started per test
+//! on a free loopback port, with its fault injection for soft rejects, hard
+//! rejects and dropped connections.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use briefing::ledger::{
+    DeliveryState, FrozenEdition, LeaseOutcome, Ledger, MAIN_VARIANT, Outcome, Recipient,
+};
+use briefing::mail::message::{MessageSpec, compose, message_id};
+use briefing::mail::sender::{
+    Job, LeasedLedger, MessageSource, OutcomeSink, Progress, SendError, SendOptions, deliver,
+};
+use briefing::mail::token::unsubscribe_url;
+use briefing::mail::transport::{SmtpSettings, Transport};
+use chrono::TimeZone;
+use mail_parser::MessageParser;
+
+const EDITION: &str = "am-2026-11-30T0600";
+
+fn edition() -> FrozenEdition {
+    FrozenEdition {
+        id: EDITION.to_owned(),
+        newsletter: "am".to_owned(),
+        slot_utc: chrono::Utc.with_ymd_and_hms(2026, 11, 30, 6, 0, 0).unwrap(),
+        zone: "Europe/Lisbon".to_owned(),
+        subject: "Morning Brief".to_owned(),
+        html: "<p>Budget talks collapse; rain later.</p>\n".repeat(20),
+        text: "Budget talks collapse; rain later.\n".repeat(20),
+        item_ids: vec!["world/budget".to_owned()],
+        variants: vec![],
+    }
+}
+
+/// A ledger in `dir` with the edition frozen for `n` readers.
+fn frozen_ledger(dir: &Path, n: usize) -> Ledger {
+    let mut ledger = Ledger::open(&dir.join("state/ledger.sqlite")).unwrap();
+    let recipients: Vec<Recipient> = (0..n)
+        .map(|i| Recipient {
+            email: format!("reader{i:03}@example.org"),
+            name: Some(format!("Reader {i}")),
+            variant: MAIN_VARIANT.to_owned(),
+        })
+        .collect();
+    assert!(ledger.freeze_edition(&edition(), &recipients).unwrap());
+    ledger
+}
+
+/// One job per pending delivery, composed lazily by the worker.
+fn jobs(ledger: &Ledger) -> Vec<Job> {
+    let stored = Arc::new(ledger.edition(EDITION).unwrap().unwrap());
+    ledger
+        .pending(EDITION)
+        .unwrap()
+        .into_iter()
+        .map(|delivery| {
+            let stored = Arc::clone(&stored);
+            let email = delivery.email.clone();
+            let id = message_id(EDITION, &email, "news.example.com");
+            let mid = id.clone();
+            Job {
+                email: delivery.email,
+                message_id: Some(id),
+                message: MessageSource::Compose(Box::new(move || {
+                    let (subject, html, text) =
+                        stored.content(&delivery.variant).ok_or("unknown variant")?;
+                    let spec = MessageSpec {
+                        from: "Morning Brief <brief@news.example.com>".parse()?,
+                        to: lettre::message::Mailbox::new(delivery.name.clone(), email.parse()?),
+                        reply_to: None,
+                        subject: subject.to_owned(),
+                        text: text.to_owned(),
+                        html: html.to_owned(),
+                        message_id: mid,
+                        list_id: "Morning Brief <am.news.example.com>".to_owned(),
+                        unsubscribe_url: unsubscribe_url(
+                            "https://news.example.com",
+                            "am",
+                            &email,
+                            common::SECRET,
+                        )?,
+                        unsubscribe_mailto: None,
+                        feedback_id: None,
+                        date: chrono::Utc::now(),
+                    };
+                    Ok(compose(&spec, None)?)
+                })),
+            }
+        })
+        .collect()
+}
+
+fn smtp(sink: &common::SmtpSink, connections: usize, retries: u32) -> Transport {
+    Transport::Smtp(SmtpSettings {
+        url: sink.url(),
+        connections,
+        retries,
+        timeout: Duration::from_secs(5),
+        hello_name: Some("briefing.test".to_owned()),
+        ..SmtpSettings::default()
+    })
+}
+
+fn options() -> SendOptions {
+    SendOptions {
+        backoff: Duration::from_millis(5),
+        max_backoff: Duration::from_millis(20),
+        ..SendOptions::new(EDITION, "bounces@news.example.com".parse().unwrap())
+    }
+}
+
+fn progress_log() -> (
+    Arc<Mutex<Vec<Progress>>>,
+    impl FnMut(Progress) + Send + 'static,
+) {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let writer = Arc::clone(&log);
+    (log, move |p| writer.lock().unwrap().push(p))
+}
+
+/// The envelope recipient smtp-sink recorded, and the parsed message.
+fn read_dump(path: &Path) -> (String, Vec<u8>) {
+    let raw = std::fs::read(path).unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let rcpt = text
+        .lines()
+        .find_map(|l| l.strip_prefix("X-Rcpt-Args: "))
+        .unwrap_or_else(|| panic!("no X-Rcpt-Args in {}", path.display()))
+        .trim()
+        .trim_start_matches('<')
+        .split('>')
+        .next()
+        .unwrap()
+        .to_owned();
+    (rcpt, raw)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivers_200_messages_each_to_its_reader() {
+    let sink = common::SmtpSink::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = frozen_ledger(dir.path(), 200);
+    let jobs = jobs(&ledger);
+    let (log, progress) = progress_log();
+    let (done, ledger) = deliver(&smtp(&sink, 4, 2), jobs, options(), ledger, progress)
+        .await
+        .expect("delivers");
+    assert_eq!(
+        done,
+        Progress {
+            total: 200,
+            sent: 200,
+            deferred: 0,
+            failed: 0
+        }
+    );
+    let last = *log.lock().unwrap().last().unwrap();
+    assert_eq!(last, done, "progress ends at the final counts");
+
+    let counts = ledger.counts(EDITION).unwrap();
+    assert_eq!((counts.sent, counts.unsent(), counts.failed), (200, 0, 0));
+    for delivery in ledger.deliveries(EDITION).unwrap() {
+        assert_eq!(delivery.attempts, 1);
+        let reply = delivery.last_reply.unwrap();
+        assert!(reply.starts_with("250"), "{reply}");
+    }
+
+    let dumps = sink.dumps();
+    assert_eq!(dumps.len(), 200, "exactly one transaction per reader");
+    let mut seen = BTreeSet::new();
+    for path in &dumps {
+        let (rcpt, raw) = read_dump(path);
+        let msg = MessageParser::default().parse(&raw).expect("dump parses");
+        let to = msg.to().and_then(|a| a.first()).unwrap();
+        assert_eq!(to.address(), Some(rcpt.as_str()), "envelope and To agree");
+        let n: usize = rcpt["reader".len()..rcpt.find('@').unwrap()]
+            .parse()
+            .unwrap();
+        assert_eq!(to.name(), Some(format!("Reader {n}").as_str()));
+        assert_eq!(msg.subject(), Some("Morning Brief"));
+        assert_eq!(
+            msg.message_id().map(|id| format!("<{id}>")),
+            Some(message_id(EDITION, &rcpt, "news.example.com"))
+        );
+        let unsubscribe = msg.header_raw("List-Unsubscribe").unwrap();
+        let token = briefing::mail::token::unsubscribe_token(common::SECRET, "am", &rcpt);
+        assert!(unsubscribe.contains(&token), "per-reader unsubscribe link");
+        assert_eq!(
+            msg.header_raw("List-Unsubscribe-Post").map(str::trim),
+            Some("List-Unsubscribe=One-Click")
+        );
+        assert!(msg.header_raw("List-Id").is_some());
+        assert!(seen.insert(rcpt), "one message per reader");
+    }
+    let mail_from = std::fs::read_to_string(&dumps[0]).unwrap();
+    assert!(
+        mail_from.contains("X-Mail-Args: <bounces@news.example.com>"),
+        "{mail_from}"
+    );
+}
+
+#[tokio::test]
+async fn soft_reject_is_retried_then_deferred_with_reply() {
+    let sink = common::SmtpSink::start(&["-r", "RCPT"]);
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = frozen_ledger(dir.path(), 3);
+    let jobs = jobs(&ledger);
+    let (done, ledger) = deliver(&smtp(&sink, 2, 2), jobs, options(), ledger, |_| {})
+        .await
+        .unwrap();
+    assert_eq!((done.sent, done.deferred, done.failed), (0, 3, 0));
+    for delivery in ledger.deliveries(EDITION).unwrap() {
+        assert_eq!(delivery.state, DeliveryState::Deferred);
+        assert_eq!(delivery.attempts, 3, "first try plus 2 retries");
+        assert_eq!(
+            delivery.last_reply.as_deref(),
+            Some("450 4.3.0 Error: command failed")
+        );
+    }
+    assert_eq!(
+        ledger.pending(EDITION).unwrap().len(),
+        3,
+        "deferred are resumed next run"
+    );
+    assert!(sink.dumps().is_empty());
+}
+
+#[tokio::test]
+async fn hard_reject_fails_at_once_with_reply() {
+    let sink = common::SmtpSink::start(&["-f", "RCPT"]);
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = frozen_ledger(dir.path(), 5);
+    let jobs = jobs(&ledger);
+    let (done, ledger) = deliver(&smtp(&sink, 2, 3), jobs, options(), ledger, |_| {})
+        .await
+        .unwrap();
+    assert_eq!((done.sent, done.deferred, done.failed), (0, 0, 5));
+    for delivery in ledger.deliveries(EDITION).unwrap() {
+        assert_eq!(delivery.state, DeliveryState::Failed);
+        assert_eq!(delivery.attempts, 1, "5xx is never retried");
+    }
+    let failed = ledger.failed(EDITION).unwrap();
+    assert_eq!(failed.len(), 5);
+    assert_eq!(failed[0].1, "500 5.3.0 Error: command failed");
+    assert!(ledger.pending(EDITION).unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn hang_up_at_data_is_deferred() {
+    let sink = common::SmtpSink::start(&["-q", "DATA"]);
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = frozen_ledger(dir.path(), 2);
+    let jobs = jobs(&ledger);
+    let (done, ledger) = deliver(&smtp(&sink, 2, 1), jobs, options(), ledger, |_| {})
+        .await
+        .unwrap();
+    assert_eq!((done.sent, done.deferred, done.failed), (0, 2, 0));
+    for delivery in ledger.deliveries(EDITION).unwrap() {
+        assert_eq!(delivery.state, DeliveryState::Deferred);
+        assert_eq!(delivery.attempts, 2);
+        let reply = delivery.last_reply.unwrap();
+        assert!(reply.starts_with("connection lost"), "{reply}");
+    }
+}
+
+#[tokio::test]
+async fn header_injection_fails_only_that_reader() {
+    let sink = common::SmtpSink::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = frozen_ledger(dir.path(), 3);
+    let mut jobs = jobs(&ledger);
+    let evil = &mut jobs[1];
+    let email = evil.email.clone();
+    evil.message = MessageSource::Compose(Box::new(move || {
+        let mut spec = common::spec(1, 1);
+        spec.to = email.parse()?;
+        spec.subject = "Brief\r\nBcc: everyone@example.com".to_owned();
+        Ok(compose(&spec, None)?)
+    }));
+    let (done, ledger) = deliver(&smtp(&sink, 1, 1), jobs, options(), ledger, |_| {})
+        .await
+        .unwrap();
+    assert_eq!((done.sent, done.failed), (2, 1));
+    let failed = ledger.failed(EDITION).unwrap();
+    assert_eq!(failed[0].0, "reader001@example.org");
+    assert!(failed[0].1.contains("control character"), "{}", failed[0].1);
+    assert_eq!(sink.dumps().len(), 2);
+    for path in sink.dumps() {
+        assert!(!std::fs::read_to_string(path).unwrap().contains("everyone@"));
+    }
+}
+
+/// Fails on the `fail_at`-th commit, like a full disk.
+struct FailingSink {
+    ledger: Ledger,
+    commits: usize,
+    fail_at: usize,
+    recorded: Arc<Mutex<Vec<Outcome>>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("disk full")]
+struct DiskFull;
+
+impl OutcomeSink for FailingSink {
+    type Error = DiskFull;
+
+    fn record(&mut self, outcomes: &[Outcome]) -> Result<(), DiskFull> {
+        self.commits += 1;
+        if self.commits >= self.fail_at {
+            return Err(DiskFull);
+        }
+        self.ledger.record_batch(outcomes).map_err(|_| DiskFull)?;
+        self.recorded.lock().unwrap().extend_from_slice(outcomes);
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_most_one_message_per_connection_is_in_doubt() {
+    let sink = common::SmtpSink::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = frozen_ledger(dir.path(), 100);
+    let jobs = jobs(&ledger);
+    let recorded = Arc::new(Mutex::new(Vec::new()));
+    let failing = FailingSink {
+        ledger,
+        commits: 0,
+        fail_at: 6,
+        recorded: Arc::clone(&recorded),
+    };
+    let connections = 3;
+    let err = deliver(
+        &smtp(&sink, connections, 1),
+        jobs,
+        options(),
+        failing,
+        |_| {},
+    )
+    .await
+    .err()
+    .expect("the send stops");
+    assert!(matches!(err, SendError::Ledger(_)), "{err}");
+    let recorded_sent = recorded
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|o| o.state == DeliveryState::Sent)
+        .count();
+    let delivered = sink.dumps().len();
+    assert!(delivered >= recorded_sent);
+    assert!(
+        delivered <= recorded_sent + connections,
+        "{delivered} delivered, {recorded_sent} recorded: more than one per connection in doubt"
+    );
+    assert!(delivered < 100, "sending stopped early");
+}
+
+#[tokio::test]
+async fn lost_lease_stops_the_send() {
+    let sink = common::SmtpSink::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut ledger = frozen_ledger(dir.path(), 50);
+    let ttl = Duration::from_millis(30);
+    assert_eq!(
+        ledger.acquire_lease(EDITION, "host-a", ttl).unwrap(),
+        LeaseOutcome::Acquired
+    );
+    std::thread::sleep(Duration::from_millis(60));
+    // Another sender sees the expired lease and takes over.
+    let mut other = Ledger::open(&dir.path().join("state/ledger.sqlite")).unwrap();
+    assert!(matches!(
+        other
+            .acquire_lease(EDITION, "host-b", Duration::from_secs(60))
+            .unwrap(),
+        LeaseOutcome::TakenOver { .. }
+    ));
+    let jobs = jobs(&ledger);
+    let leased = LeasedLedger::new(ledger, EDITION, "host-a", ttl);
+    std::thread::sleep(Duration::from_millis(20));
+    let err = deliver(&smtp(&sink, 1, 1), jobs, options(), leased, |_| {})
+        .await
+        .err()
+        .expect("stops");
+    assert!(
+        err.to_string().contains("recording outcomes failed"),
+        "{err}"
+    );
+    assert!(sink.dumps().len() <= 2, "stopped after the first commit");
+}
+
+#[tokio::test]
+async fn unreachable_relay_fails_before_touching_readers() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = frozen_ledger(dir.path(), 3);
+    let jobs = jobs(&ledger);
+    let transport = Transport::Smtp(SmtpSettings {
+        url: format!("smtp://127.0.0.1:{port}?tls=none"),
+        timeout: Duration::from_secs(2),
+        ..SmtpSettings::default()
+    });
+    let err = deliver(&transport, jobs, options(), ledger, |_| {})
+        .await
+        .expect_err("fails");
+    assert!(matches!(err, SendError::Connect(_)), "{err}");
+    let ledger = Ledger::open(&dir.path().join("state/ledger.sqlite")).unwrap();
+    assert_eq!(ledger.counts(EDITION).unwrap().pending, 3);
+}
+
+#[tokio::test]
+async fn starttls_is_required_unless_plain_was_asked_for() {
+    // smtp-sink offers no STARTTLS: an smtp:// URL must refuse it rather
+    // than silently send in plain text.
+    let sink = common::SmtpSink::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = frozen_ledger(dir.path(), 1);
+    let jobs = jobs(&ledger);
+    let transport = Transport::Smtp(SmtpSettings {
+        url: format!("smtp://127.0.0.1:{}", sink.port),
+        timeout: Duration::from_secs(2),
+        ..SmtpSettings::default()
+    });
+    let err = deliver(&transport, jobs, options(), ledger, |_| {})
+        .await
+        .expect_err("refuses");
+    assert!(err.to_string().contains("STARTTLS"), "{err}");
+    assert!(sink.dumps().is_empty());
+}
+
+#[tokio::test]
+async fn outbox_writes_one_file_per_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = frozen_ledger(dir.path(), 5);
+    let jobs = jobs(&ledger);
+    let outbox = dir.path().join("outbox");
+    let transport = Transport::Outbox {
+        dir: outbox.clone(),
+    };
+    let (done, ledger) = deliver(&transport, jobs, options(), ledger, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(done.sent, 5);
+    let mut names: Vec<String> = std::fs::read_dir(&outbox)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 5);
+    let expected = message_id(EDITION, "reader000@example.org", "news.example.com");
+    assert!(names.contains(&format!(
+        "{}.eml",
+        expected.trim_matches(|c| c == '<' || c == '>')
+    )));
+    assert_eq!(ledger.counts(EDITION).unwrap().sent, 5);
+}
+
+#[tokio::test]
+async fn refused_envelope_sender_stops_without_failing_readers() {
+    // A 5xx to MAIL FROM is about us, not the reader: stop, keep them pending.
+    let sink = common::SmtpSink::start(&["-f", "MAIL"]);
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = frozen_ledger(dir.path(), 5);
+    let jobs = jobs(&ledger);
+    let err = deliver(&smtp(&sink, 2, 3), jobs, options(), ledger, |_| {})
+        .await
+        .expect_err("stops");
+    match err {
+        SendError::Stopped { failure, sent } => {
+            assert_eq!(sent, 0);
+            assert!(failure.to_string().contains("envelope sender"), "{failure}");
+        }
+        other => panic!("expected Stopped, got {other}"),
+    }
+    let ledger = Ledger::open(&dir.path().join("state/ledger.sqlite")).unwrap();
+    let counts = ledger.counts(EDITION).unwrap();
+    assert_eq!((counts.pending, counts.failed), (5, 0));
+}
+
+fn tls_settings(url: String) -> Transport {
+    Transport::Smtp(SmtpSettings {
+        url,
+        connections: 2,
+        timeout: Duration::from_secs(5),
+        hello_name: Some("briefing.test".to_owned()),
+        ca_file: Some(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mail/test-ca.pem"),
+        ),
+        ..SmtpSettings::default()
+    })
+}
+
+#[tokio::test]
+async fn delivers_over_implicit_tls() {
+    let sink = common::SmtpSink::start(&[]);
+    let front = common::TlsFront::start(sink.port, common::TlsMode::Implicit).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = frozen_ledger(dir.path(), 10);
+    let jobs = jobs(&ledger);
+    let transport = tls_settings(format!("smtps://localhost:{}", front.port));
+    let (done, _) = deliver(&transport, jobs, options(), ledger, |_| {})
+        .await
+        .expect("delivers over SMTPS");
+    assert_eq!(done.sent, 10);
+    assert_eq!(sink.dumps().len(), 10);
+}
+
+#[tokio::test]
+async fn delivers_over_starttls() {
+    let sink = common::SmtpSink::start(&[]);
+    let front = common::TlsFront::start(sink.port, common::TlsMode::StartTls).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = frozen_ledger(dir.path(), 10);
+    let jobs = jobs(&ledger);
+    let transport = tls_settings(format!("smtp://localhost:{}", front.port));
+    let (done, _) = deliver(&transport, jobs, options(), ledger, |_| {})
+        .await
+        .expect("delivers over STARTTLS");
+    assert_eq!(done.sent, 10);
+    assert_eq!(sink.dumps().len(), 10);
+}
+
+#[tokio::test]
+async fn untrusted_certificate_stops_before_sending() {
+    let sink = common::SmtpSink::start(&[]);
+    let front = common::TlsFront::start(sink.port, common::TlsMode::Implicit).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = frozen_ledger(dir.path(), 2);
+    let jobs = jobs(&ledger);
+    // Without the test CA the certificate does not verify.
+    let transport = Transport::Smtp(SmtpSettings {
+        url: format!("smtps://localhost:{}", front.port),
+        timeout: Duration::from_secs(5),
+        ..SmtpSettings::default()
+    });
+    let err = deliver(&transport, jobs, options(), ledger, |_| {})
+        .await
+        .expect_err("refuses");
+    match err {
+        SendError::Connect(failure) => {
+            let text = failure.to_string();
+            assert!(text.starts_with("TLS handshake with localhost:"), "{text}");
+            assert!(text.contains("certificate"), "{text}");
+        }
+        other => panic!("expected a connect error, got {other}"),
+    }
+    assert!(sink.dumps().is_empty());
+}
+
+#[tokio::test]
+async fn authenticates_with_the_password_from_the_environment() {
+    // smtp-sink announces AUTH and accepts any credentials; this checks the
+    // AUTH exchange and that the password comes from the named variable.
+    let sink = common::SmtpSink::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = frozen_ledger(dir.path(), 3);
+    let jobs = jobs(&ledger);
+    // smtp-sink accepts any password, so any variable that is set will do;
+    // PATH always is (setting our own would need `unsafe` set_var while
+    // other test threads run).
+    let var = "PATH";
+    let transport = Transport::Smtp(SmtpSettings {
+        url: sink.url(),
+        username: Some("briefing".to_owned()),
+        password_env: Some(var.to_owned()),
+        timeout: Duration::from_secs(5),
+        ..SmtpSettings::default()
+    });
+    let (done, ledger) = deliver(&transport, jobs, options(), ledger, |_| {})
+        .await
+        .expect("delivers after AUTH");
+    assert_eq!(done.sent, 3);
+
+    // A relay that offers no AUTH while we have credentials is a
+    // configuration error: stop before any reader is tried.
+    let no_auth = common::SmtpSink::start(&["-a"]);
+    let transport = Transport::Smtp(SmtpSettings {
+        url: no_auth.url(),
+        username: Some("briefing".to_owned()),
+        password_env: Some(var.to_owned()),
+        timeout: Duration::from_secs(5),
+        ..SmtpSettings::default()
+    });
+    let err = deliver(
+        &transport,
+        Vec::from_iter(jobs_for_one()),
+        options(),
+        ledger,
+        |_| {},
+    )
+    .await
+    .expect_err("refuses");
+    assert!(err.to_string().contains("authentication failed"), "{err}");
+    assert!(no_auth.dumps().is_empty());
+}
+
+fn jobs_for_one() -> Option<Job> {
+    Some(Job {
+        email: "reader000@example.org".to_owned(),
+        message_id: None,
+        message: MessageSource::Bytes(b"Subject: x\r\n\r\nx\r\n".to_vec()),
+    })
+}
