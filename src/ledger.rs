@@ -3,6 +3,7 @@
 //! edition. It is what makes `send` resumable after a crash and what
 //! `status` reports from.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
@@ -30,6 +31,7 @@ const MIGRATIONS: &[&str] = &[
         text         TEXT,
         item_ids     TEXT NOT NULL DEFAULT '[]',
         reason       TEXT,
+        stats        TEXT,
         created_at   TEXT NOT NULL,
         completed_at TEXT
     );
@@ -50,6 +52,7 @@ const MIGRATIONS: &[&str] = &[
         email      TEXT NOT NULL,
         name       TEXT,
         variant    TEXT NOT NULL,
+        fields     TEXT NOT NULL DEFAULT '{}',
         state      TEXT NOT NULL
                    CHECK (state IN ('pending', 'sent', 'deferred', 'failed')),
         attempts   INTEGER NOT NULL DEFAULT 0,
@@ -200,6 +203,9 @@ pub struct Recipient {
     pub name: Option<String>,
     /// [`MAIN_VARIANT`] or the key of one of the edition's variants.
     pub variant: String,
+    /// The reader's template fields (name, CSV columns), frozen with the
+    /// edition so a resumed send writes the same message.
+    pub fields: BTreeMap<String, String>,
 }
 
 /// Identifies a slot that gets no frozen content (missed or skipped).
@@ -260,6 +266,7 @@ pub struct Delivery {
     pub attempts: u32,
     pub last_reply: Option<String>,
     pub updated_at: DateTime<Utc>,
+    pub fields: BTreeMap<String, String>,
 }
 
 /// The result of delivery attempts, as reported by the sender.
@@ -463,12 +470,13 @@ impl Ledger {
             }
             // The audience is deduplicated already; if not, the first row wins.
             let mut insert = tx.prepare_cached(
-                "INSERT INTO deliveries (edition_id, email, name, variant, state, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, 'pending', ?5)
+                "INSERT INTO deliveries (edition_id, email, name, variant, fields, state, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6)
                  ON CONFLICT (edition_id, email) DO NOTHING",
             )?;
             for r in recipients {
-                insert.execute(params![edition.id, r.email, r.name, r.variant, now])?;
+                let fields = serde_json::to_string(&r.fields)?;
+                insert.execute(params![edition.id, r.email, r.name, r.variant, fields, now])?;
             }
         }
         tx.commit()?;
@@ -653,13 +661,39 @@ impl Ledger {
     }
 
     /// Every delivery of an edition, in freeze order.
+    /// Stores what the plan of an edition counted (suppressed, invalid,
+    /// empty…), as JSON, for `status` and resumed sends.
+    pub fn set_stats(&mut self, edition_id: &str, stats: &serde_json::Value) -> Result<()> {
+        self.conn.execute(
+            "UPDATE editions SET stats = ?2 WHERE id = ?1",
+            params![edition_id, serde_json::to_string(stats)?],
+        )?;
+        Ok(())
+    }
+
+    /// What [`Ledger::set_stats`] stored, if anything.
+    pub fn stats(&self, edition_id: &str) -> Result<Option<serde_json::Value>> {
+        let raw: Option<Option<String>> = self
+            .conn
+            .query_row(
+                "SELECT stats FROM editions WHERE id = ?1",
+                [edition_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(match raw.flatten() {
+            Some(s) => Some(serde_json::from_str(&s)?),
+            None => None,
+        })
+    }
+
     pub fn deliveries(&self, edition_id: &str) -> Result<Vec<Delivery>> {
         self.deliveries_where(edition_id, "")
     }
 
     fn deliveries_where(&self, edition_id: &str, filter: &str) -> Result<Vec<Delivery>> {
         let sql = format!(
-            "SELECT edition_id, email, name, variant, state, attempts, last_reply, updated_at
+            "SELECT edition_id, email, name, variant, state, attempts, last_reply, updated_at, fields
              FROM deliveries WHERE edition_id = ?1 {filter} ORDER BY rowid"
         );
         let mut stmt = self.conn.prepare_cached(&sql)?;
@@ -673,11 +707,14 @@ impl Ledger {
                 r.get::<_, u32>(5)?,
                 r.get::<_, Option<String>>(6)?,
                 r.get::<_, String>(7)?,
+                r.get::<_, String>(8)?,
             ))
         })?;
         rows.map(|row| {
-            let (edition_id, email, name, variant, state, attempts, last_reply, updated) = row?;
+            let (edition_id, email, name, variant, state, attempts, last_reply, updated, fields) =
+                row?;
             Ok(Delivery {
+                fields: serde_json::from_str(&fields)?,
                 edition_id,
                 email,
                 name,
@@ -962,6 +999,7 @@ mod tests {
             .map(|i| Recipient {
                 email: format!("r{i}@example.com"),
                 name: Some(format!("Reader {i}")),
+                fields: [("city".to_string(), format!("City {i}"))].into(),
                 variant: if i % 2 == 0 {
                     MAIN_VARIANT.to_owned()
                 } else {
@@ -1071,6 +1109,7 @@ mod tests {
             email: "r0@example.com".into(),
             name: Some("Other".into()),
             variant: MAIN_VARIANT.into(),
+            fields: Default::default(),
         });
         ledger.freeze_edition(&edition("am-1"), &rs).unwrap();
         let all = ledger.deliveries("am-1").unwrap();

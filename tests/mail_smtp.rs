@@ -45,6 +45,7 @@ fn frozen_ledger(dir: &Path, n: usize) -> Ledger {
             email: format!("reader{i:03}@example.org"),
             name: Some(format!("Reader {i}")),
             variant: MAIN_VARIANT.to_owned(),
+            fields: Default::default(),
         })
         .collect();
     assert!(ledger.freeze_edition(&edition(), &recipients).unwrap());
