@@ -10,6 +10,7 @@ pub mod config;
 pub mod content;
 pub mod diag;
 pub mod edition;
+pub mod preview;
 pub mod render;
 pub mod report;
 pub mod schedule;

@@ -48,6 +48,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Check(args) => cmd::check::run(&ctx, args),
         Command::Build(args) => cmd::build::run(&ctx, args),
+        Command::Preview(args) => cmd::preview::run(&ctx, args),
     };
     match result {
         Ok(code) => code.into(),

@@ -4,6 +4,7 @@
 
 pub mod build;
 pub mod check;
+pub mod preview;
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
