@@ -252,7 +252,7 @@ fn a_broken_config_keeps_the_last_good_one_until_fixed() {
         good.replace("timezone: America/New_York", "timezone: Mars/Olympus"),
     )
     .unwrap();
-    p.apply(&watch::classify(&p.layout(), &[config.clone()]));
+    p.apply(&watch::classify(&p.layout(), std::slice::from_ref(&config)));
     assert!(p.config_stale());
     let ds = p.diagnostics();
     assert!(ds.0[0].headline().starts_with("config.yaml:"), "{ds:?}");
