@@ -612,7 +612,7 @@ fn stats_card(n: &Newsletter, view: Option<&EditionView>, r: Option<&Rendered>) 
         r#"<div class="stats">
   <div class="stat stat-size size-{level}"><span class="label">HTML size</span><span class="value">{size}</span><span class="meter" role="meter" aria-valuemin="0" aria-valuemax="{clip}" aria-valuenow="{bytes}" aria-label="HTML size against Gmail's clipping limit"><span class="fill" style="width:{pct:.1}%"></span></span><span class="note">{verdict} · text part {text}</span></div>
   <div class="stat"><span class="label">Words</span><span class="value">{words}</span></div>
-  <div class="stat"><span class="label">Reading time</span><span class="value">{minutes} min</span></div>
+  <div class="stat"><span class="label">Reading</span><span class="value">{minutes} min</span></div>
   <div class="stat"><span class="label">Items</span><span class="value" id="item-count">{items}</span>{of}</div>
 </div>"#,
         size = esc(&kb(size)),
