@@ -482,10 +482,12 @@ impl Project {
         let cfg = &newsroom.config;
         let slot = edition::slot_for(n, at)?;
         let full = edition::select(cfg, n, slot, &self.items);
-        let choice = choices(cfg, n)
-            .into_iter()
-            .find(|c| c.key == audience.subscriber)
-            .or_else(|| choices(cfg, n).into_iter().next());
+        let mut offered = choices(cfg, n);
+        let picked = offered
+            .iter()
+            .position(|c| c.key == audience.subscriber)
+            .unwrap_or(0);
+        let choice = (picked < offered.len()).then(|| offered.swap_remove(picked));
         let (mut regions, mut topics, mut subscriber) = match choice {
             Some(c) => (c.regions, c.topics, c.subscriber),
             None => (Vec::new(), Vec::new(), sample_subscriber(cfg)),

@@ -301,3 +301,43 @@ fn title_lines_point_at_the_title_key() {
         1
     );
 }
+
+#[test]
+fn pages_escape_what_comes_from_the_newsroom() {
+    let (_d, mut p) = newsroom();
+    edit(
+        &p,
+        "content/city/tram-line.md",
+        "title: New tram line opens to the airport",
+        "title: \"<img src=x onerror=alert(1)> & <b>tram</b>\"",
+    );
+    fs::write(
+        path(&p, "content/city/bad.md"),
+        "---\ntitle: x\ndate: 2026-11-29T18:00:00-05:00\nregion: <script>\ntopic: transit\n---\n",
+    )
+    .unwrap();
+    content(
+        &mut p,
+        &["content/city/tram-line.md", "content/city/bad.md"],
+    );
+    assert_eq!(p.diagnostics().errors(), 1, "{:?}", p.diagnostics());
+    let q = pages::PageQuery {
+        at: Some("2026-11-30T08:00".into()),
+        ..Default::default()
+    };
+    let page = pages::edition_page(&p, "city", &q, "vscode://file/{path}:{line}").unwrap();
+    assert!(!page.contains("<img src=x"), "unescaped title");
+    assert!(!page.contains("<script>"), "unescaped diagnostic");
+    assert!(!page.contains("<b>tram"), "unescaped title");
+    assert!(page.contains("&lt;img src=x onerror=alert(1)&gt; &amp; &lt;b&gt;tram&lt;/b&gt;"));
+    assert!(
+        page.contains("content/city/bad.md:4:9: error: unknown region `&lt;script&gt;`"),
+        "{page}"
+    );
+    let index = pages::index(&p, &q);
+    assert!(!index.contains("<img src=x"));
+    assert!(!index.contains("<script>"));
+    // Ids that are not in config are not pages.
+    assert!(pages::edition_page(&p, "../config.yaml", &q, "").is_none());
+    assert!(pages::email_part(&p, "../config.yaml", &q, pages::Part::Html).is_none());
+}
