@@ -74,6 +74,20 @@ pub enum Command {
     ///   briefing schedule --days 14 --now 2026-11-30T08:00
     #[command(verbatim_doc_comment)]
     Schedule(ScheduleArgs),
+
+    /// Serve a live preview of every edition on a local web page.
+    ///
+    /// Prints the page's URL, then rebuilds what changed whenever a file under content/
+    /// or templates/ or config.yaml is saved; open pages refresh by themselves. Errors
+    /// show on the page, with the same `path:line:col` diagnostics as `briefing check`,
+    /// and go away when the file is fixed. It never sends mail. Stop it with Ctrl-C.
+    ///
+    /// Examples:
+    ///   briefing preview --open
+    ///   briefing preview --at 2026-11-30T08:00 --port 8080
+    ///   briefing preview --bind 0.0.0.0    # reachable from other machines: only on a trusted network
+    #[command(verbatim_doc_comment)]
+    Preview(PreviewArgs),
 }
 
 #[derive(Debug, Args)]
@@ -113,4 +127,35 @@ pub struct BuildArgs {
     /// Where to write the editions.
     #[arg(long, default_value = "out", value_name = "DIR")]
     pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct PreviewArgs {
+    /// The port to listen on (0 picks a free one).
+    #[arg(long, default_value_t = 1111)]
+    pub port: u16,
+
+    /// The address to listen on. The default serves this machine only; anything
+    /// else lets other machines read the unpublished editions.
+    #[arg(long, default_value = "127.0.0.1", value_name = "ADDR")]
+    pub bind: std::net::IpAddr,
+
+    /// Open the preview in the default browser.
+    #[arg(long)]
+    pub open: bool,
+
+    /// The time to preview editions for (the page can change it): RFC 3339, or a
+    /// local date-time like 2026-11-30T08:00 in the site's zone. Default: now.
+    #[arg(long, value_name = "T")]
+    pub at: Option<String>,
+
+    /// How item source links open your editor: `{path}` (absolute) and `{line}`
+    /// are filled in, e.g. `idea://open?file={path}&line={line}`.
+    #[arg(
+        long,
+        value_name = "URL",
+        default_value = "vscode://file/{path}:{line}",
+        env = "BRIEFING_EDITOR_URL"
+    )]
+    pub editor_url: String,
 }

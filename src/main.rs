@@ -49,6 +49,7 @@ fn main() -> ExitCode {
         Command::Check(args) => cmd::check::run(&ctx, args),
         Command::Build(args) => cmd::build::run(&ctx, args),
         Command::Schedule(args) => cmd::schedule::run(&ctx, args),
+        Command::Preview(args) => cmd::preview::run(&ctx, args),
     };
     match result {
         Ok(code) => code.into(),

@@ -4,6 +4,7 @@
 
 pub mod build;
 pub mod check;
+pub mod preview;
 pub mod schedule;
 
 use std::io::{IsTerminal, Write};

@@ -197,6 +197,15 @@ pub fn parse_item(
     text: &str,
     ctx: &ParseCtx,
 ) -> Result<Item, Vec<Diagnostic>> {
+    // YAML counts a lone CR (old Mac files) as a line break; so do editors.
+    // Normalising first keeps every reported line number the editor's.
+    let normalised;
+    let text = if text.contains('\r') {
+        normalised = text.replace("\r\n", "\n").replace('\r', "\n");
+        normalised.as_str()
+    } else {
+        text
+    };
     let s = match split(text) {
         Ok(s) => s,
         Err(SplitError::Missing) => {

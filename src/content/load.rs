@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use rayon::prelude::*;
 
 use super::{Item, ParseCtx, parse_item, prescan_date};
-use crate::config::Newsroom;
+use crate::config::{Config, Newsroom};
 use crate::diag::{Diagnostic, Diagnostics, display_path};
 
 /// Which items to parse fully.
@@ -140,14 +140,65 @@ pub fn item_id(content_dir: &Path, file: &Path) -> String {
         .join("/")
 }
 
-pub fn load(newsroom: &Newsroom, scope: &Scope) -> Library {
-    let cfg = &newsroom.config;
-    let ctx = ParseCtx {
+/// What validating items needs to know about this newsroom's config.
+pub fn parse_ctx(cfg: &Config) -> ParseCtx<'_> {
+    ParseCtx {
         timezone: cfg.site.timezone,
         regions: &cfg.regions,
         topics: &cfg.topics,
         newsletters: cfg.newsletters.iter().map(|n| n.id.as_str()).collect(),
-    };
+    }
+}
+
+/// Files whose ids collide with an earlier file's, mapped to that file.
+/// Two files whose ids differ only in case would collide on case-insensitive
+/// disks and in links back to them: the first (in sorted order) wins.
+/// `files` must be sorted, as [`item_files`] returns them.
+pub fn duplicate_ids(content_dir: &Path, files: &[PathBuf]) -> HashMap<PathBuf, PathBuf> {
+    let mut seen: HashMap<String, &Path> = HashMap::new();
+    let mut duplicates = HashMap::new();
+    for f in files {
+        let id = item_id(content_dir, f).to_lowercase();
+        if let Some(first) = seen.get(&id) {
+            duplicates.insert(f.clone(), first.to_path_buf());
+        } else {
+            seen.insert(id, f);
+        }
+    }
+    duplicates
+}
+
+/// The error for an item file whose id `first` already has.
+pub fn duplicate_diag(newsroom: &Newsroom, file: &Path, first: &Path) -> Diagnostic {
+    Diagnostic::error(
+        display_path(&newsroom.root, file),
+        format!(
+            "duplicate item id `{}`: {} already has it (ids ignore case)",
+            item_id(&newsroom.content_dir, file),
+            display_path(&newsroom.root, first).display()
+        ),
+    )
+}
+
+/// Reads an item file as UTF-8; `shown` is how diagnostics name it.
+pub fn read_item_text(shown: &Path, file: &Path) -> Result<String, Diagnostic> {
+    let bytes =
+        std::fs::read(file).map_err(|e| Diagnostic::error(shown, format!("cannot read: {e}")))?;
+    String::from_utf8(bytes).map_err(|e| {
+        let upto = e.utf8_error().valid_up_to();
+        let valid = std::str::from_utf8(&e.as_bytes()[..upto]).unwrap_or("");
+        let line = valid.matches('\n').count() + 1;
+        let col = valid.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        Diagnostic::error(
+            shown,
+            format!("not valid UTF-8 at {line}:{col}: save the file as UTF-8"),
+        )
+    })
+}
+
+pub fn load(newsroom: &Newsroom, scope: &Scope) -> Library {
+    let cfg = &newsroom.config;
+    let ctx = parse_ctx(cfg);
     let mut lib = Library::default();
     if !newsroom.content_dir.is_dir() {
         lib.diagnostics.push(Diagnostic::error(

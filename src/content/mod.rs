@@ -11,7 +11,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 pub use front_matter::{ParseCtx, is_safe_url, parse_item, prescan_date};
-pub use load::{Library, Scope, load};
+pub use load::{
+    Library, Scope, duplicate_diag, duplicate_ids, item_files, item_id, load, parse_ctx,
+    read_item_text,
+};
 
 /// One briefing item, validated.
 #[derive(Debug, Clone, Serialize)]

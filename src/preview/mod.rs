@@ -1,0 +1,724 @@
+//! `briefing preview`: the newsroom kept in memory and rebuilt piece by piece
+//! as files change (this file), the debounced watcher that says which piece
+//! (`watch`), and the local web server that shows the editions (`server`,
+//! with its pages in `pages`).
+
+pub mod pages;
+pub mod server;
+pub mod watch;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use rayon::prelude::*;
+use serde_json::Value;
+
+use crate::cmd::sample_subscriber;
+use crate::config::{Config, Newsletter, Newsroom};
+use crate::content::{self, Item, ParseCtx};
+use crate::diag::{Diagnostic, Diagnostics, display_path};
+use crate::edition::{self, Edition, Slot};
+use crate::render::{Bodies, Rendered, Renderer};
+use crate::report::size_warnings;
+use crate::time::parse_when;
+use tokio::sync::mpsc::UnboundedReceiver;
+use watch::{Batch, Change, Layout, Watcher};
+
+/// What the preview knows about one item file.
+#[derive(Debug, Clone)]
+enum FileState {
+    /// It parsed: its id, and the line of its `title:` for links back.
+    Item { id: String, title_line: usize },
+    /// It did not: why.
+    Bad(Vec<Diagnostic>),
+}
+
+/// Whom an edition is rendered for: a subscriber (only the sample one until
+/// delivery brings subscriber lists) and optional preferences on top.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Audience {
+    /// A [`Choice`] key; empty or unknown means the sample subscriber.
+    pub subscriber: String,
+    pub region: Option<String>,
+    pub topic: Option<String>,
+}
+
+impl Audience {
+    pub fn is_everyone(&self) -> bool {
+        self.region.is_none() && self.topic.is_none()
+    }
+}
+
+/// One entry of the subscriber picker.
+#[derive(Debug, Clone)]
+pub struct Choice {
+    pub key: String,
+    pub label: String,
+    /// The `subscriber` value templates see.
+    pub subscriber: Value,
+    /// The subscriber's own preferences.
+    pub regions: Vec<String>,
+    pub topics: Vec<String>,
+}
+
+/// The subscribers the picker offers. Only the sample subscriber for now;
+/// once delivery brings subscriber lists, a newsletter's list plugs in here.
+pub fn choices(config: &Config, _newsletter: &Newsletter) -> Vec<Choice> {
+    vec![Choice {
+        key: "sample".into(),
+        label: "Sample subscriber (reader@example.com)".into(),
+        subscriber: sample_subscriber(config),
+        regions: Vec::new(),
+        topics: Vec::new(),
+    }]
+}
+
+type RenderKey = (String, DateTime<Utc>, Audience);
+type RenderResult = Arc<Result<Rendered, Diagnostic>>;
+
+/// What one rebuild did, for the log and the benchmark.
+#[derive(Debug, Clone)]
+pub struct Rebuild {
+    pub what: &'static str,
+    /// Item files read and parsed again.
+    pub reparsed: usize,
+    /// Whether anything the pages show may have changed.
+    pub changed: bool,
+    pub elapsed: Duration,
+}
+
+/// The newsroom as the preview holds it between changes.
+pub struct Project {
+    config_path: PathBuf,
+    /// `--at` as given; read in the site's zone of the config of the moment.
+    at_arg: Option<String>,
+    /// The last config that loaded. Kept while config.yaml is broken, so the
+    /// pages keep showing editions next to the error.
+    newsroom: Option<Newsroom>,
+    files: BTreeMap<PathBuf, FileState>,
+    duplicates: HashMap<PathBuf, PathBuf>,
+    /// Valid items, sorted by id (as `content::load` returns them).
+    items: Vec<Item>,
+    /// The last templates that compiled.
+    renderer: Option<Renderer>,
+    /// The templates on disk do not compile; `renderer` is an older version.
+    templates_stale: bool,
+    bodies: Bodies,
+    config_diags: Vec<Diagnostic>,
+    template_diags: Vec<Diagnostic>,
+    /// What rendering every newsletter at the default time reported.
+    check_diags: Vec<Diagnostic>,
+    /// Rendered editions for this version, by newsletter, slot and audience.
+    cache: Mutex<HashMap<RenderKey, RenderResult>>,
+    pub version: u64,
+}
+
+impl Project {
+    /// Loads everything. `config_path` should be absolute so that paths
+    /// match what the watcher reports.
+    pub fn open(config_path: &Path, at_arg: Option<String>) -> (Project, Rebuild) {
+        let mut p = Project {
+            config_path: config_path.to_path_buf(),
+            at_arg,
+            newsroom: None,
+            files: BTreeMap::new(),
+            duplicates: HashMap::new(),
+            items: Vec::new(),
+            renderer: None,
+            templates_stale: false,
+            bodies: Bodies::new(),
+            config_diags: Vec::new(),
+            template_diags: Vec::new(),
+            check_diags: Vec::new(),
+            cache: Mutex::new(HashMap::new()),
+            version: 0,
+        };
+        let r = p.apply(&Change::Config);
+        (p, r)
+    }
+
+    pub fn newsroom(&self) -> Option<&Newsroom> {
+        self.newsroom.as_ref()
+    }
+
+    pub fn items(&self) -> &[Item] {
+        &self.items
+    }
+
+    /// Where the watcher should look (from the last config that loaded).
+    pub fn layout(&self) -> Layout {
+        let root = self.config_path.parent().unwrap_or(Path::new("."));
+        match &self.newsroom {
+            Some(n) => Layout {
+                config: self.config_path.clone(),
+                content: n.content_dir.clone(),
+                templates: n.templates_dir.clone(),
+            },
+            None => Layout {
+                config: self.config_path.clone(),
+                content: root.join("content"),
+                templates: root.join("templates"),
+            },
+        }
+    }
+
+    /// Brings the project up to date with the files on disk.
+    pub fn apply(&mut self, change: &Change) -> Rebuild {
+        let start = Instant::now();
+        let (what, reparsed, changed) = match change {
+            Change::Ignore => ("nothing", 0, false),
+            Change::Config => {
+                let n = self.reload_all();
+                ("everything", n, true)
+            }
+            Change::Templates => {
+                self.reload_templates();
+                ("templates", 0, true)
+            }
+            Change::Content(paths) => {
+                let (n, changed) = self.update_content(paths);
+                ("content", n, changed)
+            }
+        };
+        if changed {
+            self.cache_clear();
+            self.recheck();
+            self.version += 1;
+        }
+        Rebuild {
+            what,
+            reparsed,
+            changed,
+            elapsed: start.elapsed(),
+        }
+    }
+
+    fn reload_all(&mut self) -> usize {
+        let newsroom = match Newsroom::load(&self.config_path) {
+            Ok(n) => n,
+            Err(ds) => {
+                // Keep showing what the last good config gave.
+                self.config_diags = ds.0;
+                return 0;
+            }
+        };
+        self.config_diags.clear();
+        let files: Vec<PathBuf> = if newsroom.content_dir.is_dir() {
+            content::item_files(&newsroom.content_dir)
+        } else {
+            self.config_diags.push(Diagnostic::error(
+                display_path(&newsroom.root, &newsroom.content_dir),
+                "the content folder does not exist",
+            ));
+            Vec::new()
+        };
+        self.duplicates = content::duplicate_ids(&newsroom.content_dir, &files);
+        let ctx = content::parse_ctx(&newsroom.config);
+        let loaded: Vec<(PathBuf, FileState, Option<Item>)> = files
+            .into_par_iter()
+            .map(|f| {
+                let (state, item) = load_file(&newsroom, &ctx, &self.duplicates, &f);
+                (f, state, item)
+            })
+            .collect();
+        let n = loaded.len();
+        self.files.clear();
+        self.items.clear();
+        for (f, state, item) in loaded {
+            self.files.insert(f, state);
+            self.items.extend(item);
+        }
+        self.items.sort_by(|a, b| a.id.cmp(&b.id));
+        self.newsroom = Some(newsroom);
+        self.renderer = None;
+        self.bodies.clear();
+        self.reload_templates();
+        n
+    }
+
+    fn reload_templates(&mut self) {
+        let Some(newsroom) = &self.newsroom else {
+            return;
+        };
+        match Renderer::new(newsroom) {
+            Ok(r) => {
+                if self.renderer.is_none() {
+                    self.bodies = r.bodies(&self.items);
+                }
+                // Bodies depend on the Markdown options only (from config), so
+                // a template change keeps them.
+                self.renderer = Some(r);
+                self.template_diags.clear();
+                self.templates_stale = false;
+            }
+            Err(ds) => {
+                self.template_diags = ds;
+                self.templates_stale = self.renderer.is_some();
+            }
+        }
+    }
+
+    /// Re-reads the changed item files (and folders); returns how many
+    /// files were parsed again and whether any file came or went.
+    fn update_content(&mut self, paths: &[PathBuf]) -> (usize, bool) {
+        let Some(newsroom) = &self.newsroom else {
+            return (0, false);
+        };
+        let is_md = |p: &Path| p.extension().is_some_and(|x| x.eq_ignore_ascii_case("md"));
+        let mut touched: BTreeSet<PathBuf> = BTreeSet::new();
+        let mut set_changed = false;
+        for p in paths {
+            let meta = std::fs::symlink_metadata(p).ok();
+            if is_md(p) && !meta.as_ref().is_some_and(|m| m.is_dir()) {
+                // Symlinks are not followed, as in `content::item_files`.
+                if meta.is_some_and(|m| m.is_file()) {
+                    set_changed |= !self.files.contains_key(p);
+                    self.files
+                        .entry(p.clone())
+                        .or_insert(FileState::Bad(Vec::new()));
+                } else {
+                    set_changed |= self.files.contains_key(p);
+                }
+                touched.insert(p.clone());
+            } else {
+                // A folder (or something that was one): forget what was
+                // under it and read what is there now.
+                let under: Vec<PathBuf> = self
+                    .files
+                    .range(p.clone()..)
+                    .take_while(|(f, _)| f.starts_with(p))
+                    .map(|(f, _)| f.clone())
+                    .collect();
+                let now: Vec<PathBuf> = if meta.is_some_and(|m| m.is_dir()) {
+                    content::item_files(p)
+                } else {
+                    Vec::new()
+                };
+                for f in under.iter().filter(|f| !now.contains(f)) {
+                    set_changed = true;
+                    touched.insert(f.clone());
+                }
+                for f in now {
+                    if !self.files.contains_key(&f) {
+                        set_changed = true;
+                        self.files.insert(f.clone(), FileState::Bad(Vec::new()));
+                        touched.insert(f);
+                    }
+                }
+            }
+        }
+        // Whether a file exists now decides: touched files that do not are gone.
+        for f in &touched {
+            let exists = std::fs::symlink_metadata(f).is_ok_and(|m| m.is_file());
+            if !exists {
+                if let Some(FileState::Item { id, .. }) = self.files.remove(f) {
+                    remove_item(&mut self.items, &id);
+                    self.bodies.remove(&id);
+                }
+            }
+        }
+        if set_changed {
+            // Files appeared or went away: which of two case-colliding ids
+            // wins may have changed too.
+            let all: Vec<PathBuf> = self.files.keys().cloned().collect();
+            let dups = content::duplicate_ids(&newsroom.content_dir, &all);
+            for f in dups.keys().chain(self.duplicates.keys()) {
+                if dups.get(f) != self.duplicates.get(f) && self.files.contains_key(f) {
+                    touched.insert(f.clone());
+                }
+            }
+            self.duplicates = dups;
+        }
+        let todo: Vec<&PathBuf> = touched
+            .iter()
+            .filter(|f| self.files.contains_key(*f))
+            .collect();
+        let ctx = content::parse_ctx(&newsroom.config);
+        let loaded: Vec<(PathBuf, FileState, Option<Item>)> = todo
+            .par_iter()
+            .map(|f| {
+                let (state, item) = load_file(newsroom, &ctx, &self.duplicates, f);
+                ((*f).clone(), state, item)
+            })
+            .collect();
+        let reparsed = loaded.len();
+        let mut fresh = Vec::new();
+        for (f, state, item) in loaded {
+            if let Some(FileState::Item { id, .. }) = self.files.insert(f, state) {
+                remove_item(&mut self.items, &id);
+                self.bodies.remove(&id);
+            }
+            if let Some(item) = item {
+                let at = self
+                    .items
+                    .binary_search_by(|i| i.id.cmp(&item.id))
+                    .unwrap_or_else(|i| i);
+                fresh.push(item.id.clone());
+                self.items.insert(at, item);
+            }
+        }
+        if let Some(r) = &self.renderer {
+            let items = fresh.iter().filter_map(|id| {
+                self.items
+                    .binary_search_by(|i| i.id.cmp(id))
+                    .ok()
+                    .map(|k| &self.items[k])
+            });
+            let bodies = r.bodies(items);
+            self.bodies.extend(bodies);
+        }
+        (reparsed, !touched.is_empty())
+    }
+
+    /// Renders every newsletter's edition at the default time, as `check`
+    /// does, so render errors and size warnings show on every page. The
+    /// results stay in the cache for the pages.
+    fn recheck(&mut self) {
+        let mut diags = Vec::new();
+        if let Some(newsroom) = &self.newsroom {
+            let at = self.default_at();
+            for n in &newsroom.config.newsletters {
+                if edition::slot_for(n, at).is_none() {
+                    diags.push(
+                        newsroom
+                            .config_diag(
+                                &["newsletters", &n.id, "schedule"],
+                                "this schedule never fires",
+                            )
+                            .into_warning(),
+                    );
+                    continue;
+                }
+                let rendered = self
+                    .edition(n, at, &Audience::default())
+                    .and_then(|v| v.rendered);
+                match rendered.as_deref() {
+                    Some(Ok(r)) => {
+                        if let Some(renderer) = &self.renderer {
+                            diags.extend(size_warnings(renderer, n, r));
+                        }
+                    }
+                    Some(Err(d)) => diags.push(d.clone()),
+                    None => {}
+                }
+            }
+        }
+        self.check_diags = diags;
+    }
+
+    fn cache_clear(&self) {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    /// Every current problem, sorted as `check` prints them.
+    pub fn diagnostics(&self) -> Diagnostics {
+        let mut ds = Diagnostics::default();
+        ds.extend(self.config_diags.iter().cloned());
+        for state in self.files.values() {
+            if let FileState::Bad(d) = state {
+                ds.extend(d.iter().cloned());
+            }
+        }
+        ds.extend(self.template_diags.iter().cloned());
+        for d in &self.check_diags {
+            if !ds.0.contains(d) {
+                ds.push(d.clone());
+            }
+        }
+        ds.sort();
+        ds
+    }
+
+    /// The config on disk is broken: pages show the last one that loaded.
+    pub fn config_stale(&self) -> bool {
+        !self.config_diags.is_empty() && self.newsroom.is_some()
+    }
+
+    /// The templates on disk do not compile: editions use the last ones that did.
+    pub fn templates_stale(&self) -> bool {
+        self.templates_stale
+    }
+
+    /// The time pages show when they do not ask for one: `--at`, else now.
+    pub fn default_at(&self) -> DateTime<Utc> {
+        match (&self.at_arg, &self.newsroom) {
+            (Some(s), Some(n)) => {
+                parse_when(s, n.config.site.timezone).unwrap_or_else(|_| Utc::now())
+            }
+            _ => Utc::now(),
+        }
+    }
+
+    /// Reads a page's `at`, in the site's zone.
+    pub fn parse_at(&self, s: &str) -> Result<DateTime<Utc>, String> {
+        let tz = self
+            .newsroom
+            .as_ref()
+            .map_or(chrono_tz::UTC, |n| n.config.site.timezone);
+        parse_when(s, tz)
+    }
+
+    /// The line of an item's `title:`, for links back to its file.
+    pub fn title_line(&self, item: &Item) -> usize {
+        let Some(n) = &self.newsroom else { return 1 };
+        match self.files.get(&n.root.join(&item.source)) {
+            Some(FileState::Item { title_line, .. }) => *title_line,
+            _ => 1,
+        }
+    }
+
+    /// Newsletter `n`'s edition at `at` for `audience`, rendered when it has
+    /// items and the templates compiled.
+    pub fn edition<'a>(
+        &'a self,
+        n: &'a Newsletter,
+        at: DateTime<Utc>,
+        audience: &Audience,
+    ) -> Option<EditionView<'a>> {
+        let newsroom = self.newsroom.as_ref()?;
+        let cfg = &newsroom.config;
+        let slot = edition::slot_for(n, at)?;
+        let full = edition::select(cfg, n, slot, &self.items);
+        let mut offered = choices(cfg, n);
+        let picked = offered
+            .iter()
+            .position(|c| c.key == audience.subscriber)
+            .unwrap_or(0);
+        let choice = (picked < offered.len()).then(|| offered.swap_remove(picked));
+        let (mut regions, mut topics, mut subscriber) = match choice {
+            Some(c) => (c.regions, c.topics, c.subscriber),
+            None => (Vec::new(), Vec::new(), sample_subscriber(cfg)),
+        };
+        regions.extend(audience.region.iter().cloned());
+        topics.extend(audience.topic.iter().cloned());
+        let personal = if regions.is_empty() && topics.is_empty() {
+            None
+        } else {
+            subscriber["regions"] = regions.clone().into();
+            subscriber["topics"] = topics.clone().into();
+            Some(full.personalise(cfg, &regions, &topics))
+        };
+        let shown = personal.as_ref().unwrap_or(&full);
+        let rendered = match (&self.renderer, shown.item_count()) {
+            (Some(r), 1..) => {
+                let key = (n.id.clone(), slot.at, audience.clone());
+                let cached = self
+                    .cache
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&key)
+                    .cloned();
+                Some(cached.unwrap_or_else(|| {
+                    let out = Arc::new(r.render(newsroom, shown, &self.bodies, &subscriber));
+                    self.cache
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(key, out.clone());
+                    out
+                }))
+            }
+            _ => None,
+        };
+        Some(EditionView {
+            slot,
+            full,
+            personal,
+            subscriber,
+            rendered,
+        })
+    }
+}
+
+/// An edition as a page shows it.
+pub struct EditionView<'a> {
+    pub slot: Slot,
+    /// The edition for everyone.
+    pub full: Edition<'a>,
+    /// The chosen subscriber's edition, when their preferences narrow it.
+    pub personal: Option<Edition<'a>>,
+    pub subscriber: Value,
+    /// None when the edition has no items or no templates compiled.
+    pub rendered: Option<RenderResult>,
+}
+
+impl<'a> EditionView<'a> {
+    /// The edition the rendered parts show.
+    pub fn shown(&self) -> &Edition<'a> {
+        self.personal.as_ref().unwrap_or(&self.full)
+    }
+}
+
+fn remove_item(items: &mut Vec<Item>, id: &str) {
+    if let Ok(k) = items.binary_search_by(|i| i.id.as_str().cmp(id)) {
+        items.remove(k);
+    }
+}
+
+/// Reads and parses one item file as `content::load` would.
+fn load_file(
+    newsroom: &Newsroom,
+    ctx: &ParseCtx,
+    duplicates: &HashMap<PathBuf, PathBuf>,
+    file: &Path,
+) -> (FileState, Option<Item>) {
+    if let Some(first) = duplicates.get(file) {
+        return (
+            FileState::Bad(vec![content::duplicate_diag(newsroom, file, first)]),
+            None,
+        );
+    }
+    let shown = display_path(&newsroom.root, file);
+    let text = match content::read_item_text(&shown, file) {
+        Ok(t) => t,
+        Err(d) => return (FileState::Bad(vec![d]), None),
+    };
+    let id = content::item_id(&newsroom.content_dir, file);
+    match content::parse_item(&id, &shown, &text, ctx) {
+        Ok(item) => (
+            FileState::Item {
+                id,
+                title_line: title_line(&text),
+            },
+            Some(item),
+        ),
+        Err(ds) => (FileState::Bad(ds), None),
+    }
+}
+
+/// The 1-based line of the front-matter's top-level `title:` key (1 when
+/// there is none: the file's start is the next best place to land).
+fn title_line(text: &str) -> usize {
+    text.lines()
+        .enumerate()
+        .skip(1)
+        .take_while(|(_, l)| l.trim_end() != "---")
+        .find(|(_, l)| l.starts_with("title:"))
+        .map_or(1, |(i, _)| i + 1)
+}
+
+/// What the pages learn through `/events`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Status {
+    /// Bumped after every rebuild that may change what pages show.
+    pub version: u64,
+    /// A change was seen and is being rebuilt.
+    pub building: bool,
+}
+
+/// What the server's handlers and the rebuild loop share.
+pub struct Shared {
+    project: RwLock<Project>,
+    pub status: tokio::sync::watch::Sender<Status>,
+    /// How item source links open an editor (`{path}`, `{line}`).
+    pub editor_url: String,
+    /// Set when listening on loopback: requests must name a loopback host.
+    pub loopback_port: Option<u16>,
+}
+
+impl Shared {
+    pub fn new(project: Project, editor_url: String, loopback_port: Option<u16>) -> Shared {
+        let status = tokio::sync::watch::Sender::new(Status {
+            version: project.version,
+            building: false,
+        });
+        Shared {
+            project: RwLock::new(project),
+            status,
+            editor_url,
+            loopback_port,
+        }
+    }
+
+    /// A poisoned lock only means a render panicked; the data is still whole.
+    pub fn read(&self) -> RwLockReadGuard<'_, Project> {
+        self.project.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Project> {
+        self.project.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Applies the watcher's batches to the project, one rebuild at a time, and
+/// tells open pages. Batches that arrive during a rebuild are merged into
+/// the next one.
+pub async fn rebuild_loop(
+    shared: Arc<Shared>,
+    mut rx: UnboundedReceiver<Batch>,
+    mut watcher: Watcher,
+) {
+    let mut layout = shared.read().layout();
+    watcher.follow(&layout);
+    while let Some(first) = rx.recv().await {
+        let to_change = |b: Batch, layout: &Layout| match b {
+            Batch::Rescan => Change::Config,
+            Batch::Paths(paths) => watch::classify(layout, &paths),
+        };
+        let mut change = to_change(first, &layout);
+        while let Ok(more) = rx.try_recv() {
+            change = change.merge(to_change(more, &layout));
+        }
+        if change == Change::Ignore {
+            continue;
+        }
+        shared.status.send_modify(|s| s.building = true);
+        let sh = shared.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            let mut p = sh.write();
+            let r = p.apply(&change);
+            let errors: Vec<String> = p
+                .diagnostics()
+                .iter()
+                .filter(|d| d.is_error())
+                .map(Diagnostic::headline)
+                .collect();
+            (r, p.version, p.layout(), errors)
+        })
+        .await;
+        let (r, version, new_layout, errors) = match done {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::error!("rebuild failed: {e}");
+                shared.status.send_modify(|s| s.building = false);
+                continue;
+            }
+        };
+        log_rebuild(&r, &errors);
+        // Folders may have appeared (a new `templates/`) or moved (config).
+        layout = new_layout;
+        watcher.follow(&layout);
+        shared.status.send_modify(|s| {
+            s.building = false;
+            s.version = version;
+        });
+    }
+}
+
+/// One line per rebuild (the benchmark reads the milliseconds), then the
+/// errors' headlines.
+pub fn log_rebuild(r: &Rebuild, errors: &[String]) {
+    if !r.changed {
+        tracing::debug!("nothing to rebuild ({} in {:.1} ms)", r.what, ms(r.elapsed));
+        return;
+    }
+    tracing::info!(
+        "rebuilt {} in {:.1} ms ({} re-parsed, {})",
+        r.what,
+        ms(r.elapsed),
+        crate::cmd::plural(r.reparsed, "file"),
+        crate::cmd::plural(errors.len(), "error"),
+    );
+    for e in errors {
+        tracing::warn!("{e}");
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+#[cfg(test)]
+mod tests;
