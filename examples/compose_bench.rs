@@ -55,8 +55,12 @@ fn run(label: &str, n: usize, dkim: Option<&DkimSigner>) -> Result<(), Box<dyn s
         let email = format!("reader{i}@example.org");
         spec.to = lettre::message::Mailbox::new(Some(format!("Reader {i}")), email.parse()?);
         spec.message_id = message_id("am-2026-11-30T0600", &email, "news.example.com");
-        spec.unsubscribe_url =
-            unsubscribe_url("https://news.example.com", "am", &email, DEV_SECRET)?;
+        spec.unsubscribe_url = unsubscribe_url(
+            "https://news.example.com/unsubscribe",
+            "am",
+            &email,
+            DEV_SECRET,
+        )?;
         bytes += compose(&spec, dkim)?.len();
     }
     let secs = start.elapsed().as_secs_f64();

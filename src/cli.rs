@@ -75,6 +75,32 @@ pub enum Command {
     #[command(verbatim_doc_comment)]
     Schedule(ScheduleArgs),
 
+    /// Send a newsletter's edition to its subscribers.
+    ///
+    /// The edition is frozen in the ledger (its rendering and every recipient) before
+    /// the first message goes out; running the command again resumes it and never
+    /// sends a delivered recipient twice. An edition whose slot is older than the
+    /// newsletter's max_delay is recorded as missed, not sent late.
+    ///
+    /// Exit codes: 0 all delivered; 75 some deferred to the next run, or another
+    /// sender holds the edition; 1 errors (failed recipients, missed edition, bad config).
+    ///
+    /// Examples:
+    ///   briefing send --newsletter am --dry-run
+    ///   briefing send --newsletter am --to editor@example.com
+    ///   briefing send --newsletter am --at 2026-11-30T08:00 --now 2026-11-30T06:01
+    #[command(verbatim_doc_comment)]
+    Send(SendArgs),
+
+    /// Show the editions in the send ledger with their delivery counts.
+    ///
+    /// Examples:
+    ///   briefing status
+    ///   briefing status --newsletter am
+    ///   briefing status --edition am-2026-11-30T0600 --failed
+    #[command(verbatim_doc_comment)]
+    Status(StatusArgs),
+
     /// Serve a live preview of every edition on a local web page.
     ///
     /// Prints the page's URL, then rebuilds what changed whenever a file under content/
@@ -158,4 +184,47 @@ pub struct PreviewArgs {
         env = "BRIEFING_EDITOR_URL"
     )]
     pub editor_url: String,
+}
+
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// The newsletter to send.
+    #[arg(long, short = 'n', value_name = "ID")]
+    pub newsletter: Option<String>,
+
+    /// Which edition: the newsletter's latest slot at or before T. Default: now.
+    #[arg(long, value_name = "T")]
+    pub at: Option<String>,
+
+    /// Pretend it is this time (for lateness and for `--at`'s default). Default: the clock.
+    #[arg(long, value_name = "T")]
+    pub now: Option<String>,
+
+    /// Print the plan (recipients, suppressed, invalid, empty, sections) and send nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Send a test copy to this address only, subject prefixed [TEST]; not recorded
+    /// as a delivery (repeatable).
+    #[arg(long, value_name = "ADDR")]
+    pub to: Vec<String>,
+
+    /// Stop after N messages (the rest stay pending for the next run).
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Only this newsletter's editions.
+    #[arg(long, short = 'n', value_name = "ID")]
+    pub newsletter: Option<String>,
+
+    /// Only this edition, in detail.
+    #[arg(long, value_name = "ID")]
+    pub edition: Option<String>,
+
+    /// List failed recipients with the server's reply.
+    #[arg(long)]
+    pub failed: bool,
 }

@@ -10,6 +10,7 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
 use crate::diag::{Diagnostic, Diagnostics, did_you_mean};
+use crate::mail::message::{DkimAlgorithm, DkimSettings};
 use crate::schedule::Schedule;
 use crate::time::parse_duration;
 use crate::yaml::{self, Pos};
@@ -77,7 +78,6 @@ struct RawDkim {
     domain: String,
     selector: String,
     key_file: PathBuf,
-    #[serde(default)]
     algorithm: DkimAlgorithm,
 }
 
@@ -114,15 +114,6 @@ pub enum TransportKind {
     Smtp,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-pub enum DkimAlgorithm {
-    #[default]
-    #[serde(rename = "rsa-sha256")]
-    RsaSha256,
-    #[serde(rename = "ed25519-sha256")]
-    Ed25519Sha256,
-}
-
 /// How and where editions are delivered.
 #[derive(Debug, Clone)]
 pub struct Delivery {
@@ -133,7 +124,7 @@ pub struct Delivery {
     pub unsubscribe: Unsubscribe,
     /// Sender id for Gmail's `Feedback-ID` header.
     pub feedback_id: Option<String>,
-    pub dkim: Option<Dkim>,
+    pub dkim: Option<DkimSettings>,
     pub smtp: Option<Smtp>,
 }
 
@@ -143,14 +134,6 @@ pub struct Unsubscribe {
     pub mailto: Option<String>,
     /// Name of the environment variable holding the HMAC secret.
     pub secret_env: String,
-}
-
-#[derive(Debug, Clone)]
-pub struct Dkim {
-    pub domain: String,
-    pub selector: String,
-    pub key_file: PathBuf,
-    pub algorithm: DkimAlgorithm,
 }
 
 #[derive(Debug, Clone)]
@@ -483,7 +466,7 @@ fn delivery(
         .suppressions
         .as_deref()
         .map(|p| resolve("suppressions", p));
-    let dkim = raw.dkim.map(|d| Dkim {
+    let dkim = raw.dkim.map(|d| DkimSettings {
         key_file: resolve("dkim", &d.key_file),
         domain: d.domain,
         selector: d.selector,

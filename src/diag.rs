@@ -97,6 +97,7 @@ impl Diagnostic {
         let path = self.path.display();
         match (self.line, self.col) {
             (0, _) => format!("{path}"),
+            (line, 0) => format!("{path}:{line}"),
             (line, col) => format!("{path}:{line}:{col}"),
         }
     }

@@ -580,7 +580,21 @@ impl Ledger {
         holder: &str,
         ttl: Duration,
     ) -> Result<LeaseOutcome> {
-        self.acquire_lease_at(edition_id, holder, ttl, Utc::now())
+        self.acquire_lease_at(edition_id, holder, ttl, Utc::now(), &|_| false)
+    }
+
+    /// Like [`Ledger::acquire_lease`], and also takes over an unexpired lease
+    /// whose holder `is_dead` says has gone (a sender on this machine that
+    /// was killed), so a rerun right after a crash resumes at once instead of
+    /// waiting for the lease to expire.
+    pub fn acquire_lease_reclaiming(
+        &mut self,
+        edition_id: &str,
+        holder: &str,
+        ttl: Duration,
+        is_dead: &dyn Fn(&str) -> bool,
+    ) -> Result<LeaseOutcome> {
+        self.acquire_lease_at(edition_id, holder, ttl, Utc::now(), is_dead)
     }
 
     fn acquire_lease_at(
@@ -589,6 +603,7 @@ impl Ledger {
         holder: &str,
         ttl: Duration,
         now: DateTime<Utc>,
+        is_dead: &dyn Fn(&str) -> bool,
     ) -> Result<LeaseOutcome> {
         let expires = ts(now + ttl_delta(ttl)?);
         let tx = self
@@ -615,7 +630,7 @@ impl Ledger {
             Some((current_holder, _)) if current_holder == holder => LeaseOutcome::Acquired,
             Some((current_holder, expires_at)) => {
                 let expires_at = parse_ts("expires_at", &expires_at)?;
-                if expires_at > now {
+                if expires_at > now && !is_dead(&current_holder) {
                     return Ok(LeaseOutcome::Busy {
                         holder: current_holder,
                         expires_at,
@@ -1194,18 +1209,18 @@ mod tests {
         let t0 = Utc::now();
         assert_eq!(
             ledger
-                .acquire_lease_at("am-1", "host-a:1", ttl, t0)
+                .acquire_lease_at("am-1", "host-a:1", ttl, t0, &|_| false)
                 .unwrap(),
             LeaseOutcome::Acquired
         );
         assert_eq!(
             ledger
-                .acquire_lease_at("am-1", "host-a:1", ttl, t0)
+                .acquire_lease_at("am-1", "host-a:1", ttl, t0, &|_| false)
                 .unwrap(),
             LeaseOutcome::Acquired
         );
         assert!(matches!(
-            ledger.acquire_lease_at("am-1", "host-b:2", ttl, t0 + TimeDelta::seconds(30)).unwrap(),
+            ledger.acquire_lease_at("am-1", "host-b:2", ttl, t0 + TimeDelta::seconds(30), &|_| false).unwrap(),
             LeaseOutcome::Busy { ref holder, .. } if holder == "host-a:1"
         ));
         assert!(ledger.renew_lease("am-1", "host-a:1", ttl).unwrap());
@@ -1218,7 +1233,8 @@ mod tests {
                     "am-1",
                     "host-b:2",
                     ttl,
-                    Utc::now() + TimeDelta::seconds(120)
+                    Utc::now() + TimeDelta::seconds(120),
+                    &|_| false,
                 )
                 .unwrap(),
             LeaseOutcome::TakenOver {
@@ -1226,6 +1242,21 @@ mod tests {
             }
         );
         assert!(!ledger.renew_lease("am-1", "host-a:1", ttl).unwrap());
+        // A holder known to be dead loses an unexpired lease at once.
+        assert!(matches!(
+            ledger
+                .acquire_lease_reclaiming("am-1", "host-c:3", ttl, &|h| h == "host-b:2")
+                .unwrap(),
+            LeaseOutcome::TakenOver { .. }
+        ));
+        assert!(matches!(
+            ledger
+                .acquire_lease_reclaiming("am-1", "host-b:2", ttl, &|h| h == "nobody")
+                .unwrap(),
+            LeaseOutcome::Busy { .. }
+        ));
+        ledger.release_lease("am-1", "host-c:3").unwrap();
+        ledger.acquire_lease("am-1", "host-b:2", ttl).unwrap();
         ledger.release_lease("am-1", "host-a:1").unwrap();
         assert!(ledger.renew_lease("am-1", "host-b:2", ttl).unwrap());
         ledger.release_lease("am-1", "host-b:2").unwrap();

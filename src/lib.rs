@@ -9,6 +9,7 @@ pub mod cli;
 pub mod cmd;
 pub mod config;
 pub mod content;
+pub mod delivery;
 pub mod diag;
 pub mod edition;
 pub mod ledger;

@@ -49,6 +49,8 @@ fn main() -> ExitCode {
         Command::Check(args) => cmd::check::run(&ctx, args),
         Command::Build(args) => cmd::build::run(&ctx, args),
         Command::Schedule(args) => cmd::schedule::run(&ctx, args),
+        Command::Send(args) => cmd::send::run(&ctx, args),
+        Command::Status(args) => cmd::status::run(&ctx, args),
         Command::Preview(args) => cmd::preview::run(&ctx, args),
     };
     match result {

@@ -80,7 +80,7 @@ fn jobs(ledger: &Ledger) -> Vec<Job> {
                         message_id: mid,
                         list_id: "Morning Brief <am.news.example.com>".to_owned(),
                         unsubscribe_url: unsubscribe_url(
-                            "https://news.example.com",
+                            "https://news.example.com/unsubscribe",
                             "am",
                             &email,
                             common::SECRET,

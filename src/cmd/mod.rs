@@ -6,6 +6,8 @@ pub mod build;
 pub mod check;
 pub mod preview;
 pub mod schedule;
+pub mod send;
+pub mod status;
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;

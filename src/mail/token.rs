@@ -84,28 +84,28 @@ fn mac(secret: &[u8], newsletter: &str, email: &str) -> HmacSha256 {
     mac
 }
 
-/// `https://host/prefix/unsubscribe?n=<newsletter>&e=<email>&t=<token>`, with
-/// `n` and `e` percent-encoded (RFC 3986 unreserved characters kept).
+/// `<endpoint>?n=<newsletter>&e=<email>&t=<token>`, with `n` and `e`
+/// percent-encoded (RFC 3986 unreserved characters kept).
 ///
-/// `base_url` is the newsroom's site root, e.g. `https://news.example.com` or
-/// `https://example.com/briefing/`.
+/// `endpoint` is the newsroom's unsubscribe page (config
+/// `delivery.unsubscribe.url`), e.g. `https://news.example.com/unsubscribe`.
 pub fn unsubscribe_url(
-    base_url: &str,
+    endpoint: &str,
     newsletter: &str,
     email: &str,
     secret: &[u8],
 ) -> Result<String, TokenError> {
-    let base = base_url.trim_end_matches('/');
+    let base = endpoint;
     let valid = base.starts_with("https://")
         && base.len() > "https://".len()
         && base
             .bytes()
             .all(|b| b.is_ascii_graphic() && !matches!(b, b'?' | b'#' | b'<' | b'>' | b'"'));
     if !valid {
-        return Err(TokenError::InvalidBaseUrl(base_url.to_owned()));
+        return Err(TokenError::InvalidBaseUrl(endpoint.to_owned()));
     }
     Ok(format!(
-        "{base}/unsubscribe?n={}&e={}&t={}",
+        "{base}?n={}&e={}&t={}",
         utf8_percent_encode(newsletter, QUERY_VALUE),
         utf8_percent_encode(email, QUERY_VALUE),
         unsubscribe_token(secret, newsletter, email)
@@ -164,8 +164,13 @@ mod tests {
 
     #[test]
     fn url_is_percent_encoded() {
-        let url =
-            unsubscribe_url("https://news.example.com/", "am", "a+b@example.com", b"k").unwrap();
+        let url = unsubscribe_url(
+            "https://news.example.com/unsubscribe",
+            "am",
+            "a+b@example.com",
+            b"k",
+        )
+        .unwrap();
         let token = unsubscribe_token(b"k", "am", "a+b@example.com");
         assert_eq!(
             url,

@@ -42,7 +42,13 @@ pub fn spec(i: usize, html_kb: usize) -> MessageSpec {
         html,
         message_id: message_id("am-2026-11-30T0600", &email, "news.example.com"),
         list_id: "Morning Brief <am.news.example.com>".to_owned(),
-        unsubscribe_url: unsubscribe_url("https://news.example.com", "am", &email, SECRET).unwrap(),
+        unsubscribe_url: unsubscribe_url(
+            "https://news.example.com/unsubscribe",
+            "am",
+            &email,
+            SECRET,
+        )
+        .unwrap(),
         unsubscribe_mailto: Some("unsubscribe@news.example.com".to_owned()),
         feedback_id: Some("am:briefing:newsroom".to_owned()),
         date: chrono::Utc.with_ymd_and_hms(2026, 11, 30, 6, 0, 0).unwrap(),

@@ -1,0 +1,78 @@
+//! `briefing status`: what the send ledger knows, edition by edition.
+
+use anyhow::{Context as _, Result};
+use chrono_tz::Tz;
+
+use super::{Ctx, EXIT_OK};
+use crate::cli::StatusArgs;
+use crate::delivery::PlanStats;
+use crate::ledger::Ledger;
+
+pub fn run(ctx: &Ctx, args: &StatusArgs) -> Result<u8> {
+    let newsroom = match ctx.newsroom() {
+        Ok(n) => n,
+        Err(code) => return Ok(code),
+    };
+    let state = &newsroom.config.state;
+    if !state.exists() {
+        ctx.summary(&format!(
+            "no ledger yet at {}: nothing has been sent",
+            state.display()
+        ));
+        return Ok(EXIT_OK);
+    }
+    let ledger = Ledger::open(state)
+        .with_context(|| format!("cannot open the ledger {}", state.display()))?;
+    let mut editions = ledger.editions(args.newsletter.as_deref())?;
+    if let Some(id) = &args.edition {
+        editions.retain(|e| &e.id == id);
+        if editions.is_empty() {
+            ctx.summary(&format!("no edition `{id}` in the ledger"));
+            return Ok(EXIT_OK);
+        }
+    }
+    if editions.is_empty() {
+        ctx.summary("no editions in the ledger");
+    } else {
+        ctx.summary(&format!(
+            "{:<26} {:<9} {:<22} {:>6} {:>8} {:>8} {:>6}  subject / reason",
+            "edition", "state", "slot", "sent", "pending", "deferred", "failed"
+        ));
+    }
+    for e in &editions {
+        let tz: Tz = e.zone.parse().unwrap_or(Tz::UTC);
+        let c = e.counts;
+        let note = e.subject.as_deref().or(e.reason.as_deref()).unwrap_or("");
+        ctx.summary(&format!(
+            "{:<26} {:<9} {:<22} {:>6} {:>8} {:>8} {:>6}  {note}",
+            e.id,
+            e.state.to_string(),
+            e.slot_utc
+                .with_timezone(&tz)
+                .format("%Y-%m-%d %H:%M %Z")
+                .to_string(),
+            c.sent,
+            c.pending,
+            c.deferred,
+            c.failed
+        ));
+        if args.edition.is_some() {
+            if let Some(stats) = ledger.stats(&e.id)? {
+                let s = PlanStats::from_json(&stats);
+                ctx.summary(&format!("  planned: {} recipients of {} listed; {} suppressed, {} invalid rows, {} with nothing in this edition, {} renderings", s.recipients, s.listed, s.suppressed, s.invalid, s.empty, s.variants));
+            }
+            if let Some(done) = e.completed_at {
+                ctx.summary(&format!(
+                    "  completed {}",
+                    done.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S %Z")
+                ));
+            }
+        }
+        if args.failed && c.failed > 0 {
+            for (email, reply) in ledger.failed(&e.id)? {
+                ctx.summary(&format!("  failed: {email}: {reply}"));
+            }
+        }
+    }
+    Ok(EXIT_OK)
+}
