@@ -89,8 +89,23 @@ pub enum Command {
     ///   briefing send --newsletter am --dry-run
     ///   briefing send --newsletter am --to editor@example.com
     ///   briefing send --newsletter am --at 2026-11-30T08:00 --now 2026-11-30T06:01
+    ///   briefing send --due                      # what cron runs every few minutes
     #[command(verbatim_doc_comment)]
     Send(SendArgs),
+
+    /// Run in the foreground and send each newsletter's editions at their slots.
+    ///
+    /// For newsrooms without cron (e.g. under systemd): sleeps until the next slot
+    /// of any newsletter, then does exactly what `send --due` does, reloading config
+    /// and content each time. On SIGTERM or SIGINT it finishes the messages in
+    /// flight, records them, and exits 0; the rest stay pending for the next run.
+    /// It holds no lock while idle, so a manual `send` still works.
+    ///
+    /// Examples:
+    ///   briefing run
+    ///   briefing --log-format json run
+    #[command(verbatim_doc_comment)]
+    Run,
 
     /// Show the editions in the send ledger with their delivery counts.
     ///
@@ -188,6 +203,12 @@ pub struct PreviewArgs {
 
 #[derive(Debug, Args)]
 pub struct SendArgs {
+    /// Send every newsletter's edition that is due now (for cron): the latest slot
+    /// of each schedule, if not already sent and not older than max_delay; also
+    /// finishes editions left pending or deferred by earlier runs.
+    #[arg(long)]
+    pub due: bool,
+
     /// The newsletter to send.
     #[arg(long, short = 'n', value_name = "ID")]
     pub newsletter: Option<String>,

@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration as StdDuration, Instant};
 
 use anyhow::{Context as _, Result, anyhow, bail};
@@ -505,6 +506,7 @@ pub fn deliver_frozen(
     ledger: Ledger,
     holder: &str,
     limit: Option<usize>,
+    stop: Option<Arc<AtomicBool>>,
 ) -> Result<RunResult> {
     let mut pending = ledger.pending(&stored.id)?;
     let total_unsent = pending.len();
@@ -533,7 +535,8 @@ pub fn deliver_frozen(
             }
         })
         .collect();
-    let options = SendOptions::new(&stored.id, composer.envelope_from());
+    let mut options = SendOptions::new(&stored.id, composer.envelope_from());
+    options.stop = stop;
     let sink = LeasedLedger::new(ledger, &stored.id, holder, LEASE_TTL);
     let start = Instant::now();
     let runtime = tokio::runtime::Builder::new_multi_thread()

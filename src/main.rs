@@ -51,6 +51,7 @@ fn main() -> ExitCode {
         Command::Schedule(args) => cmd::schedule::run(&ctx, args),
         Command::Send(args) => cmd::send::run(&ctx, args),
         Command::Status(args) => cmd::status::run(&ctx, args),
+        Command::Run => cmd::due::run_forever(&ctx),
         Command::Preview(args) => cmd::preview::run(&ctx, args),
     };
     match result {

@@ -4,6 +4,7 @@
 
 pub mod build;
 pub mod check;
+pub mod due;
 pub mod preview;
 pub mod schedule;
 pub mod send;

@@ -1,6 +1,9 @@
 //! `briefing send`: send one newsletter's edition, resuming it if it was
 //! started before; `--dry-run` shows the plan, `--to` sends test copies.
 
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
 use anyhow::{Context as _, Result, anyhow};
 use chrono::{DateTime, Utc};
 
@@ -70,6 +73,8 @@ pub struct Options {
     pub dry_run: bool,
     pub to: Vec<String>,
     pub limit: Option<usize>,
+    /// Set by a signal handler: finish the messages in flight, then stop.
+    pub stop: Option<Arc<AtomicBool>>,
 }
 
 pub fn run(ctx: &Ctx, args: &SendArgs) -> Result<u8> {
@@ -78,8 +83,26 @@ pub fn run(ctx: &Ctx, args: &SendArgs) -> Result<u8> {
         Err(code) => return Ok(code),
     };
     let cfg = &newsroom.config;
+    if args.due {
+        if args.newsletter.is_some() || args.at.is_some() || !args.to.is_empty() {
+            eprintln!(
+                "error: --due sends every newsletter that is due; it does not combine with --newsletter, --at or --to"
+            );
+            return Ok(EXIT_USAGE);
+        }
+        let now = parse_at(args.now.as_deref(), cfg)?;
+        let opts = Options {
+            dry_run: args.dry_run,
+            to: Vec::new(),
+            limit: args.limit,
+            stop: None,
+        };
+        return super::due::run_due(ctx, &newsroom, now, &opts);
+    }
     let Some(id) = &args.newsletter else {
-        eprintln!("error: say which newsletter to send with --newsletter ID");
+        eprintln!(
+            "error: say which newsletter to send with --newsletter ID, or send every due edition with --due"
+        );
         return Ok(EXIT_USAGE);
     };
     let Some(n) = cfg.newsletter(id) else {
@@ -109,6 +132,7 @@ pub fn run(ctx: &Ctx, args: &SendArgs) -> Result<u8> {
         dry_run: args.dry_run,
         to: args.to.clone(),
         limit: args.limit,
+        stop: None,
     };
     let outcome = send_edition(ctx, &newsroom, n, slot, now, &opts)?;
     Ok(outcome.exit_code())
@@ -162,7 +186,7 @@ pub fn send_edition(
         let late_by = now - slot.at;
         if late_by > n.max_delay {
             let reason = format!(
-                "slot {local} was {} late when the sender ran (max_delay {})",
+                "slot {local} was {} late when the sender ran, max_delay is {}",
                 human(late_by),
                 human(n.max_delay)
             );
@@ -178,7 +202,7 @@ pub fn send_edition(
                 )?;
             }
             tracing::error!(edition = %edition_id, "missed: {reason}; it will not be sent late");
-            ctx.summary(&format!("{edition_id}: missed ({reason}); not sent"));
+            ctx.summary(&format!("{edition_id}: missed: {reason}; not sent"));
             return Ok(Outcome::Missed { late_by });
         }
     }
@@ -270,7 +294,7 @@ pub fn send_edition(
 }
 
 /// Delivers what is pending of a frozen edition, under its lease.
-fn resume(
+pub fn resume(
     ctx: &Ctx,
     newsroom: &Newsroom,
     n: &Newsletter,
@@ -296,7 +320,15 @@ fn resume(
         .map(|v| PlanStats::from_json(&v))
         .unwrap_or_default();
     ledger.mark_sending(edition_id)?;
-    let result = delivery::deliver_frozen(newsroom, n, stored, ledger, &holder, opts.limit);
+    let result = delivery::deliver_frozen(
+        newsroom,
+        n,
+        stored,
+        ledger,
+        &holder,
+        opts.limit,
+        opts.stop.clone(),
+    );
     // Whatever happened, let the next sender in.
     if let Ok(mut l) = Ledger::open(&newsroom.config.state) {
         let _ = l.release_lease(edition_id, &holder);

@@ -150,6 +150,9 @@ pub struct SendOptions {
     pub max_backoff: Duration,
     /// Most outcomes committed in one transaction.
     pub max_batch: usize,
+    /// When set to true (e.g. by SIGTERM), workers finish the message in
+    /// flight, record it, and take no more: the rest stay pending.
+    pub stop: Option<Arc<AtomicBool>>,
 }
 
 impl SendOptions {
@@ -160,6 +163,7 @@ impl SendOptions {
             backoff: Duration::from_secs(2),
             max_backoff: Duration::from_secs(60),
             max_batch: 50,
+            stop: None,
         }
     }
 }
@@ -313,6 +317,9 @@ struct Record {
     durable: oneshot::Sender<bool>,
 }
 
+/// How often a waiting worker looks at the stop flag.
+const STOP_POLL: Duration = Duration::from_millis(200);
+
 /// How often an idle writer calls `keep_alive` (lease renewal).
 const WRITER_TICK: Duration = Duration::from_secs(2);
 
@@ -461,7 +468,9 @@ impl Shared {
 
     async fn next_job(&self) -> Option<Pending> {
         loop {
-            if self.abort.load(Ordering::SeqCst) {
+            if self.abort.load(Ordering::SeqCst) || self.stop_requested() {
+                // A stop leaves the jobs not yet taken untouched: they are
+                // still pending in the ledger for the next run.
                 return None;
             }
             // Register for wake-ups before looking, so a notify between the
@@ -472,15 +481,36 @@ impl Shared {
             match self.take() {
                 Next::Job(job) => return Some(job),
                 Next::Done => return None,
-                Next::WaitUntil(Some(due)) => {
-                    tokio::select! {
-                        _ = tokio::time::sleep_until(due.into()) => {}
-                        _ = notified => {}
+                Next::WaitUntil(due) => {
+                    // With a stop flag to watch, never sleep long without looking at it.
+                    let cap = self
+                        .options
+                        .stop
+                        .as_ref()
+                        .map(|_| Instant::now() + STOP_POLL);
+                    let until = match (due, cap) {
+                        (Some(d), Some(c)) => Some(d.min(c)),
+                        (d, c) => d.or(c),
+                    };
+                    match until {
+                        Some(t) => {
+                            tokio::select! {
+                                _ = tokio::time::sleep_until(t.into()) => {}
+                                _ = notified => {}
+                            }
+                        }
+                        None => notified.await,
                     }
                 }
-                Next::WaitUntil(None) => notified.await,
             }
         }
+    }
+
+    fn stop_requested(&self) -> bool {
+        self.options
+            .stop
+            .as_ref()
+            .is_some_and(|s| s.load(Ordering::SeqCst))
     }
 
     fn finish(&self, requeue: Option<(Instant, Pending)>, front: bool) {
