@@ -382,3 +382,23 @@ fn run_stops_on_sigterm_mid_edition_and_send_due_finishes_it() {
         "a graceful stop leaves nothing in doubt: {got:?}"
     );
 }
+
+#[test]
+fn schedule_lists_slots_in_local_time_and_utc_and_flags_dead_schedules() {
+    let n = newsroom("America/New_York", "30 2 * * *");
+    n.run(&["schedule", "--now", "2026-03-07T12:00:00Z", "--days", "2"])
+        .success()
+        .stdout_has("x (X Brief): \"30 2 * * *\" in America/New_York")
+        .stdout_has("last edition: none in the ledger yet")
+        // The skipped 02:30 shows as the instant it runs: 03:00 EDT.
+        .stdout_has("Sun 2026-03-08 03:00 EDT   2026-03-08 07:00 UTC   1 item")
+        .stdout_has("Mon 2026-03-09 02:30 EDT   2026-03-09 06:30 UTC   1 item");
+    due(&n, "2026-03-08T07:01:00Z").success();
+    n.run(&["schedule", "--now", "2026-03-08T08:00:00Z", "--days", "1"])
+        .success()
+        .stdout_has("last edition: x-2026-03-08T0300 complete (sent 3,");
+    let dead = newsroom("America/New_York", "0 0 30 2 *");
+    dead.run(&["schedule", "--now", "2026-03-07T12:00:00Z"])
+        .success()
+        .stdout_has("warning: this schedule never fires");
+}

@@ -8,6 +8,7 @@ use super::{Ctx, EXIT_OK, parse_at, plural};
 use crate::cli::ScheduleArgs;
 use crate::content::{self, Scope};
 use crate::edition;
+use crate::ledger::Ledger;
 
 pub fn run(ctx: &Ctx, args: &ScheduleArgs) -> Result<u8> {
     let newsroom = match ctx.newsroom() {
@@ -40,6 +41,12 @@ pub fn run(ctx: &Ctx, args: &ScheduleArgs) -> Result<u8> {
         })
         .collect();
     let lib = content::load(&newsroom, &Scope::Windows(windows));
+    // The ledger is read only if it exists: `schedule` never creates it.
+    let ledger = if cfg.state.exists() {
+        Some(Ledger::open(&cfg.state)?)
+    } else {
+        None
+    };
 
     let mut out = Vec::new();
     for (n, slots) in &plans {
@@ -77,6 +84,20 @@ pub fn run(ctx: &Ctx, args: &ScheduleArgs) -> Result<u8> {
         }
         if slots.windows(2).any(|w| w[1] - w[0] < Duration::minutes(1)) {
             out.push("  warning: this schedule fires more than once a minute".into());
+        }
+        let last = match &ledger {
+            Some(l) => l
+                .editions(Some(&n.id))?
+                .into_iter()
+                .max_by_key(|e| e.slot_utc),
+            None => None,
+        };
+        match last {
+            Some(e) => out.push(format!(
+                "  last edition: {} {} (sent {}, pending {}, deferred {}, failed {})",
+                e.id, e.state, e.counts.sent, e.counts.pending, e.counts.deferred, e.counts.failed
+            )),
+            None => out.push("  last edition: none in the ledger yet".into()),
         }
         for at in slots {
             let slot = edition::Slot {
