@@ -64,16 +64,73 @@ pub struct Choice {
     pub topics: Vec<String>,
 }
 
-/// The subscribers the picker offers. Only the sample subscriber for now;
-/// once delivery brings subscriber lists, a newsletter's list plugs in here.
-pub fn choices(config: &Config, _newsletter: &Newsletter) -> Vec<Choice> {
-    vec![Choice {
+/// How many subscribers of a list the picker offers (the first ones).
+pub const PICKER_LIMIT: usize = 200;
+
+/// The subscribers the picker offers: the sample subscriber, then the first
+/// subscribers of the newsletter's list (suppressed ones left out), each with
+/// their own preferences. A missing or broken list just leaves the sample.
+pub fn choices(config: &Config, newsletter: &Newsletter) -> Vec<Choice> {
+    let mut out = vec![Choice {
         key: "sample".into(),
         label: "Sample subscriber (reader@example.com)".into(),
         subscriber: sample_subscriber(config),
         regions: Vec::new(),
         topics: Vec::new(),
-    }]
+    }];
+    let Some(path) = &newsletter.subscribers else {
+        return out;
+    };
+    let Ok(mut list) = crate::audience::load_subscribers(path) else {
+        return out;
+    };
+    if let Some(sup) = config
+        .delivery
+        .suppressions
+        .as_ref()
+        .and_then(|p| crate::audience::load_suppressions(p).ok())
+    {
+        list.remove_suppressed(&sup);
+    }
+    // The preview never sends: links use the configured secret when it is
+    // set, else the development one, only so the page shows their shape.
+    let secret = std::env::var(&config.delivery.unsubscribe.secret_env)
+        .map(String::into_bytes)
+        .unwrap_or_else(|_| crate::mail::token::DEV_SECRET.to_vec());
+    for s in list.subscribers.into_iter().take(PICKER_LIMIT) {
+        let mut v = serde_json::Map::new();
+        for (k, val) in &s.fields {
+            v.insert(k.clone(), Value::String(val.clone()));
+        }
+        v.insert("email".into(), Value::String(s.email.clone()));
+        v.insert(
+            "name".into(),
+            Value::String(s.name.clone().unwrap_or_default()),
+        );
+        let url = crate::mail::token::unsubscribe_url(
+            &config.delivery.unsubscribe.url,
+            &newsletter.id,
+            &s.email,
+            &secret,
+        )
+        .unwrap_or_default();
+        v.insert("unsubscribe_url".into(), Value::String(url));
+        let prefs: Vec<String> = s.regions.iter().chain(&s.topics).cloned().collect();
+        let label = match (&s.name, prefs.is_empty()) {
+            (Some(n), true) => format!("{n} <{}>", s.email),
+            (Some(n), false) => format!("{n} <{}> ({})", s.email, prefs.join(", ")),
+            (None, true) => s.email.clone(),
+            (None, false) => format!("{} ({})", s.email, prefs.join(", ")),
+        };
+        out.push(Choice {
+            key: s.email.clone(),
+            label,
+            subscriber: Value::Object(v),
+            regions: s.regions,
+            topics: s.topics,
+        });
+    }
+    out
 }
 
 type RenderKey = (String, DateTime<Utc>, Audience);

@@ -341,3 +341,32 @@ fn pages_escape_what_comes_from_the_newsroom() {
     assert!(pages::edition_page(&p, "../config.yaml", &q, "").is_none());
     assert!(pages::email_part(&p, "../config.yaml", &q, pages::Part::Html).is_none());
 }
+
+#[test]
+fn picker_offers_the_newsletters_subscribers_without_suppressed_ones() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let newsroom = crate::config::Newsroom::load(&root.join("config.yaml")).unwrap();
+    let cfg = &newsroom.config;
+    let am = cfg.newsletter("am").unwrap();
+    let offered = super::choices(cfg, am);
+    assert_eq!(offered[0].key, "sample");
+    let keys: Vec<&str> = offered.iter().map(|c| c.key.as_str()).collect();
+    assert!(
+        keys.contains(&"leser@xn--bcher-kva.example.org"),
+        "{keys:?}"
+    );
+    assert!(
+        !keys.contains(&"unsubscribed@example.com"),
+        "suppressed readers are not offered"
+    );
+    let with_prefs = offered
+        .iter()
+        .find(|c| !c.regions.is_empty())
+        .expect("a reader with preferences");
+    assert!(with_prefs.label.contains(&with_prefs.regions[0]));
+    let url = with_prefs.subscriber["unsubscribe_url"].as_str().unwrap();
+    assert!(
+        url.starts_with("https://news.example.com/unsubscribe?n=am&e="),
+        "{url}"
+    );
+}
