@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
+use crate::render::escape_html_into;
+
 const START: char = '\u{E000}';
 const END: char = '\u{E001}';
 
@@ -82,19 +84,6 @@ pub fn fill(text: &str, fields: &Fields, html: bool) -> String {
 /// be sent as is).
 pub fn has_placeholders(text: &str) -> bool {
     text.contains(START)
-}
-
-fn escape_html_into(s: &str, out: &mut String) {
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -311,6 +311,27 @@ impl Renderer {
     }
 }
 
+/// Escapes text for HTML content and attribute values (`& < > " '`).
+pub fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    escape_html_into(s, &mut out);
+    out
+}
+
+/// [`escape_html`] appending to `out`.
+pub fn escape_html_into(s: &str, out: &mut String) {
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+}
+
 /// "A", "A and B", "A, B and C".
 pub fn byline(authors: &[String]) -> String {
     match authors {
