@@ -25,7 +25,7 @@ use crate::mail::sender::{
     BoxError, Job, LeasedLedger, MessageSource, OutcomeSink, Progress, SendOptions, deliver,
 };
 use crate::mail::token::{DEV_SECRET, unsubscribe_url};
-use crate::mail::transport::{SmtpSettings, Transport};
+use crate::mail::transport::{SmtpConnector, SmtpSettings, Transport};
 use crate::mail::variant::{Fields, fill, subscriber_context};
 use crate::render::{Bodies, Renderer};
 use crate::time::slot_stamp;
@@ -281,6 +281,21 @@ pub fn secret(newsroom: &Newsroom) -> Result<Vec<u8>> {
             d.unsubscribe.secret_env
         ),
     }
+}
+
+/// Checks, before anything is frozen or sent, what a send needs and a person
+/// must fix: the unsubscribe secret, the From and Reply-To addresses, the
+/// DKIM key, the SMTP URL and TLS policy, the password variable. A send that
+/// cannot start must leave no trace in the ledger: a frozen edition is
+/// finished by the next run however late that is, which would defeat
+/// `max_delay`.
+pub fn preflight(newsroom: &Newsroom, n: &Newsletter, slot: DateTime<Utc>) -> Result<()> {
+    let secret = secret(newsroom)?;
+    Composer::new(newsroom, n, "preflight", secret)?;
+    if let Transport::Smtp(settings) = transport(newsroom, n, slot)? {
+        SmtpConnector::new(&settings)?;
+    }
+    Ok(())
 }
 
 /// The transport for one edition (the outbox gets a folder per edition).
