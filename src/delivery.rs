@@ -268,6 +268,10 @@ pub fn plan(
 pub fn secret(newsroom: &Newsroom) -> Result<Vec<u8>> {
     let d = &newsroom.config.delivery;
     match std::env::var(&d.unsubscribe.secret_env) {
+        Ok(s) if s.as_bytes() == DEV_SECRET && d.transport == TransportKind::Smtp => bail!(
+            "refusing to send over SMTP with briefing's development secret in {}: it is published in briefing's source, so anyone could forge unsubscribe links; set a secret of your own",
+            d.unsubscribe.secret_env
+        ),
         Ok(s) if !s.is_empty() => Ok(s.into_bytes()),
         _ if d.transport == TransportKind::Outbox => {
             tracing::warn!(
