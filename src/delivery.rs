@@ -418,11 +418,12 @@ impl Composer {
         f.insert("email".into(), email.to_string());
         let f = Fields(f);
         let (subject, html, text) = content;
-        let to = match name.filter(|n| !n.is_empty()) {
-            Some(n) => format!("{n} <{email}>").parse::<Mailbox>(),
-            None => email.parse::<Mailbox>(),
-        }
-        .or_else(|_| email.parse::<Mailbox>())?;
+        // Built from its parts, so that lettre quotes or encodes the name as
+        // needed: "Lima, Ana" or "Ana <3" are names, not address syntax.
+        let to = Mailbox::new(
+            name.filter(|n| !n.is_empty()).map(str::to_owned),
+            email.parse::<lettre::Address>()?,
+        );
         let spec = MessageSpec {
             from: self.from.clone(),
             to,
