@@ -341,6 +341,10 @@ pub struct Composer {
     secret: Vec<u8>,
     dkim: Option<DkimSigner>,
     subject_prefix: String,
+    /// Set for test copies: goes into their Message-ID, so that a copy never
+    /// shares its id with the reader's real message (providers drop a
+    /// message whose id they have seen) nor with an earlier copy.
+    test_tag: Option<String>,
 }
 
 impl Composer {
@@ -385,12 +389,14 @@ impl Composer {
             secret,
             dkim,
             subject_prefix: String::new(),
+            test_tag: None,
         })
     }
 
-    /// Marks every message as a test copy.
+    /// Marks every message as a test copy: `[TEST]` subject, own Message-ID.
     pub fn test_copies(mut self) -> Self {
         self.subject_prefix = "[TEST] ".into();
+        self.test_tag = Some(format!("test-{}", Utc::now().format("%Y%m%dT%H%M%S%3f")));
         self
     }
 
@@ -399,7 +405,10 @@ impl Composer {
     }
 
     pub fn message_id(&self, edition_id: &str, email: &str) -> String {
-        message_id(edition_id, email, &self.from_domain)
+        match &self.test_tag {
+            Some(tag) => message_id(&format!("{edition_id}.{tag}"), email, &self.from_domain),
+            None => message_id(edition_id, email, &self.from_domain),
+        }
     }
 
     /// One recipient's message from a rendering with placeholders.
@@ -642,7 +651,7 @@ pub fn send_test_copies(
         let content = Arc::clone(&content);
         let id = plan.frozen.id.clone();
         jobs.push(Job {
-            message_id: Some(format!("test-{}", composer.message_id(&id, &email))),
+            message_id: Some(composer.message_id(&id, &email)),
             email: email.clone(),
             message: MessageSource::Compose(Box::new(move || {
                 let fields = [("name".to_string(), String::new())].into();
