@@ -962,11 +962,19 @@ impl Ledger {
 
     /// Failed deliveries with the server's reply, by address.
     pub fn failed(&self, edition_id: &str) -> Result<Vec<(String, String)>> {
+        self.replies(edition_id, DeliveryState::Failed)
+    }
+
+    /// Deliveries in `state` with the last reply (the server's, or the local
+    /// error), by address.
+    pub fn replies(&self, edition_id: &str, state: DeliveryState) -> Result<Vec<(String, String)>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT email, COALESCE(last_reply, '') FROM deliveries
-             WHERE edition_id = ?1 AND state = 'failed' ORDER BY email",
+             WHERE edition_id = ?1 AND state = ?2 ORDER BY email",
         )?;
-        let rows = stmt.query_map([edition_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let rows = stmt.query_map(params![edition_id, state.as_str()], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 }
@@ -1222,6 +1230,13 @@ mod tests {
             [(
                 "r2@example.com".to_owned(),
                 "550 5.1.1 no such user".to_owned()
+            )]
+        );
+        assert_eq!(
+            ledger.replies("am-1", DeliveryState::Deferred).unwrap(),
+            [(
+                "r1@example.com".to_owned(),
+                "450 4.2.1 try later".to_owned()
             )]
         );
         // A stale "deferred" for an already-sent delivery changes nothing.
