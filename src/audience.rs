@@ -296,7 +296,10 @@ pub fn parse_subscribers(text: &str, path: &Path) -> Result<AudienceList, Audien
             .and_then(|c| record.get(c))
             .filter(|n| !n.is_empty())
         {
-            Some(n) if n.chars().any(char::is_control) => {
+            Some(n)
+                if n.chars()
+                    .any(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')) =>
+            {
                 list.rejected.push(reject(
                     path,
                     line,
@@ -601,6 +604,18 @@ mod tests {
         assert!(got[4].1.contains("3 fields"), "{:?}", got[4]);
         assert_eq!(list.rejected[2].email, "ANA@EXAMPLE.COM");
         assert_eq!(list.rejected[2].path, Path::new("audience.csv"));
+    }
+
+    #[test]
+    fn names_with_unicode_line_separators_are_rejected() {
+        // Not control characters, but a header line break to some clients;
+        // the message composer would refuse them at send time.
+        let list = parse(
+            "email,name\nana@example.com,Ana\u{2028}Bcc: x\nbo@example.com,Bo\u{2029}Bcc: x\n",
+        );
+        assert!(list.subscribers.is_empty());
+        assert_eq!(list.rejected.len(), 2);
+        assert!(list.rejected[0].reason.contains("control character"));
     }
 
     #[test]

@@ -245,7 +245,7 @@ pub struct StatusArgs {
     #[arg(long, value_name = "ID")]
     pub edition: Option<String>,
 
-    /// List failed recipients with the server's reply.
+    /// List failed and deferred recipients with the server's last reply.
     #[arg(long)]
     pub failed: bool,
 }

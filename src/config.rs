@@ -406,8 +406,16 @@ pub fn valid_id(id: &str) -> bool {
 
 /// Rejects CR, LF and other control characters in values bound for mail headers.
 pub fn check_header_value(value: &str) -> Result<(), String> {
-    match value.chars().find(|c| c.is_control()) {
-        Some('\r' | '\n') => Err("contains a line break, which would inject a mail header".into()),
+    // The Unicode line and paragraph separators are not control characters,
+    // but the message composer refuses them in headers all the same (some
+    // clients break lines there): refuse them here, where an editor sees it.
+    match value
+        .chars()
+        .find(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}'))
+    {
+        Some('\r' | '\n' | '\u{2028}' | '\u{2029}') => {
+            Err("contains a line break, which would inject a mail header".into())
+        }
         Some(c) => Err(format!("contains the control character {c:?}")),
         None => Ok(()),
     }
@@ -933,5 +941,14 @@ mod tests {
             ds.iter()
                 .any(|d| d.message.contains("would inject a mail header"))
         );
+        for sep in ["\u{2028}", "\u{2029}"] {
+            assert!(
+                check_header_value(&format!("AM{sep}Bcc: victim@example.com"))
+                    .unwrap_err()
+                    .contains("line break"),
+                "{sep:?}"
+            );
+        }
+        assert!(check_header_value("Morning Brief · Café").is_ok());
     }
 }

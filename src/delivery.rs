@@ -26,7 +26,7 @@ use crate::mail::sender::{
     BoxError, Job, LeasedLedger, MessageSource, OutcomeSink, Progress, SendOptions, deliver,
 };
 use crate::mail::token::{DEV_SECRET, unsubscribe_url};
-use crate::mail::transport::{SmtpSettings, Transport};
+use crate::mail::transport::{SmtpConnector, SmtpSettings, Transport};
 use crate::mail::variant::{Fields, fill, subscriber_context};
 use crate::render::{Bodies, Renderer};
 use crate::time::slot_stamp;
@@ -269,6 +269,10 @@ pub fn plan(
 pub fn secret(newsroom: &Newsroom) -> Result<Vec<u8>> {
     let d = &newsroom.config.delivery;
     match std::env::var(&d.unsubscribe.secret_env) {
+        Ok(s) if s.as_bytes() == DEV_SECRET && d.transport == TransportKind::Smtp => bail!(
+            "refusing to send over SMTP with briefing's development secret in {}: it is published in briefing's source, so anyone could forge unsubscribe links; set a secret of your own",
+            d.unsubscribe.secret_env
+        ),
         Ok(s) if !s.is_empty() => Ok(s.into_bytes()),
         _ if d.transport == TransportKind::Outbox => {
             tracing::warn!(
@@ -282,6 +286,21 @@ pub fn secret(newsroom: &Newsroom) -> Result<Vec<u8>> {
             d.unsubscribe.secret_env
         ),
     }
+}
+
+/// Checks, before anything is frozen or sent, what a send needs and a person
+/// must fix: the unsubscribe secret, the From and Reply-To addresses, the
+/// DKIM key, the SMTP URL and TLS policy, the password variable. A send that
+/// cannot start must leave no trace in the ledger: a frozen edition is
+/// finished by the next run however late that is, which would defeat
+/// `max_delay`.
+pub fn preflight(newsroom: &Newsroom, n: &Newsletter, slot: DateTime<Utc>) -> Result<()> {
+    let secret = secret(newsroom)?;
+    Composer::new(newsroom, n, "preflight", secret)?;
+    if let Transport::Smtp(settings) = transport(newsroom, n, slot)? {
+        SmtpConnector::new(&settings)?;
+    }
+    Ok(())
 }
 
 /// The transport for one edition (the outbox gets a folder per edition).
@@ -323,6 +342,10 @@ pub struct Composer {
     secret: Vec<u8>,
     dkim: Option<DkimSigner>,
     subject_prefix: String,
+    /// Set for test copies: goes into their Message-ID, so that a copy never
+    /// shares its id with the reader's real message (providers drop a
+    /// message whose id they have seen) nor with an earlier copy.
+    test_tag: Option<String>,
 }
 
 impl Composer {
@@ -367,12 +390,14 @@ impl Composer {
             secret,
             dkim,
             subject_prefix: String::new(),
+            test_tag: None,
         })
     }
 
-    /// Marks every message as a test copy.
+    /// Marks every message as a test copy: `[TEST]` subject, own Message-ID.
     pub fn test_copies(mut self) -> Self {
         self.subject_prefix = "[TEST] ".into();
+        self.test_tag = Some(format!("test-{}", Utc::now().format("%Y%m%dT%H%M%S%3f")));
         self
     }
 
@@ -381,7 +406,10 @@ impl Composer {
     }
 
     pub fn message_id(&self, edition_id: &str, email: &str) -> String {
-        message_id(edition_id, email, &self.from_domain)
+        match &self.test_tag {
+            Some(tag) => message_id(&format!("{edition_id}.{tag}"), email, &self.from_domain),
+            None => message_id(edition_id, email, &self.from_domain),
+        }
     }
 
     /// One recipient's message from a rendering with placeholders.
@@ -400,11 +428,12 @@ impl Composer {
         f.insert("email".into(), email.to_string());
         let f = Fields(f);
         let (subject, html, text) = content;
-        let to = match name.filter(|n| !n.is_empty()) {
-            Some(n) => format!("{n} <{email}>").parse::<Mailbox>(),
-            None => email.parse::<Mailbox>(),
-        }
-        .or_else(|_| email.parse::<Mailbox>())?;
+        // Built from its parts, so that lettre quotes or encodes the name as
+        // needed: "Lima, Ana" or "Ana <3" are names, not address syntax.
+        let to = Mailbox::new(
+            name.filter(|n| !n.is_empty()).map(str::to_owned),
+            email.parse::<lettre::Address>()?,
+        );
         let spec = MessageSpec {
             from: self.from.clone(),
             to,
@@ -625,7 +654,7 @@ pub fn send_test_copies(
         let content = Arc::clone(&content);
         let id = plan.frozen.id.clone();
         jobs.push(Job {
-            message_id: Some(format!("test-{}", composer.message_id(&id, &email))),
+            message_id: Some(composer.message_id(&id, &email)),
             email: email.clone(),
             message: MessageSource::Compose(Box::new(move || {
                 let fields = [("name".to_string(), String::new())].into();

@@ -382,8 +382,13 @@ impl Ledger {
         let mut conn = Connection::open(path)?;
         // Another process (status, a second send) may hold a write lock for a
         // moment; wait rather than fail.
-        conn.busy_timeout(Duration::from_secs(10))?;
-        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        // Switching a new file to WAL takes an exclusive lock, and SQLite
+        // answers "database is locked" at once instead of calling the busy
+        // handler when another connection is setting the file up too (two
+        // senders started together on a new ledger): retry like the handler.
+        let mode: String =
+            retry_while_busy(|| conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)))?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(LedgerError::NoWal(mode));
         }
@@ -957,12 +962,40 @@ impl Ledger {
 
     /// Failed deliveries with the server's reply, by address.
     pub fn failed(&self, edition_id: &str) -> Result<Vec<(String, String)>> {
+        self.replies(edition_id, DeliveryState::Failed)
+    }
+
+    /// Deliveries in `state` with the last reply (the server's, or the local
+    /// error), by address.
+    pub fn replies(&self, edition_id: &str, state: DeliveryState) -> Result<Vec<(String, String)>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT email, COALESCE(last_reply, '') FROM deliveries
-             WHERE edition_id = ?1 AND state = 'failed' ORDER BY email",
+             WHERE edition_id = ?1 AND state = ?2 ORDER BY email",
         )?;
-        let rows = stmt.query_map([edition_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let rows = stmt.query_map(params![edition_id, state.as_str()], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+/// How long a ledger operation waits for another connection's lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs `op` again while SQLite reports the database busy, for up to
+/// [`BUSY_TIMEOUT`], for the statements that do not use the busy handler.
+fn retry_while_busy<T>(mut op: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match op() {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            other => return other,
+        }
     }
 }
 
@@ -1071,6 +1104,30 @@ mod tests {
     }
 
     #[test]
+    fn concurrent_opens_of_a_new_ledger_all_succeed() {
+        // Two senders started together (cron, or a rerun while another runs)
+        // both create the file, switch it to WAL and migrate it.
+        for round in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("state/ledger.sqlite");
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(4));
+            let opens: Vec<_> = (0..4)
+                .map(|_| {
+                    let (path, barrier) = (path.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        Ledger::open(&path).map(|_| ())
+                    })
+                })
+                .collect();
+            for open in opens {
+                let result = open.join().unwrap();
+                assert!(result.is_ok(), "round {round}: {:?}", result.unwrap_err());
+            }
+        }
+    }
+
+    #[test]
     fn refuses_newer_schema() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("l.sqlite");
@@ -1173,6 +1230,13 @@ mod tests {
             [(
                 "r2@example.com".to_owned(),
                 "550 5.1.1 no such user".to_owned()
+            )]
+        );
+        assert_eq!(
+            ledger.replies("am-1", DeliveryState::Deferred).unwrap(),
+            [(
+                "r1@example.com".to_owned(),
+                "450 4.2.1 try later".to_owned()
             )]
         );
         // A stale "deferred" for an already-sent delivery changes nothing.

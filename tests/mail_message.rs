@@ -4,22 +4,11 @@
 
 mod common;
 
-use std::borrow::Borrow;
-use std::collections::HashMap;
-use std::hash::Hash;
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-
 use briefing::mail::message::{
     DkimAlgorithm, DkimSettings, DkimSigner, MessageError, MessageSpec, build_message, compose,
 };
 use lettre::message::Mailbox;
-use mail_auth::common::parse::TxtRecordParser;
-use mail_auth::common::verify::DomainKey;
-use mail_auth::hickory_resolver::config::{ResolverConfig, ResolverOpts};
-use mail_auth::{
-    AuthenticatedMessage, DkimResult, MessageAuthenticator, Parameters, ResolverCache, Txt,
-};
+use mail_auth::DkimResult;
 use mail_parser::{MessageParser, MimeHeaders};
 
 fn normalise(s: &str) -> String {
@@ -208,67 +197,11 @@ fn other_invalid_values_are_refused() {
     ));
 }
 
-/// A TXT "DNS" filled by the test: the verifier never leaves the process.
-#[derive(Default)]
-struct TxtRecords(Mutex<HashMap<Box<str>, Txt>>);
-
-impl ResolverCache<Box<str>, Txt> for TxtRecords {
-    fn get<Q>(&self, name: &Q) -> Option<Txt>
-    where
-        Box<str>: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        self.0.lock().unwrap().get(name).cloned()
-    }
-
-    fn remove<Q>(&self, name: &Q) -> Option<Txt>
-    where
-        Box<str>: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        self.0.lock().unwrap().remove(name)
-    }
-
-    fn insert(&self, key: Box<str>, value: Txt, _valid_until: std::time::Instant) {
-        self.0.lock().unwrap().insert(key, value);
-    }
-}
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/mail")
-        .join(name)
-}
-
-async fn verify(raw: &[u8], selector: &str, record: &str) -> Vec<DkimResult> {
-    let txt = TxtRecords::default();
-    let key = DomainKey::parse(record.as_bytes()).expect("DNS record parses");
-    txt.insert(
-        format!("{selector}._domainkey.news.example.com.").into(),
-        Txt::from(key),
-        std::time::Instant::now() + std::time::Duration::from_secs(3600),
-    );
-    // No name servers: a lookup that misses the filled cache fails instead of
-    // leaving the machine.
-    let authenticator = MessageAuthenticator::new(
-        ResolverConfig::from_parts(None, vec![], vec![]),
-        ResolverOpts::default(),
-    )
-    .expect("authenticator");
-    let message = AuthenticatedMessage::parse(raw).expect("parses");
-    authenticator
-        .verify_dkim(Parameters::new(&message).with_txt_cache(&txt))
-        .await
-        .into_iter()
-        .map(|output| output.result().clone())
-        .collect()
-}
-
 fn signer(key_file: &str, algorithm: DkimAlgorithm, selector: &str) -> DkimSigner {
     DkimSigner::load(&DkimSettings {
         domain: "news.example.com".to_owned(),
         selector: selector.to_owned(),
-        key_file: fixture(key_file),
+        key_file: common::mail_fixture(key_file),
         algorithm,
     })
     .expect("key loads")
@@ -278,7 +211,9 @@ async fn check_algorithm(key_file: &str, algorithm: DkimAlgorithm, k: &str, publ
     let selector = "brief2026";
     let record = format!(
         "v=DKIM1; k={k}; p={}",
-        std::fs::read_to_string(fixture(public)).unwrap().trim()
+        std::fs::read_to_string(common::mail_fixture(public))
+            .unwrap()
+            .trim()
     );
     let signer = signer(key_file, algorithm, selector);
     let raw = compose(&common::spec(3, 30), Some(&signer)).unwrap();
@@ -304,7 +239,7 @@ async fn check_algorithm(key_file: &str, algorithm: DkimAlgorithm, k: &str, publ
         );
     }
     assert_eq!(
-        verify(&raw, selector, &record).await,
+        common::verify_dkim(&raw, selector, &record).await,
         [DkimResult::Pass],
         "{k}"
     );
@@ -316,11 +251,11 @@ async fn check_algorithm(key_file: &str, algorithm: DkimAlgorithm, k: &str, publ
         "List-Unsubscribe-Post: List-Unsubscribe=One-Clack",
     );
     assert_ne!(tampered, text);
-    let results = verify(tampered.as_bytes(), selector, &record).await;
+    let results = common::verify_dkim(tampered.as_bytes(), selector, &record).await;
     assert!(!results.contains(&DkimResult::Pass), "{results:?}");
     // So does changing the body.
     let tampered = text.replacen("MORNING BRIEF", "MOURNING BRIEF", 1);
-    let results = verify(tampered.as_bytes(), selector, &record).await;
+    let results = common::verify_dkim(tampered.as_bytes(), selector, &record).await;
     assert!(!results.contains(&DkimResult::Pass), "{results:?}");
 }
 
@@ -359,7 +294,7 @@ fn dkim_key_errors_are_clear() {
     let wrong = DkimSigner::load(&DkimSettings {
         domain: "news.example.com".to_owned(),
         selector: "s".to_owned(),
-        key_file: fixture("dkim-ed25519.pem"),
+        key_file: common::mail_fixture("dkim-ed25519.pem"),
         algorithm: DkimAlgorithm::RsaSha256,
     })
     .unwrap_err();
@@ -367,7 +302,7 @@ fn dkim_key_errors_are_clear() {
     let missing = DkimSigner::load(&DkimSettings {
         domain: "news.example.com".to_owned(),
         selector: "s".to_owned(),
-        key_file: fixture("nope.pem"),
+        key_file: common::mail_fixture("nope.pem"),
         algorithm: DkimAlgorithm::Ed25519Sha256,
     })
     .unwrap_err();

@@ -124,23 +124,6 @@ fn progress_log() -> (
     (log, move |p| writer.lock().unwrap().push(p))
 }
 
-/// The envelope recipient smtp-sink recorded, and the parsed message.
-fn read_dump(path: &Path) -> (String, Vec<u8>) {
-    let raw = std::fs::read(path).unwrap();
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let rcpt = text
-        .lines()
-        .find_map(|l| l.strip_prefix("X-Rcpt-Args: "))
-        .unwrap_or_else(|| panic!("no X-Rcpt-Args in {}", path.display()))
-        .trim()
-        .trim_start_matches('<')
-        .split('>')
-        .next()
-        .unwrap()
-        .to_owned();
-    (rcpt, raw)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delivers_200_messages_each_to_its_reader() {
     let sink = common::SmtpSink::start(&[]);
@@ -175,7 +158,7 @@ async fn delivers_200_messages_each_to_its_reader() {
     assert_eq!(dumps.len(), 200, "exactly one transaction per reader");
     let mut seen = BTreeSet::new();
     for path in &dumps {
-        let (rcpt, raw) = read_dump(path);
+        let common::Dump { rcpt, raw, .. } = common::read_dump(path);
         let msg = MessageParser::default().parse(&raw).expect("dump parses");
         let to = msg.to().and_then(|a| a.first()).unwrap();
         assert_eq!(to.address(), Some(rcpt.as_str()), "envelope and To agree");

@@ -180,7 +180,10 @@ pub fn send_edition(
                 ctx.summary(&format!("{edition_id}: frozen earlier; {} sent, {} pending, {} deferred, {} failed (suppressed {}, invalid {}, empty {})", c.sent, c.pending, c.deferred, c.failed, stats.suppressed, stats.invalid, stats.empty));
                 return Ok(Outcome::Planned);
             }
-            Some(_) => return resume(ctx, newsroom, n, &edition_id, ledger, opts),
+            Some(_) => {
+                delivery::preflight(newsroom, n, slot.at)?;
+                return resume(ctx, newsroom, n, &edition_id, ledger, opts);
+            }
             None => {}
         }
         let late_by = now - slot.at;
@@ -285,6 +288,7 @@ pub fn send_edition(
         return Ok(Outcome::Planned);
     }
 
+    delivery::preflight(newsroom, n, slot.at)?;
     let fresh = ledger.freeze_edition(&plan.frozen, &plan.recipients)?;
     if fresh {
         ledger.set_stats(&edition_id, &s.to_json())?;

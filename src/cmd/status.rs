@@ -6,7 +6,7 @@ use chrono_tz::Tz;
 use super::{Ctx, EXIT_OK};
 use crate::cli::StatusArgs;
 use crate::delivery::PlanStats;
-use crate::ledger::Ledger;
+use crate::ledger::{DeliveryState, Ledger};
 
 pub fn run(ctx: &Ctx, args: &StatusArgs) -> Result<u8> {
     let newsroom = match ctx.newsroom() {
@@ -68,9 +68,18 @@ pub fn run(ctx: &Ctx, args: &StatusArgs) -> Result<u8> {
                 ));
             }
         }
-        if args.failed && c.failed > 0 {
-            for (email, reply) in ledger.failed(&e.id)? {
-                ctx.summary(&format!("  failed: {email}: {reply}"));
+        if args.failed {
+            // Deferred ones too: why they wait is what an operator asks next.
+            for (state, n) in [
+                (DeliveryState::Failed, c.failed),
+                (DeliveryState::Deferred, c.deferred),
+            ] {
+                if n == 0 {
+                    continue;
+                }
+                for (email, reply) in ledger.replies(&e.id, state)? {
+                    ctx.summary(&format!("  {state}: {email}: {reply}"));
+                }
             }
         }
     }

@@ -1,4 +1,5 @@
-//! Shared test helpers: message specs and a real Postfix smtp-sink.
+//! Shared test helpers: message specs, a real Postfix smtp-sink and what it
+//! received, and an independent DKIM verifier.
 
 #![allow(dead_code)]
 
@@ -120,7 +121,62 @@ impl SmtpSink {
         files.sort();
         files
     }
+
+    /// Every transaction received so far, read back.
+    pub fn received(&self) -> Vec<Dump> {
+        self.dumps().iter().map(|p| read_dump(p)).collect()
+    }
 }
+
+/// One transaction as smtp-sink dumped it: its `X-…` envelope records, then
+/// the message as received.
+pub struct Dump {
+    pub path: PathBuf,
+    /// The envelope recipient (`RCPT TO`).
+    pub rcpt: String,
+    /// The envelope sender (`MAIL FROM`).
+    pub mail_from: String,
+    /// The whole file: smtp-sink's records and `Received:` line, then the
+    /// message. mail-parser reads it as one message.
+    pub raw: Vec<u8>,
+}
+
+/// The first record `name: <address>` of a dump, without the brackets.
+fn envelope_address(text: &str, name: &str) -> Option<String> {
+    text.lines().find_map(|l| l.strip_prefix(name)).map(|v| {
+        v.trim()
+            .trim_start_matches('<')
+            .split('>')
+            .next()
+            .unwrap_or("")
+            .to_owned()
+    })
+}
+
+pub fn read_dump(path: &Path) -> Dump {
+    let raw = std::fs::read(path).unwrap();
+    let text = String::from_utf8_lossy(&raw);
+    let rcpt = envelope_address(&text, "X-Rcpt-Args: ")
+        .unwrap_or_else(|| panic!("no X-Rcpt-Args in {}", path.display()));
+    let mail_from = envelope_address(&text, "X-Mail-Args: ")
+        .unwrap_or_else(|| panic!("no X-Mail-Args in {}", path.display()));
+    Dump {
+        path: path.to_owned(),
+        rcpt,
+        mail_from,
+        raw,
+    }
+}
+
+/// The records smtp-sink puts before each dumped message.
+pub const SINK_HEADERS: [&str; 6] = [
+    "X-Client-Addr",
+    "X-Client-Proto",
+    "X-Helo-Args",
+    "X-Mail-Args",
+    "X-Rcpt-Args",
+    "Received",
+];
 
 impl Drop for SmtpSink {
     fn drop(&mut self) {
@@ -233,4 +289,68 @@ impl TlsFront {
         });
         TlsFront { port }
     }
+}
+
+/// A TXT "DNS" filled by the test: the DKIM verifier never leaves the process.
+#[derive(Default)]
+pub struct TxtRecords(std::sync::Mutex<std::collections::HashMap<Box<str>, mail_auth::Txt>>);
+
+impl mail_auth::ResolverCache<Box<str>, mail_auth::Txt> for TxtRecords {
+    fn get<Q>(&self, name: &Q) -> Option<mail_auth::Txt>
+    where
+        Box<str>: std::borrow::Borrow<Q>,
+        Q: std::hash::Hash + Eq + ?Sized,
+    {
+        self.0.lock().unwrap().get(name).cloned()
+    }
+
+    fn remove<Q>(&self, name: &Q) -> Option<mail_auth::Txt>
+    where
+        Box<str>: std::borrow::Borrow<Q>,
+        Q: std::hash::Hash + Eq + ?Sized,
+    {
+        self.0.lock().unwrap().remove(name)
+    }
+
+    fn insert(&self, key: Box<str>, value: mail_auth::Txt, _valid_until: Instant) {
+        self.0.lock().unwrap().insert(key, value);
+    }
+}
+
+/// Test keys and DNS records in `tests/fixtures/mail/`.
+pub fn mail_fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/mail")
+        .join(name)
+}
+
+/// Verifies the DKIM signatures of `raw` with mail-auth, the DNS holding
+/// only `record` at `<selector>._domainkey.news.example.com`.
+pub async fn verify_dkim(raw: &[u8], selector: &str, record: &str) -> Vec<mail_auth::DkimResult> {
+    use mail_auth::common::parse::TxtRecordParser;
+    use mail_auth::common::verify::DomainKey;
+    use mail_auth::hickory_resolver::config::{ResolverConfig, ResolverOpts};
+    use mail_auth::{AuthenticatedMessage, MessageAuthenticator, Parameters, ResolverCache, Txt};
+
+    let txt = TxtRecords::default();
+    let key = DomainKey::parse(record.as_bytes()).expect("DNS record parses");
+    txt.insert(
+        format!("{selector}._domainkey.news.example.com.").into(),
+        Txt::from(key),
+        Instant::now() + Duration::from_secs(3600),
+    );
+    // No name servers: a lookup that misses the filled cache fails instead of
+    // leaving the machine.
+    let authenticator = MessageAuthenticator::new(
+        ResolverConfig::from_parts(None, vec![], vec![]),
+        ResolverOpts::default(),
+    )
+    .expect("authenticator");
+    let message = AuthenticatedMessage::parse(raw).expect("parses");
+    authenticator
+        .verify_dkim(Parameters::new(&message).with_txt_cache(&txt))
+        .await
+        .into_iter()
+        .map(|output| output.result().clone())
+        .collect()
 }

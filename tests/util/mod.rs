@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 pub struct Newsroom {
     dir: tempfile::TempDir,
@@ -86,16 +87,41 @@ impl Newsroom {
         serde_json::from_str(&self.read(rel)).unwrap()
     }
 
-    /// Runs `briefing ARGS` in the newsroom's folder.
-    pub fn run(&self, args: &[&str]) -> Run {
-        let out = Command::new(env!("CARGO_BIN_EXE_briefing"))
-            .args(args)
+    /// `briefing ARGS` to run in the newsroom's folder, with none of the
+    /// caller's briefing variables; spawn it to run it in the background.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_briefing"));
+        cmd.args(args)
             .current_dir(self.dir.path())
             .env_remove("BRIEFING_CONFIG")
             .env_remove("BRIEFING_LOG")
+            .env_remove("BRIEFING_UNSUBSCRIBE_SECRET");
+        cmd
+    }
+
+    /// Runs `briefing ARGS` in the newsroom's folder.
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.run_env(args, &[])
+    }
+
+    /// Runs `briefing ARGS` with extra environment variables.
+    pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let out = self
+            .command(args)
+            .envs(env.iter().copied())
             .output()
             .expect("run briefing");
         Run::from(out)
+    }
+}
+
+/// Polls `done` every 20 ms until it holds; panics with `what` after
+/// `timeout`. For waiting on another process, never as an assertion.
+pub fn wait_until(timeout: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -133,6 +159,14 @@ impl Run {
             "stdout lacks {s:?}\n--- stdout\n{}\n--- stderr\n{}",
             self.stdout,
             self.stderr
+        );
+        self
+    }
+    pub fn stdout_lacks(&self, s: &str) -> &Self {
+        assert!(
+            !self.stdout.contains(s),
+            "stdout has {s:?}\n--- stdout\n{}",
+            self.stdout
         );
         self
     }
