@@ -933,7 +933,7 @@ fn an_edition_past_max_delay_is_recorded_missed_and_never_sent() {
     let late = ["send", "-n", "am", "--at", AT, "--now", "2026-11-30T08:01"];
     room.run_env(&late, &[("BRIEFING_UNSUBSCRIBE_SECRET", SECRET)])
         .code(1)
-        .stdout_has(&format!("{EDITION}: missed (slot 2026-11-30 06:00 EST was 2h 1m late when the sender ran (max_delay 2h)); not sent"));
+        .stdout_has(&format!("{EDITION}: missed: slot 2026-11-30 06:00 EST was 2h 1m late when the sender ran, max_delay is 2h; not sent"));
     room.run(&["status"])
         .success()
         .stdout_has("missed")
