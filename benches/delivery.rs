@@ -1,0 +1,170 @@
+//! Composing one reader's message, single-threaded, the way `briefing send`
+//! does it on a worker: through `briefing::delivery::Composer`, from a real
+//! rendered edition with subscriber placeholders, filling in the reader's
+//! name, address, city and unsubscribe link (HMAC token), then encoding the
+//! MIME parts and assembling the headers, without and with DKIM.
+//!
+//! The edition is the sample newsroom's Evening Brief (`pm`) of 2026-11-30
+//! 17:00: 22.7 KB of HTML and 5.3 KB of text, about 31 KB per message. Run
+//! with `cargo bench --bench delivery`; figures in docs/delivery.md.
+//! End-to-end sending is measured by bench/send_vs_smtp_source.sh.
+
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::path::Path;
+use std::time::Duration;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+
+use briefing::config::Newsroom;
+use briefing::content::{self, Scope};
+use briefing::delivery::{Composer, plan};
+use briefing::edition;
+use briefing::ledger::Variant;
+use briefing::mail::message::{DkimAlgorithm, DkimSettings};
+use briefing::render::Renderer;
+use briefing::time::parse_when;
+
+const EDITION_AT: &str = "2026-11-30T17:00";
+
+/// The sample newsroom and the full-edition variant of its `pm` edition:
+/// every item, every subscriber field present (as placeholders).
+fn edition() -> (Newsroom, String, Variant) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let newsroom = Newsroom::load(&root.join("config.yaml")).expect("the sample config is valid");
+    let cfg = &newsroom.config;
+    let n = cfg.newsletter("pm").expect("the sample newsroom has pm");
+    let at = parse_when(EDITION_AT, cfg.site.timezone).expect("a valid time");
+    let slot = edition::slot_for(n, at).expect("a slot");
+    let lib = content::load(&newsroom, &Scope::Windows(vec![(slot.start, slot.at)]));
+    let renderer = Renderer::new(&newsroom).expect("the sample templates");
+    let ed = edition::select(cfg, n, slot, &lib.items);
+    let bodies = renderer.bodies(ed.items().map(|p| p.item));
+    let plan = plan(&newsroom, &renderer, &ed, &bodies).expect("the edition plans");
+    let variant = plan
+        .frozen
+        .variants
+        .into_iter()
+        .find(|v| v.key == "regions=*;topics=*;fields=city,email,name,unsubscribe_url")
+        .expect("a reader with every field and no preferences in subscribers/pm.csv");
+    (newsroom, plan.frozen.id, variant)
+}
+
+/// A reader's template fields as the ledger keeps them.
+struct Reader {
+    email: String,
+    name: String,
+    fields: BTreeMap<String, String>,
+}
+
+fn readers(n: usize) -> Vec<Reader> {
+    (0..n)
+        .map(|i| {
+            let name = format!("Reader Nº{i}");
+            let fields = [
+                ("city".to_owned(), "St. Petersburg".to_owned()),
+                ("email".to_owned(), format!("reader{i:05}@example.org")),
+                ("name".to_owned(), name.clone()),
+                ("unsubscribe_url".to_owned(), "-".to_owned()),
+            ]
+            .into();
+            Reader {
+                email: format!("reader{i:05}@example.org"),
+                name,
+                fields,
+            }
+        })
+        .collect()
+}
+
+fn with_dkim(newsroom: &Newsroom, key: &str, algorithm: DkimAlgorithm) -> Newsroom {
+    let mut newsroom = newsroom.clone();
+    newsroom.config.delivery.dkim = Some(DkimSettings {
+        domain: "news.example.com".to_owned(),
+        selector: "bench".to_owned(),
+        key_file: Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/mail")
+            .join(key),
+        algorithm,
+    });
+    newsroom
+}
+
+fn compose(c: &mut Criterion) {
+    let (newsroom, edition_id, variant) = edition();
+    let n = newsroom.config.newsletter("pm").unwrap().clone();
+    let rendered = variant.html.len() + variant.text.len();
+    eprintln!(
+        "edition {edition_id}: {} bytes of HTML + {} of text = {:.1} KB rendered",
+        variant.html.len(),
+        variant.text.len(),
+        rendered as f64 / 1024.0
+    );
+    assert!(
+        (24_000..36_000).contains(&rendered),
+        "not a 30 KB edition: {rendered} bytes"
+    );
+    let content = (
+        variant.subject.as_str(),
+        variant.html.as_str(),
+        variant.text.as_str(),
+    );
+    let readers = readers(1000);
+    let secret = b"bench-secret".to_vec();
+    let composers = [
+        ("no_dkim", newsroom.clone()),
+        (
+            "dkim_ed25519",
+            with_dkim(&newsroom, "dkim-ed25519.pem", DkimAlgorithm::Ed25519Sha256),
+        ),
+        (
+            "dkim_rsa2048",
+            with_dkim(&newsroom, "dkim-rsa.pem", DkimAlgorithm::RsaSha256),
+        ),
+    ]
+    .map(|(label, room)| {
+        let composer = Composer::new(&room, &n, &edition_id, secret.clone()).expect("a composer");
+        (label, composer)
+    });
+    let size = composers[0]
+        .1
+        .compose(
+            &edition_id,
+            content,
+            &readers[0].email,
+            Some(&readers[0].name),
+            &readers[0].fields,
+        )
+        .unwrap()
+        .len();
+    eprintln!("one message: {:.1} KB", size as f64 / 1024.0);
+
+    let mut g = c.benchmark_group("compose_30kb");
+    g.sample_size(30)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(5));
+    g.throughput(Throughput::Elements(1));
+    for (label, composer) in &composers {
+        let mut i = 0;
+        g.bench_function(*label, |b| {
+            b.iter(|| {
+                let r = &readers[i % readers.len()];
+                i += 1;
+                composer
+                    .compose(
+                        black_box(&edition_id),
+                        black_box(content),
+                        &r.email,
+                        Some(&r.name),
+                        &r.fields,
+                    )
+                    .map(|m| m.len())
+                    .unwrap()
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, compose);
+criterion_main!(benches);
