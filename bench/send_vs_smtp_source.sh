@@ -40,7 +40,10 @@ BIN=$TARGET_DIR/release/briefing
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/briefing-send-bench.XXXXXX")
 SINK_PID=
 cleanup() {
-    [ -n "$SINK_PID" ] && kill "$SINK_PID" 2>/dev/null && wait "$SINK_PID" 2>/dev/null
+    if [ -n "$SINK_PID" ]; then
+        kill "$SINK_PID" 2>/dev/null || true
+        wait "$SINK_PID" 2>/dev/null || true
+    fi
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -116,9 +119,9 @@ echo "== results ($(nproc) cores, $(date -u +%Y-%m-%d), $RECIPIENTS messages of 
 sort -k1,1n "$WORK/times" | awk -v n="$RECIPIENTS" '{ s[NR] = $1 } END { m = s[int((NR + 1) / 2)]; printf "   smtp-source:   %6.0f msg/s (median of %d runs, %.2f s)\n", n / m, NR, m }'
 sort -k2,2n "$WORK/times" | awk -v n="$RECIPIENTS" '{ b[NR] = $2 } END { m = b[int((NR + 1) / 2)]; printf "   briefing send: %6.0f msg/s (median of %d runs, %.2f s for the whole command: plan, freeze, deliver, ledger on)\n", n / m, NR, m }'
 awk -v n="$RECIPIENTS" '{ printf "   run %d: smtp-source %6.0f msg/s, briefing %6.0f msg/s, ratio %.2f\n", NR, n / $1, n / $2, $1 / $2 }' "$WORK/times"
-sort -k1,1n "$WORK/times" | awk '{ s[NR] = $1 } END { print s[int((NR + 1) / 2)] }' >"$WORK/ms"
-sort -k2,2n "$WORK/times" | awk '{ b[NR] = $2 } END { print b[int((NR + 1) / 2)] }' >"$WORK/mb"
-awk -v s="$(cat "$WORK/ms")" -v b="$(cat "$WORK/mb")" 'BEGIN {
-    r = s / b
-    printf "   ratio of the medians: %.2f (target >= 0.80: %s)\n", r, (r >= 0.8 ? "met" : "NOT met")
+# Each run's two figures were taken a few seconds apart; their ratio is
+# steadier than either figure when the machine is shared.
+awk '{ print $1 / $2 }' "$WORK/times" | sort -n | awk '{ r[NR] = $1 } END {
+    m = r[int((NR + 1) / 2)]
+    printf "   ratio, median of the runs: %.2f (target >= 0.80: %s)\n", m, (m >= 0.8 ? "met" : "NOT met")
 }'

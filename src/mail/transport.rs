@@ -678,12 +678,27 @@ impl SmtpSession {
             return Err(self.abandon_transaction(failure).await);
         }
         // After the final "." the transaction is over either way: no RSET.
-        let response = within(
-            timeout,
-            "waiting for the reply to the message",
-            self.conn.message(message),
-        )
-        .await;
+        let block = data_block(message);
+        let response = match std::str::from_utf8(&block) {
+            // Our messages are 7-bit: one write of the ready block.
+            Ok(text) => {
+                within(
+                    timeout,
+                    "waiting for the reply to the message",
+                    self.conn.command(Verbatim(text)),
+                )
+                .await
+            }
+            // Other bytes go through lettre's own (byte-at-a-time) encoder.
+            Err(_) => {
+                within(
+                    timeout,
+                    "waiting for the reply to the message",
+                    self.conn.message(message),
+                )
+                .await
+            }
+        };
         match response {
             Ok(response) => Ok(reply_text(&response)),
             Err(failure) => {
@@ -726,6 +741,37 @@ impl SmtpSession {
     /// Polite goodbye; errors are irrelevant at this point.
     pub async fn quit(mut self) {
         let _ = tokio::time::timeout(self.timeout, self.conn.quit()).await;
+    }
+}
+
+/// What goes on the wire after `DATA` is accepted: the message with a dot
+/// added to every line that starts with one (RFC 5321 4.5.2), then the
+/// end-of-data line, exactly the bytes lettre's `message()` writes. lettre
+/// does it a byte at a time and in two writes; it was the biggest CPU cost of
+/// a send (17% of a 20,000-message run), this is a memchr scan and one write.
+pub fn data_block(message: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(message.len() + message.len() / 512 + 8);
+    let mut start = 0;
+    if message.first() == Some(&b'.') {
+        out.push(b'.');
+    }
+    for at in memchr::memmem::find_iter(message, b"\r\n.") {
+        // Up to and including the CRLF, then the extra dot.
+        out.extend_from_slice(&message[start..at + 2]);
+        out.push(b'.');
+        start = at + 2;
+    }
+    out.extend_from_slice(&message[start..]);
+    out.extend_from_slice(b"\r\n.\r\n");
+    out
+}
+
+/// Text written to the session as is (lettre's `command` takes `Display`).
+struct Verbatim<'a>(&'a str);
+
+impl fmt::Display for Verbatim<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
     }
 }
 
@@ -894,6 +940,18 @@ mod tests {
         assert!(r(421).is_throttle() && !r(421).keeps_session());
         assert!(!r(441).is_throttle());
         assert!(!SmtpFailure::Connection("x".into()).is_permanent());
+    }
+
+    #[test]
+    fn data_block_stuffs_dots_like_lettre() {
+        assert_eq!(data_block(b"a\r\nb"), b"a\r\nb\r\n.\r\n");
+        assert_eq!(
+            data_block(b".x\r\n..y\r\nz.\r\n.\r\n"),
+            b"..x\r\n...y\r\nz.\r\n..\r\n\r\n.\r\n"
+        );
+        // A bare LF does not start a line for SMTP (nor for lettre).
+        assert_eq!(data_block(b"a\n.b"), b"a\n.b\r\n.\r\n");
+        assert_eq!(data_block(b""), b"\r\n.\r\n");
     }
 
     #[test]
