@@ -6,6 +6,7 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -593,4 +594,183 @@ fn jobs_for_one() -> Option<Job> {
         message_id: None,
         message: MessageSource::Bytes(b"Subject: x\r\n\r\nx\r\n".to_vec()),
     })
+}
+
+/// What [`pipelining_server`] accepted: (recipients, data) per message, and
+/// whether RCPT and DATA ever arrived together with MAIL (pipelined).
+type Accepted = (Arc<Mutex<Vec<(Vec<String>, String)>>>, Arc<AtomicBool>);
+
+/// A small SMTP server that offers PIPELINING (smtp-sink's `-r` and `-f`
+/// turn it off), refuses RCPT for addresses containing `bad` (550) or
+/// `later` (451), and records what it accepts. `sloppy` answers DATA with
+/// 354 even when no recipient was accepted, which RFC 2920 tells the client
+/// to handle by sending an empty message.
+async fn pipelining_server(sloppy: bool) -> (u16, Accepted) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(Mutex::new(Vec::new()));
+    let pipelined = Arc::new(AtomicBool::new(false));
+    let log = Arc::clone(&accepted);
+    let seen = Arc::clone(&pipelined);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let log = Arc::clone(&log);
+            let seen = Arc::clone(&seen);
+            tokio::spawn(async move {
+                let mut stream = BufReader::new(stream);
+                let _ = stream.get_mut().write_all(b"220 fake ESMTP\r\n").await;
+                let mut rcpts: Vec<String> = Vec::new();
+                let mut line = String::new();
+                loop {
+                    line.clear();
+                    if stream.read_line(&mut line).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let upper = line.to_ascii_uppercase();
+                    let reply: &[u8] = if upper.starts_with("EHLO") {
+                        b"250-fake\r\n250-PIPELINING\r\n250 8BITMIME\r\n"
+                    } else if upper.starts_with("MAIL") || upper.starts_with("RSET") {
+                        let rest = String::from_utf8_lossy(stream.buffer()).to_ascii_uppercase();
+                        if upper.starts_with("MAIL")
+                            && rest.contains("RCPT")
+                            && rest.contains("DATA")
+                        {
+                            seen.store(true, Ordering::SeqCst);
+                        }
+                        rcpts.clear();
+                        b"250 2.0.0 Ok\r\n"
+                    } else if upper.starts_with("RCPT") {
+                        if line.contains("bad") {
+                            b"550 5.1.1 no such user\r\n"
+                        } else if line.contains("later") {
+                            b"451 4.3.0 try later\r\n"
+                        } else {
+                            rcpts.push(line[8..].trim().to_owned());
+                            b"250 2.1.5 Ok\r\n"
+                        }
+                    } else if upper.starts_with("DATA") {
+                        if rcpts.is_empty() && !sloppy {
+                            b"554 5.5.1 Error: no valid recipients\r\n"
+                        } else {
+                            let _ = stream.get_mut().write_all(b"354 go ahead\r\n").await;
+                            let mut data = String::new();
+                            loop {
+                                let mut l = String::new();
+                                if stream.read_line(&mut l).await.unwrap_or(0) == 0 {
+                                    return;
+                                }
+                                if l == ".\r\n" {
+                                    break;
+                                }
+                                data.push_str(&l);
+                            }
+                            log.lock().unwrap().push((std::mem::take(&mut rcpts), data));
+                            b"250 2.0.0 Ok: queued\r\n"
+                        }
+                    } else if upper.starts_with("QUIT") {
+                        let _ = stream.get_mut().write_all(b"221 2.0.0 Bye\r\n").await;
+                        return;
+                    } else {
+                        b"250 2.0.0 Ok\r\n"
+                    };
+                    let _ = stream.get_mut().write_all(reply).await;
+                }
+            });
+        }
+    });
+    (port, (accepted, pipelined))
+}
+
+#[tokio::test]
+async fn pipelined_refusals_are_classified_and_the_session_goes_on() {
+    for sloppy in [false, true] {
+        let (port, (accepted, pipelined)) = pipelining_server(sloppy).await;
+        let dir = tempfile::tempdir().unwrap();
+        let mut ledger = Ledger::open(&dir.path().join("state/ledger.sqlite")).unwrap();
+        let recipients: Vec<Recipient> = ["good1", "bad", "later", "good2"]
+            .iter()
+            .map(|who| Recipient {
+                email: format!("{who}@example.org"),
+                name: None,
+                variant: MAIN_VARIANT.to_owned(),
+                fields: Default::default(),
+            })
+            .collect();
+        ledger.freeze_edition(&edition(), &recipients).unwrap();
+        let jobs = jobs(&ledger);
+        let transport = Transport::Smtp(SmtpSettings {
+            url: format!("smtp://127.0.0.1:{port}?tls=none"),
+            connections: 1,
+            retries: 1,
+            timeout: Duration::from_secs(5),
+            ..SmtpSettings::default()
+        });
+        let (done, ledger) = deliver(&transport, jobs, options(), ledger, |_| {})
+            .await
+            .expect("delivers");
+        assert_eq!(
+            (done.sent, done.failed, done.deferred),
+            (2, 1, 1),
+            "{sloppy}"
+        );
+        let states: Vec<(String, DeliveryState, Option<String>)> = ledger
+            .deliveries(EDITION)
+            .unwrap()
+            .into_iter()
+            .map(|d| (d.email, d.state, d.last_reply))
+            .collect();
+        for (email, state, reply) in [
+            (
+                "bad@example.org",
+                DeliveryState::Failed,
+                "550 5.1.1 no such user",
+            ),
+            (
+                "later@example.org",
+                DeliveryState::Deferred,
+                "451 4.3.0 try later",
+            ),
+            (
+                "good1@example.org",
+                DeliveryState::Sent,
+                "250 2.0.0 Ok: queued",
+            ),
+            (
+                "good2@example.org",
+                DeliveryState::Sent,
+                "250 2.0.0 Ok: queued",
+            ),
+        ] {
+            assert!(
+                states.contains(&(email.to_owned(), state, Some(reply.to_owned()))),
+                "{sloppy}: {email}: {states:?}"
+            );
+        }
+        // Only the good ones carried a message; a sloppy server got empty
+        // messages without recipients, which deliver nothing.
+        let accepted = accepted.lock().unwrap();
+        let delivered: Vec<&Vec<String>> = accepted
+            .iter()
+            .filter(|(rcpts, _)| !rcpts.is_empty())
+            .map(|(rcpts, _)| rcpts)
+            .collect();
+        assert_eq!(
+            delivered,
+            [
+                &vec!["<good1@example.org>".to_owned()],
+                &vec!["<good2@example.org>".to_owned()]
+            ],
+            "{sloppy}"
+        );
+        assert!(
+            accepted
+                .iter()
+                .all(|(rcpts, data)| rcpts.is_empty() == data.is_empty())
+        );
+        assert!(
+            pipelined.load(Ordering::SeqCst),
+            "MAIL, RCPT and DATA were not sent together"
+        );
+    }
 }

@@ -19,7 +19,7 @@ use lettre::transport::smtp::client::AsyncNetworkStream;
 use lettre::transport::smtp::client::{
     AsyncSmtpConnection, AsyncTokioStream, Certificate, TlsParameters,
 };
-use lettre::transport::smtp::commands::{Data, Mail, Rcpt, Rset};
+use lettre::transport::smtp::commands::{Data, Ehlo, Mail, Rcpt, Rset};
 use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
 use lettre::transport::smtp::response::Response;
 use thiserror::Error;
@@ -469,6 +469,24 @@ impl SmtpConnector {
             )
             .await?;
         }
+        // lettre keeps only the EHLO keywords it uses itself; ask again to
+        // learn whether the relay takes pipelined commands (RFC 2920). One
+        // round trip per session; before AUTH, which EHLO may reset.
+        let ehlo = within(
+            self.timeout,
+            "waiting for the EHLO reply",
+            conn.command(Ehlo::new(self.hello.clone())),
+        )
+        .await;
+        let pipelining = match ehlo {
+            Ok(reply) => offers(&reply, "PIPELINING"),
+            Err(err @ SmtpFailure::Connection(_)) => {
+                conn.abort().await;
+                return Err(err);
+            }
+            // Odd, since lettre's EHLO was accepted: send one command at a time.
+            Err(_) => false,
+        };
         if let Some(credentials) = &self.credentials {
             let auth = within(
                 self.timeout,
@@ -502,6 +520,7 @@ impl SmtpConnector {
             conn,
             timeout: self.timeout,
             usable: true,
+            pipelining,
         })
     }
 }
@@ -613,18 +632,43 @@ pub struct SmtpSession {
     timeout: Duration,
     /// False once a failure left the session in an unknown state.
     usable: bool,
+    /// The relay offers PIPELINING: MAIL, RCPT and DATA go in one write.
+    pipelining: bool,
+}
+
+/// Whether an EHLO reply lists `keyword` (its lines after the first).
+fn offers(reply: &Response, keyword: &str) -> bool {
+    reply.message().skip(1).any(|line| {
+        line.split_whitespace()
+            .next()
+            .is_some_and(|k| k.eq_ignore_ascii_case(keyword))
+    })
 }
 
 impl SmtpSession {
-    /// MAIL FROM, RCPT TO, DATA for one recipient. Returns the server's final
-    /// reply (e.g. `250 2.0.0 Ok: queued as 4ZxY`). A rejected command is
-    /// followed by RSET so the session stays usable for the next recipient.
+    /// MAIL FROM, RCPT TO, DATA and the message for one recipient. Returns
+    /// the server's final reply (e.g. `250 2.0.0 Ok: queued as 4ZxY`). A
+    /// rejected command is followed by RSET so the session stays usable for
+    /// the next recipient.
     pub async fn send(
         &mut self,
         from: &Address,
         to: &Address,
         message: &[u8],
     ) -> Result<String, SmtpFailure> {
+        self.start(from, to, message).await?;
+        self.data(message).await
+    }
+
+    /// The envelope half of [`SmtpSession::send`]: MAIL FROM, RCPT TO and
+    /// DATA, pipelined when the relay allows. `message` is only looked at
+    /// for 8-bit content.
+    async fn start(
+        &mut self,
+        from: &Address,
+        to: &Address,
+        message: &[u8],
+    ) -> Result<(), SmtpFailure> {
         let info = self.conn.server_info();
         let mut mail_params = Vec::new();
         if !message.is_ascii() {
@@ -644,6 +688,9 @@ impl SmtpSession {
             mail_params.push(MailParameter::SmtpUtfEight);
         }
         let timeout = self.timeout;
+        if self.pipelining {
+            return self.start_pipelined(from, to, mail_params).await;
+        }
         let mail = within(
             timeout,
             "waiting for MAIL reply",
@@ -677,6 +724,88 @@ impl SmtpSession {
         {
             return Err(self.abandon_transaction(failure).await);
         }
+        Ok(())
+    }
+
+    /// [`SmtpSession::start`] with PIPELINING (RFC 2920): MAIL, RCPT and
+    /// DATA in one write, then their three replies, which saves two round
+    /// trips a message. Every command gets a reply whatever happened to the
+    /// one before, so all three are read before deciding (except after a
+    /// reply that ends the session, like 421).
+    async fn start_pipelined(
+        &mut self,
+        from: &Address,
+        to: &Address,
+        mail_params: Vec<MailParameter>,
+    ) -> Result<(), SmtpFailure> {
+        let timeout = self.timeout;
+        let commands = format!(
+            "{}{}{}",
+            Mail::new(Some(from.clone()), mail_params),
+            Rcpt::new(to.clone(), Vec::new()),
+            Data
+        );
+        let mail = within(
+            timeout,
+            "waiting for MAIL reply",
+            self.conn.command(Verbatim(&commands)),
+        )
+        .await;
+        let mail = self.check_pipelined(mail)?;
+        let rcpt = within(timeout, "waiting for RCPT reply", self.conn.read_response()).await;
+        let rcpt = self.check_pipelined(rcpt)?;
+        let data = within(timeout, "waiting for DATA reply", self.conn.read_response()).await;
+        let data = self.check_pipelined(data)?;
+        let failure = match (mail, rcpt) {
+            (Err(SmtpFailure::Rejected { code, reply }), _) if (500..600).contains(&code) => {
+                // As in `start`: a refused envelope sender is about us.
+                SmtpFailure::Fatal(format!(
+                    "the relay refuses the envelope sender {from}: {reply}"
+                ))
+            }
+            (Err(failure), _) | (Ok(_), Err(failure)) => failure,
+            (Ok(_), Ok(_)) => match data {
+                Ok(_) => return Ok(()),
+                Err(failure) => return Err(self.abandon_transaction(failure).await),
+            },
+        };
+        if data.is_ok() {
+            // A relay that took DATA with no valid recipient waits for a
+            // message: end it empty (RFC 2920 3.1), it delivers nothing.
+            let end = within(
+                timeout,
+                "waiting for the reply to an empty message",
+                self.conn.command(Verbatim(".\r\n")),
+            )
+            .await;
+            if !matches!(end, Err(SmtpFailure::Rejected { .. }) | Ok(_)) {
+                self.usable = false;
+            }
+        }
+        Err(self.abandon_transaction(failure).await)
+    }
+
+    /// A pipelined reply: a failure that leaves the session unusable (the
+    /// connection broke, or a 421) ends the transaction at once; other
+    /// replies are kept until all three are read.
+    fn check_pipelined(
+        &mut self,
+        reply: Result<Response, SmtpFailure>,
+    ) -> Result<Result<Response, SmtpFailure>, SmtpFailure> {
+        match reply {
+            Err(failure) if !failure.keeps_session() => {
+                self.usable = false;
+                Err(failure)
+            }
+            other => Ok(other),
+        }
+    }
+
+    /// The second half of [`SmtpSession::send`], after a successful
+    /// [`SmtpSession::start`]: the message and the final dot. Returns the
+    /// server's reply.
+    async fn data(&mut self, message: &[u8]) -> Result<String, SmtpFailure> {
+        let timeout = self.timeout;
         // After the final "." the transaction is over either way: no RSET.
         let block = data_block(message);
         let response = match std::str::from_utf8(&block) {
