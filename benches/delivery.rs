@@ -17,12 +17,11 @@ use std::time::Duration;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 use briefing::config::Newsroom;
-use briefing::content::{self, Scope};
-use briefing::delivery::{Composer, plan};
-use briefing::edition;
+use briefing::delivery::compose::Composer;
+use briefing::delivery::plan;
 use briefing::ledger::Variant;
 use briefing::mail::message::{DkimAlgorithm, DkimSettings};
-use briefing::render::Renderer;
+use briefing::pipeline::Pipeline;
 use briefing::time::parse_when;
 
 const EDITION_AT: &str = "2026-11-30T17:00";
@@ -35,12 +34,10 @@ fn edition() -> (Newsroom, String, Variant) {
     let cfg = &newsroom.config;
     let n = cfg.newsletter("pm").expect("the sample newsroom has pm");
     let at = parse_when(EDITION_AT, cfg.site.timezone).expect("a valid time");
-    let slot = edition::slot_for(n, at).expect("a slot");
-    let lib = content::load(&newsroom, &Scope::Windows(vec![(slot.start, slot.at)]));
-    let renderer = Renderer::new(&newsroom).expect("the sample templates");
-    let ed = edition::select(cfg, n, slot, &lib.items);
-    let bodies = renderer.bodies(ed.items().map(|p| p.item));
-    let plan = plan(&newsroom, &renderer, &ed, &bodies).expect("the edition plans");
+    let n = n.clone();
+    let pipeline = Pipeline::open(newsroom.clone(), &Pipeline::scope_at([&n], at));
+    let ed = pipeline.edition(&n, at).expect("a slot");
+    let plan = plan(&pipeline, &ed).expect("the edition plans");
     let variant = plan
         .frozen
         .variants

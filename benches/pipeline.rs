@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 
-use briefing::cmd::sample_subscriber;
 use briefing::config::Newsroom;
 use briefing::content::{self, Item, ParseCtx, Scope, parse_item, prescan_date};
 use briefing::edition;
+use briefing::pipeline::Pipeline;
 use briefing::render::Renderer;
 
 #[path = "support/synth.rs"]
@@ -33,7 +33,8 @@ fn newsroom(items: usize) -> Newsroom {
 /// number of diagnostics so nothing is optimised away.
 fn check(config: &Path) -> usize {
     let newsroom = Newsroom::load(config).expect("valid config");
-    briefing::cmd::check::validate(&newsroom, synth::anchor())
+    Pipeline::open(newsroom, &Scope::All)
+        .check(synth::anchor())
         .diagnostics
         .0
         .len()
@@ -137,7 +138,7 @@ fn render_edition_50(c: &mut Criterion) {
     let ed = edition::select(cfg, daily, slot, &items);
     assert_eq!(ed.item_count(), 50);
     let renderer = Renderer::new(&newsroom).expect("built-in templates");
-    let subscriber = sample_subscriber(cfg);
+    let subscriber = briefing::render::SubscriberCtx::sample(cfg);
     let bodies = renderer.bodies(ed.items().map(|p| p.item));
 
     let mut g = c.benchmark_group("render_edition_50");

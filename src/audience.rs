@@ -35,7 +35,7 @@ pub enum AudienceError {
 }
 
 /// One reader, as loaded from the audience file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Subscriber {
     /// Normalised address: local part kept as written, domain lower-cased and
     /// punycoded (see [`normalize_email`]).

@@ -8,7 +8,8 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 use briefing::cli::{Cli, Command, LogFormat};
-use briefing::cmd;
+use briefing::messages::Console;
+use briefing::{cmd, exit};
 
 fn init_logging(cli: &Cli) {
     let default = match (cli.quiet, cli.verbose) {
@@ -42,8 +43,7 @@ fn main() -> ExitCode {
     init_logging(&cli);
     let ctx = cmd::Ctx {
         config: cli.config.clone(),
-        log_format: cli.log_format,
-        quiet: cli.quiet,
+        console: Console::new(cli.log_format, cli.quiet, cli.verbose > 0),
     };
     let result = match &cli.command {
         Command::Check(args) => cmd::check::run(&ctx, args),
@@ -51,16 +51,16 @@ fn main() -> ExitCode {
         Command::Schedule(args) => cmd::schedule::run(&ctx, args),
         Command::Send(args) => cmd::send::run(&ctx, args),
         Command::Status(args) => cmd::status::run(&ctx, args),
-        Command::Run => cmd::due::run_forever(&ctx),
+        Command::Run => cmd::run::run(&ctx),
         Command::Preview(args) => cmd::preview::run(&ctx, args),
     };
     match result {
-        Ok(code) => code.into(),
+        Ok(exit) => exit.into(),
         Err(e) => {
             // The whole cause chain: "cannot write out/am: permission denied".
             let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
-            eprintln!("error: {}", chain.join(": "));
-            ExitCode::from(cmd::EXIT_ERROR)
+            ctx.console.error(&chain.join(": "));
+            exit::of_error(&e).into()
         }
     }
 }

@@ -165,7 +165,7 @@ fn bad_usage_exits_2() {
         .code(2);
     Newsroom::fixture("basic")
         .run(&["check", "--at", "yesterday"])
-        .code(1)
+        .code(2)
         .stderr_has("invalid --at `yesterday`");
 }
 

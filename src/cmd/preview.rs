@@ -7,21 +7,23 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 
-use super::{Ctx, EXIT_OK, parse_at, plural};
+use super::{Ctx, parse_at};
 use crate::cli::PreviewArgs;
+use crate::exit::Exit;
+use crate::messages::plural;
 use crate::preview::watch::Watcher;
 use crate::preview::{self, Project, Shared};
 
-pub fn run(ctx: &Ctx, args: &PreviewArgs) -> Result<u8> {
+pub fn run(ctx: &Ctx, args: &PreviewArgs) -> Result<Exit> {
     // Absolute, so that paths in the project match what the watcher reports.
     let config = std::fs::canonicalize(&ctx.config)
         .with_context(|| format!("cannot open the config file {}", ctx.config.display()))?;
     let (project, first) = Project::open(&config, args.at.clone());
     if let (Some(at), Some(n)) = (&args.at, project.newsroom()) {
-        parse_at(Some(at), &n.config)?;
+        parse_at("--at", Some(at), &n.config)?;
     }
     // The same diagnostics `check` prints; the page shows them too.
-    ctx.report(&project.diagnostics());
+    ctx.console.diagnostics(&project.diagnostics());
     tracing::info!(
         "loaded {} in {:.1} ms",
         plural(project.items().len(), "item"),
@@ -33,7 +35,7 @@ pub fn run(ctx: &Ctx, args: &PreviewArgs) -> Result<u8> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(serve(ctx, args, project))?;
-    Ok(EXIT_OK)
+    Ok(Exit::Ok)
 }
 
 async fn serve(ctx: &Ctx, args: &PreviewArgs, project: Project) -> Result<()> {
@@ -66,7 +68,8 @@ async fn serve(ctx: &Ctx, args: &PreviewArgs, project: Project) -> Result<()> {
         addr.ip().to_string()
     };
     let url = format!("http://{host}:{}/", addr.port());
-    ctx.summary(&format!("Previewing at {url} (Ctrl-C to stop)"));
+    ctx.console
+        .summary(&format!("Previewing at {url} (Ctrl-C to stop)"));
     if args.open {
         open_browser(&url);
     }

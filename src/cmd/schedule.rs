@@ -4,43 +4,34 @@
 use anyhow::Result;
 use chrono::Duration;
 
-use super::{Ctx, EXIT_OK, parse_at, plural};
+use super::{Ctx, parse_at};
 use crate::cli::ScheduleArgs;
-use crate::content::{self, Scope};
+use crate::content::Scope;
 use crate::edition;
+use crate::exit::Exit;
 use crate::ledger::Ledger;
+use crate::messages::plural;
+use crate::pipeline::Pipeline;
 
-pub fn run(ctx: &Ctx, args: &ScheduleArgs) -> Result<u8> {
-    let newsroom = match ctx.newsroom() {
-        Ok(n) => n,
-        Err(code) => return Ok(code),
-    };
-    let cfg = &newsroom.config;
-    let now = parse_at(args.now.as_deref(), cfg)?;
+pub fn run(ctx: &Ctx, args: &ScheduleArgs) -> Result<Exit> {
+    let newsroom = ctx.newsroom()?;
+    let now = parse_at("--now", args.now.as_deref(), &newsroom.config)?;
     let until = now + Duration::days(i64::from(args.days));
-
     // Every slot of every newsletter in the period, to load only the items they need.
-    let plans: Vec<_> = cfg
-        .newsletters
-        .iter()
-        .map(|n| {
-            let slots = n
-                .schedule
-                .as_ref()
-                .map(|s| s.slots_between(n.timezone, now, until));
-            (n, slots)
-        })
-        .collect();
-    let windows = plans
-        .iter()
-        .flat_map(|(n, slots)| {
+    let slots_of = |n: &crate::config::Newsletter| {
+        (n.schedule.as_ref()).map(|s| s.slots_between(n.timezone, now, until))
+    };
+    let windows = (newsroom.config.newsletters.iter())
+        .flat_map(|n| {
+            let slots = slots_of(n).unwrap_or_default();
             slots
-                .iter()
-                .flatten()
-                .map(|at| (edition::window_start(n, *at), *at))
+                .into_iter()
+                .map(|at| (edition::window_start(n, at), at))
         })
         .collect();
-    let lib = content::load(&newsroom, &Scope::Windows(windows));
+    let pipeline = Pipeline::open(newsroom, &Scope::Windows(windows));
+    let cfg = pipeline.config();
+    let plans: Vec<_> = cfg.newsletters.iter().map(|n| (n, slots_of(n))).collect();
     // The ledger is read only if it exists: `schedule` never creates it.
     let ledger = if cfg.state.exists() {
         Some(Ledger::open(&cfg.state)?)
@@ -104,7 +95,7 @@ pub fn run(ctx: &Ctx, args: &ScheduleArgs) -> Result<u8> {
                 at: *at,
                 start: edition::window_start(n, *at),
             };
-            let ed = edition::select(cfg, n, slot, &lib.items);
+            let ed = pipeline.edition_at(n, slot);
             let count = ed.item_count();
             let note = if ed.is_sendable() {
                 String::new()
@@ -124,8 +115,8 @@ pub fn run(ctx: &Ctx, args: &ScheduleArgs) -> Result<u8> {
         out.pop();
     }
     for l in &out {
-        ctx.summary(l);
+        ctx.console.summary(l);
     }
-    ctx.report(&lib.diagnostics);
-    Ok(EXIT_OK)
+    ctx.console.diagnostics(&pipeline.diagnostics());
+    Ok(Exit::Ok)
 }

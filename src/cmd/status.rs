@@ -3,23 +3,21 @@
 use anyhow::{Context as _, Result};
 use chrono_tz::Tz;
 
-use super::{Ctx, EXIT_OK};
+use super::Ctx;
 use crate::cli::StatusArgs;
 use crate::delivery::PlanStats;
+use crate::exit::Exit;
 use crate::ledger::{DeliveryState, Ledger};
 
-pub fn run(ctx: &Ctx, args: &StatusArgs) -> Result<u8> {
-    let newsroom = match ctx.newsroom() {
-        Ok(n) => n,
-        Err(code) => return Ok(code),
-    };
+pub fn run(ctx: &Ctx, args: &StatusArgs) -> Result<Exit> {
+    let newsroom = ctx.newsroom()?;
     let state = &newsroom.config.state;
     if !state.exists() {
-        ctx.summary(&format!(
+        ctx.console.summary(&format!(
             "no ledger yet at {}: nothing has been sent",
             state.display()
         ));
-        return Ok(EXIT_OK);
+        return Ok(Exit::Ok);
     }
     let ledger = Ledger::open(state)
         .with_context(|| format!("cannot open the ledger {}", state.display()))?;
@@ -27,14 +25,15 @@ pub fn run(ctx: &Ctx, args: &StatusArgs) -> Result<u8> {
     if let Some(id) = &args.edition {
         editions.retain(|e| &e.id == id);
         if editions.is_empty() {
-            ctx.summary(&format!("no edition `{id}` in the ledger"));
-            return Ok(EXIT_OK);
+            ctx.console
+                .summary(&format!("no edition `{id}` in the ledger"));
+            return Ok(Exit::Ok);
         }
     }
     if editions.is_empty() {
-        ctx.summary("no editions in the ledger");
+        ctx.console.summary("no editions in the ledger");
     } else {
-        ctx.summary(&format!(
+        ctx.console.summary(&format!(
             "{:<26} {:<9} {:<22} {:>6} {:>8} {:>8} {:>6}  subject / reason",
             "edition", "state", "slot", "sent", "pending", "deferred", "failed"
         ));
@@ -43,7 +42,7 @@ pub fn run(ctx: &Ctx, args: &StatusArgs) -> Result<u8> {
         let tz: Tz = e.zone.parse().unwrap_or(Tz::UTC);
         let c = e.counts;
         let note = e.subject.as_deref().or(e.reason.as_deref()).unwrap_or("");
-        ctx.summary(&format!(
+        ctx.console.summary(&format!(
             "{:<26} {:<9} {:<22} {:>6} {:>8} {:>8} {:>6}  {note}",
             e.id,
             e.state.to_string(),
@@ -59,10 +58,10 @@ pub fn run(ctx: &Ctx, args: &StatusArgs) -> Result<u8> {
         if args.edition.is_some() {
             if let Some(stats) = ledger.stats(&e.id)? {
                 let s = PlanStats::from_json(&stats);
-                ctx.summary(&format!("  planned: {} recipients of {} listed; {} suppressed, {} invalid rows, {} with nothing in this edition, {} renderings", s.recipients, s.listed, s.suppressed, s.invalid, s.empty, s.variants));
+                ctx.console.summary(&format!("  planned: {} recipients of {} listed; {} suppressed, {} invalid rows, {} with nothing in this edition, {} renderings", s.recipients, s.listed, s.suppressed, s.invalid, s.empty, s.variants));
             }
             if let Some(done) = e.completed_at {
-                ctx.summary(&format!(
+                ctx.console.summary(&format!(
                     "  completed {}",
                     done.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S %Z")
                 ));
@@ -78,10 +77,10 @@ pub fn run(ctx: &Ctx, args: &StatusArgs) -> Result<u8> {
                     continue;
                 }
                 for (email, reply) in ledger.replies(&e.id, state)? {
-                    ctx.summary(&format!("  {state}: {email}: {reply}"));
+                    ctx.console.summary(&format!("  {state}: {email}: {reply}"));
                 }
             }
         }
     }
-    Ok(EXIT_OK)
+    Ok(Exit::Ok)
 }

@@ -155,6 +155,44 @@ pub fn qualifies(n: &Newsletter, slot: &Slot, item: &Item) -> bool {
     }
 }
 
+/// The one name of an edition: `<newsletter>-<slot in its zone as
+/// YYYY-MM-DDTHHMM>`, e.g. `am-2026-11-30T0600`. The ledger, the outbox,
+/// Message-IDs and `status` all use it.
+pub fn edition_id(n: &Newsletter, slot_at: DateTime<Utc>) -> String {
+    format!("{}-{}", n.id, slot_stamp(slot_at, n.timezone))
+}
+
+/// The time nearest to `at` whose edition of `n` would carry enough items
+/// (searching the 200 item dates closest to `at`): what `build` suggests as
+/// `--at` when an edition comes out short.
+pub fn nearest_sendable(
+    config: &Config,
+    n: &Newsletter,
+    at: DateTime<Utc>,
+    items: &[Item],
+) -> Option<DateTime<Utc>> {
+    let mut dates: Vec<DateTime<Utc>> = items
+        .iter()
+        .filter(|i| {
+            !i.draft
+                && i.newsletters
+                    .as_ref()
+                    .map_or_else(|| n.carries(&i.regions, &i.topics), |l| l.contains(&n.id))
+        })
+        .map(|i| i.date)
+        .collect();
+    dates.sort_by_key(|d| (*d - at).abs());
+    dates.into_iter().take(200).find_map(|d| {
+        // The slot that carries an item dated `d` is the first one at or after it.
+        let t = match &n.schedule {
+            Some(s) => s.next_slot(n.timezone, d - Duration::seconds(1))?,
+            None => d,
+        };
+        let slot = slot_for(n, t)?;
+        select(config, n, slot, items).is_sendable().then_some(t)
+    })
+}
+
 /// Builds the edition of newsletter `n` for `slot` from `items`.
 pub fn select<'a>(
     config: &'a Config,
@@ -172,7 +210,7 @@ pub fn select<'a>(
         })
         .collect();
     Edition {
-        id: format!("{}-{}", n.id, slot_stamp(slot.at, n.timezone)),
+        id: edition_id(n, slot.at),
         newsletter: n,
         slot,
         sections: group(config, n, placed),

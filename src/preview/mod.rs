@@ -14,15 +14,14 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use rayon::prelude::*;
-use serde_json::Value;
 
-use crate::cmd::sample_subscriber;
 use crate::config::{Config, Newsletter, Newsroom};
-use crate::content::{self, Item, ParseCtx};
+use crate::content::{self, Item, Library, ParseCtx};
 use crate::diag::{Diagnostic, Diagnostics, display_path};
-use crate::edition::{self, Edition, Slot};
-use crate::render::{Bodies, Rendered, Renderer};
-use crate::report::size_warnings;
+use crate::edition::{Edition, Slot};
+use crate::messages::plural;
+use crate::pipeline::Pipeline;
+use crate::render::{Rendered, SubscriberCtx};
 use crate::time::parse_when;
 use tokio::sync::mpsc::UnboundedReceiver;
 use watch::{Batch, Change, Layout, Watcher};
@@ -57,8 +56,8 @@ impl Audience {
 pub struct Choice {
     pub key: String,
     pub label: String,
-    /// The `subscriber` value templates see.
-    pub subscriber: Value,
+    /// The `subscriber` templates see.
+    pub subscriber: SubscriberCtx,
     /// The subscriber's own preferences.
     pub regions: Vec<String>,
     pub topics: Vec<String>,
@@ -74,7 +73,7 @@ pub fn choices(config: &Config, newsletter: &Newsletter) -> Vec<Choice> {
     let mut out = vec![Choice {
         key: "sample".into(),
         label: "Sample subscriber (reader@example.com)".into(),
-        subscriber: sample_subscriber(config),
+        subscriber: SubscriberCtx::sample(config),
         regions: Vec::new(),
         topics: Vec::new(),
     }];
@@ -98,15 +97,6 @@ pub fn choices(config: &Config, newsletter: &Newsletter) -> Vec<Choice> {
         .map(String::into_bytes)
         .unwrap_or_else(|_| crate::mail::token::DEV_SECRET.to_vec());
     for s in list.subscribers.into_iter().take(PICKER_LIMIT) {
-        let mut v = serde_json::Map::new();
-        for (k, val) in &s.fields {
-            v.insert(k.clone(), Value::String(val.clone()));
-        }
-        v.insert("email".into(), Value::String(s.email.clone()));
-        v.insert(
-            "name".into(),
-            Value::String(s.name.clone().unwrap_or_default()),
-        );
         let url = crate::mail::token::unsubscribe_url(
             &config.delivery.unsubscribe.url,
             &newsletter.id,
@@ -114,7 +104,6 @@ pub fn choices(config: &Config, newsletter: &Newsletter) -> Vec<Choice> {
             &secret,
         )
         .unwrap_or_default();
-        v.insert("unsubscribe_url".into(), Value::String(url));
         let prefs: Vec<String> = s.regions.iter().chain(&s.topics).cloned().collect();
         let label = match (&s.name, prefs.is_empty()) {
             (Some(n), true) => format!("{n} <{}>", s.email),
@@ -125,7 +114,7 @@ pub fn choices(config: &Config, newsletter: &Newsletter) -> Vec<Choice> {
         out.push(Choice {
             key: s.email.clone(),
             label,
-            subscriber: Value::Object(v),
+            subscriber: SubscriberCtx::of(&s, url),
             regions: s.regions,
             topics: s.topics,
         });
@@ -152,20 +141,13 @@ pub struct Project {
     config_path: PathBuf,
     /// `--at` as given; read in the site's zone of the config of the moment.
     at_arg: Option<String>,
-    /// The last config that loaded. Kept while config.yaml is broken, so the
-    /// pages keep showing editions next to the error.
-    newsroom: Option<Newsroom>,
+    /// The newsroom as of the last config that loaded, with its items and
+    /// templates. Kept while config.yaml is broken, so the pages keep
+    /// showing editions next to the error.
+    pipeline: Option<Pipeline>,
     files: BTreeMap<PathBuf, FileState>,
     duplicates: HashMap<PathBuf, PathBuf>,
-    /// Valid items, sorted by id (as `content::load` returns them).
-    items: Vec<Item>,
-    /// The last templates that compiled.
-    renderer: Option<Renderer>,
-    /// The templates on disk do not compile; `renderer` is an older version.
-    templates_stale: bool,
-    bodies: Bodies,
     config_diags: Vec<Diagnostic>,
-    template_diags: Vec<Diagnostic>,
     /// What rendering every newsletter at the default time reported.
     check_diags: Vec<Diagnostic>,
     /// Rendered editions for this version, by newsletter, slot and audience.
@@ -180,15 +162,10 @@ impl Project {
         let mut p = Project {
             config_path: config_path.to_path_buf(),
             at_arg,
-            newsroom: None,
+            pipeline: None,
             files: BTreeMap::new(),
             duplicates: HashMap::new(),
-            items: Vec::new(),
-            renderer: None,
-            templates_stale: false,
-            bodies: Bodies::new(),
             config_diags: Vec::new(),
-            template_diags: Vec::new(),
             check_diags: Vec::new(),
             cache: Mutex::new(HashMap::new()),
             version: 0,
@@ -198,17 +175,21 @@ impl Project {
     }
 
     pub fn newsroom(&self) -> Option<&Newsroom> {
-        self.newsroom.as_ref()
+        self.pipeline.as_ref().map(Pipeline::newsroom)
     }
 
     pub fn items(&self) -> &[Item] {
-        &self.items
+        self.pipeline.as_ref().map_or(&[], Pipeline::items)
+    }
+
+    pub fn pipeline(&self) -> Option<&Pipeline> {
+        self.pipeline.as_ref()
     }
 
     /// Where the watcher should look (from the last config that loaded).
     pub fn layout(&self) -> Layout {
         let root = self.config_path.parent().unwrap_or(Path::new("."));
-        match &self.newsroom {
+        match self.newsroom() {
             Some(n) => Layout {
                 config: self.config_path.clone(),
                 content: n.content_dir.clone(),
@@ -232,7 +213,9 @@ impl Project {
                 ("everything", n, true)
             }
             Change::Templates => {
-                self.reload_templates();
+                if let Some(p) = &mut self.pipeline {
+                    p.reload_templates();
+                }
                 ("templates", 0, true)
             }
             Change::Content(paths) => {
@@ -283,47 +266,30 @@ impl Project {
             .collect();
         let n = loaded.len();
         self.files.clear();
-        self.items.clear();
+        let mut items = Vec::new();
         for (f, state, item) in loaded {
             self.files.insert(f, state);
-            self.items.extend(item);
+            items.extend(item);
         }
-        self.items.sort_by(|a, b| a.id.cmp(&b.id));
-        self.newsroom = Some(newsroom);
-        self.renderer = None;
-        self.bodies.clear();
-        self.reload_templates();
-        n
-    }
-
-    fn reload_templates(&mut self) {
-        let Some(newsroom) = &self.newsroom else {
-            return;
+        items.sort_by(|a, b| a.id.cmp(&b.id));
+        let library = Library {
+            items,
+            files: n,
+            parsed: n,
+            ..Library::default()
         };
-        match Renderer::new(newsroom) {
-            Ok(r) => {
-                if self.renderer.is_none() {
-                    self.bodies = r.bodies(&self.items);
-                }
-                // Bodies depend on the Markdown options only (from config), so
-                // a template change keeps them.
-                self.renderer = Some(r);
-                self.template_diags.clear();
-                self.templates_stale = false;
-            }
-            Err(ds) => {
-                self.template_diags = ds;
-                self.templates_stale = self.renderer.is_some();
-            }
-        }
+        self.pipeline = Some(Pipeline::new(newsroom, library));
+        n
     }
 
     /// Re-reads the changed item files (and folders); returns how many
     /// files were parsed again and whether any file came or went.
     fn update_content(&mut self, paths: &[PathBuf]) -> (usize, bool) {
-        let Some(newsroom) = &self.newsroom else {
+        let Some(pipeline) = &mut self.pipeline else {
             return (0, false);
         };
+        // Cloned (a few KB) so that items can change while reading it.
+        let newsroom = &pipeline.newsroom().clone();
         let is_md = |p: &Path| p.extension().is_some_and(|x| x.eq_ignore_ascii_case("md"));
         let mut touched: BTreeSet<PathBuf> = BTreeSet::new();
         let mut set_changed = false;
@@ -372,8 +338,7 @@ impl Project {
             let exists = std::fs::symlink_metadata(f).is_ok_and(|m| m.is_file());
             if !exists {
                 if let Some(FileState::Item { id, .. }) = self.files.remove(f) {
-                    remove_item(&mut self.items, &id);
-                    self.bodies.remove(&id);
+                    pipeline.remove_item(&id);
                 }
             }
         }
@@ -402,31 +367,15 @@ impl Project {
             })
             .collect();
         let reparsed = loaded.len();
-        let mut fresh = Vec::new();
         for (f, state, item) in loaded {
             if let Some(FileState::Item { id, .. }) = self.files.insert(f, state) {
-                remove_item(&mut self.items, &id);
-                self.bodies.remove(&id);
+                pipeline.remove_item(&id);
             }
             if let Some(item) = item {
-                let at = self
-                    .items
-                    .binary_search_by(|i| i.id.cmp(&item.id))
-                    .unwrap_or_else(|i| i);
-                fresh.push(item.id.clone());
-                self.items.insert(at, item);
+                pipeline.upsert_item(item);
             }
         }
-        if let Some(r) = &self.renderer {
-            let items = fresh.iter().filter_map(|id| {
-                self.items
-                    .binary_search_by(|i| i.id.cmp(id))
-                    .ok()
-                    .map(|k| &self.items[k])
-            });
-            let bodies = r.bodies(items);
-            self.bodies.extend(bodies);
-        }
+        pipeline.set_files(self.files.len());
         (reparsed, !touched.is_empty())
     }
 
@@ -434,36 +383,11 @@ impl Project {
     /// does, so render errors and size warnings show on every page. The
     /// results stay in the cache for the pages.
     fn recheck(&mut self) {
-        let mut diags = Vec::new();
-        if let Some(newsroom) = &self.newsroom {
-            let at = self.default_at();
-            for n in &newsroom.config.newsletters {
-                if edition::slot_for(n, at).is_none() {
-                    diags.push(
-                        newsroom
-                            .config_diag(
-                                &["newsletters", &n.id, "schedule"],
-                                "this schedule never fires",
-                            )
-                            .into_warning(),
-                    );
-                    continue;
-                }
-                let rendered = self
-                    .edition(n, at, &Audience::default())
-                    .and_then(|v| v.rendered);
-                match rendered.as_deref() {
-                    Some(Ok(r)) => {
-                        if let Some(renderer) = &self.renderer {
-                            diags.extend(size_warnings(renderer, n, r));
-                        }
-                    }
-                    Some(Err(d)) => diags.push(d.clone()),
-                    None => {}
-                }
-            }
-        }
-        self.check_diags = diags;
+        let at = self.default_at();
+        self.check_diags = match &self.pipeline {
+            Some(p) => p.check(at).diagnostics.0,
+            None => Vec::new(),
+        };
     }
 
     fn cache_clear(&self) {
@@ -479,7 +403,6 @@ impl Project {
                 ds.extend(d.iter().cloned());
             }
         }
-        ds.extend(self.template_diags.iter().cloned());
         for d in &self.check_diags {
             if !ds.0.contains(d) {
                 ds.push(d.clone());
@@ -491,17 +414,19 @@ impl Project {
 
     /// The config on disk is broken: pages show the last one that loaded.
     pub fn config_stale(&self) -> bool {
-        !self.config_diags.is_empty() && self.newsroom.is_some()
+        !self.config_diags.is_empty() && self.pipeline.is_some()
     }
 
     /// The templates on disk do not compile: editions use the last ones that did.
     pub fn templates_stale(&self) -> bool {
-        self.templates_stale
+        self.pipeline
+            .as_ref()
+            .is_some_and(|p| !p.templates_ok() && p.renderer().is_some())
     }
 
     /// The time pages show when they do not ask for one: `--at`, else now.
     pub fn default_at(&self) -> DateTime<Utc> {
-        match (&self.at_arg, &self.newsroom) {
+        match (&self.at_arg, self.newsroom()) {
             (Some(s), Some(n)) => {
                 parse_when(s, n.config.site.timezone).unwrap_or_else(|_| Utc::now())
             }
@@ -512,15 +437,14 @@ impl Project {
     /// Reads a page's `at`, in the site's zone.
     pub fn parse_at(&self, s: &str) -> Result<DateTime<Utc>, String> {
         let tz = self
-            .newsroom
-            .as_ref()
+            .newsroom()
             .map_or(chrono_tz::UTC, |n| n.config.site.timezone);
         parse_when(s, tz)
     }
 
     /// The line of an item's `title:`, for links back to its file.
     pub fn title_line(&self, item: &Item) -> usize {
-        let Some(n) = &self.newsroom else { return 1 };
+        let Some(n) = self.newsroom() else { return 1 };
         match self.files.get(&n.root.join(&item.source)) {
             Some(FileState::Item { title_line, .. }) => *title_line,
             _ => 1,
@@ -535,10 +459,10 @@ impl Project {
         at: DateTime<Utc>,
         audience: &Audience,
     ) -> Option<EditionView<'a>> {
-        let newsroom = self.newsroom.as_ref()?;
-        let cfg = &newsroom.config;
-        let slot = edition::slot_for(n, at)?;
-        let full = edition::select(cfg, n, slot, &self.items);
+        let pipeline = self.pipeline.as_ref()?;
+        let cfg = pipeline.config();
+        let full = pipeline.edition(n, at)?;
+        let slot = full.slot;
         let mut offered = choices(cfg, n);
         let picked = offered
             .iter()
@@ -547,20 +471,20 @@ impl Project {
         let choice = (picked < offered.len()).then(|| offered.swap_remove(picked));
         let (mut regions, mut topics, mut subscriber) = match choice {
             Some(c) => (c.regions, c.topics, c.subscriber),
-            None => (Vec::new(), Vec::new(), sample_subscriber(cfg)),
+            None => (Vec::new(), Vec::new(), SubscriberCtx::sample(cfg)),
         };
         regions.extend(audience.region.iter().cloned());
         topics.extend(audience.topic.iter().cloned());
         let personal = if regions.is_empty() && topics.is_empty() {
             None
         } else {
-            subscriber["regions"] = regions.clone().into();
-            subscriber["topics"] = topics.clone().into();
+            subscriber.regions = regions.clone();
+            subscriber.topics = topics.clone();
             Some(full.personalise(cfg, &regions, &topics))
         };
         let shown = personal.as_ref().unwrap_or(&full);
-        let rendered = match (&self.renderer, shown.item_count()) {
-            (Some(r), 1..) => {
+        let rendered = match (pipeline.renderer(), shown.item_count()) {
+            (Some(_), 1..) => {
                 let key = (n.id.clone(), slot.at, audience.clone());
                 let cached = self
                     .cache
@@ -569,7 +493,7 @@ impl Project {
                     .get(&key)
                     .cloned();
                 Some(cached.unwrap_or_else(|| {
-                    let out = Arc::new(r.render(newsroom, shown, &self.bodies, &subscriber));
+                    let out = Arc::new(pipeline.render(shown, &subscriber));
                     self.cache
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
@@ -596,7 +520,7 @@ pub struct EditionView<'a> {
     pub full: Edition<'a>,
     /// The chosen subscriber's edition, when their preferences narrow it.
     pub personal: Option<Edition<'a>>,
-    pub subscriber: Value,
+    pub subscriber: SubscriberCtx,
     /// None when the edition has no items or no templates compiled.
     pub rendered: Option<RenderResult>,
 }
@@ -605,12 +529,6 @@ impl<'a> EditionView<'a> {
     /// The edition the rendered parts show.
     pub fn shown(&self) -> &Edition<'a> {
         self.personal.as_ref().unwrap_or(&self.full)
-    }
-}
-
-fn remove_item(items: &mut Vec<Item>, id: &str) {
-    if let Ok(k) = items.binary_search_by(|i| i.id.as_str().cmp(id)) {
-        items.remove(k);
     }
 }
 
@@ -765,8 +683,8 @@ pub fn log_rebuild(r: &Rebuild, errors: &[String]) {
         "rebuilt {} in {:.1} ms ({} re-parsed, {})",
         r.what,
         ms(r.elapsed),
-        crate::cmd::plural(r.reparsed, "file"),
-        crate::cmd::plural(errors.len(), "error"),
+        plural(r.reparsed, "file"),
+        plural(errors.len(), "error"),
     );
     for e in errors {
         tracing::warn!("{e}");

@@ -13,8 +13,8 @@ use super::{Audience, EditionView, Project, choices};
 use crate::config::Newsletter;
 use crate::diag::{Diagnostic, Diagnostics, Severity};
 use crate::edition::{self, Edition};
+use crate::messages::{kb, plural};
 use crate::render::{GMAIL_CLIP_BYTES, HTML_WARN_BYTES, Rendered};
-use crate::report::kb;
 
 /// Desktop width of the HTML preview, about a mail client's reading pane.
 pub const DESKTOP_WIDTH: u32 = 800;
@@ -232,13 +232,13 @@ fn problems_panel(p: &Project, extra: &[Diagnostic]) -> String {
         h,
         r#"<h2>{}{}{}</h2>"#,
         if errors > 0 {
-            crate::cmd::plural(errors, "error")
+            plural(errors, "error")
         } else {
             String::new()
         },
         if errors > 0 && warnings > 0 { ", " } else { "" },
         if warnings > 0 {
-            crate::cmd::plural(warnings, "warning")
+            plural(warnings, "warning")
         } else {
             String::new()
         },
@@ -293,8 +293,8 @@ pub fn index(p: &Project, q: &PageQuery) -> String {
                 m,
                 r#"<div class="page-head"><h1>{site}</h1><p class="sub">{n} · {items} · editions at <strong>{at}</strong></p></div>"#,
                 site = esc(&cfg.site.name),
-                n = crate::cmd::plural(cfg.newsletters.len(), "newsletter"),
-                items = crate::cmd::plural(p.items().len(), "item"),
+                n = plural(cfg.newsletters.len(), "newsletter"),
+                items = plural(p.items().len(), "item"),
                 at = esc(&when(at, tz)),
             );
             m.push_str(r#"<ul class="inbox" aria-label="Newsletters">"#);
@@ -377,7 +377,7 @@ pub fn index(p: &Project, q: &PageQuery) -> String {
                     subject = esc(&subject),
                     dash = if preheader.is_empty() { "" } else { " — " },
                     preheader = esc(&preheader),
-                    count_text = esc(&crate::cmd::plural(count, "item")),
+                    count_text = esc(&plural(count, "item")),
                     slot = esc(&slot),
                     next = esc(&next.unwrap_or_else(|| "none (no schedule)".into())),
                     schedule = esc(&n
@@ -657,7 +657,7 @@ fn notices(n: &Newsletter, view: Option<&EditionView>, p: &Project) -> String {
             let _ = write!(
                 h,
                 r#"<p class="notice notice-warn">This edition has {} but {} needs at least {}: it would not be sent.</p>"#,
-                crate::cmd::plural(count, "item"),
+                plural(count, "item"),
                 esc(&n.name),
                 n.min_items
             );
@@ -745,10 +745,10 @@ fn headers(
         })
         .unwrap_or_default();
     let sub = &v.subscriber;
-    let to = match (sub["name"].as_str(), sub["email"].as_str()) {
-        (Some(name), Some(email)) if !name.is_empty() => format!("{name} <{email}>"),
-        (_, Some(email)) => email.to_string(),
-        _ => String::new(),
+    let to = match (sub.name.as_str(), sub.email.as_str()) {
+        (_, "") => String::new(),
+        ("", email) => email.to_string(),
+        (name, email) => format!("{name} <{email}>"),
     };
     let mut rows: Vec<(&str, String)> = vec![("From", n.from.clone())];
     if let Some(rt) = &n.reply_to {
@@ -785,7 +785,7 @@ fn items_list(p: &Project, n: &Newsletter, view: Option<&EditionView>, editor_ur
     };
     let mut h = format!(
         r#"<h2>In this edition <span class="count">{}</span></h2>"#,
-        crate::cmd::plural(shown.item_count(), "item")
+        plural(shown.item_count(), "item")
     );
     if shown.item_count() == 0 {
         h.push_str(r#"<p class="placeholder">No items.</p>"#);

@@ -2,6 +2,8 @@
 //! Tera templates over them, the subject and preheader, CSS inlining, and
 //! the Smart Brevity count.
 
+pub mod context;
+pub mod files;
 pub mod markdown;
 pub mod templates;
 pub mod text;
@@ -10,13 +12,14 @@ use std::collections::HashMap;
 
 use rayon::prelude::*;
 use serde::Serialize;
-use serde_json::{Value, json};
 use tera::{Context, Tera};
 
-use crate::config::{Newsroom, Term, check_header_value};
+use crate::config::{Newsroom, check_header_value};
 use crate::content::Item;
 use crate::diag::Diagnostic;
-use crate::edition::{Edition, Placed};
+use crate::edition::Edition;
+pub use context::SubscriberCtx;
+use context::TemplateContext;
 pub use markdown::MarkdownOptions;
 use templates::Sources;
 
@@ -137,94 +140,39 @@ impl Renderer {
             .collect()
     }
 
-    /// Renders one edition for one subscriber (`subscriber` is the template's
-    /// `subscriber` value). `bodies` must hold every item of the edition.
+    /// Renders one edition for one subscriber. `bodies` must hold every
+    /// item of the edition.
     pub fn render(
         &self,
         newsroom: &Newsroom,
         edition: &Edition,
         bodies: &Bodies,
-        subscriber: &Value,
+        subscriber: &SubscriberCtx,
     ) -> Result<Rendered, Diagnostic> {
         let cfg = &newsroom.config;
         let n = edition.newsletter;
-        let tz = n.timezone;
-        let item_ctx = |p: &Placed| -> Value {
-            let i = p.item;
-            let body = bodies.get(&i.id);
-            fn terms<'c>(ids: &[String], lookup: impl Fn(&str) -> Option<&'c Term>) -> Vec<Value> {
-                ids.iter()
-                    .filter_map(|id| lookup(id))
-                    .map(|t| json!({"id": t.id, "name": t.name}))
-                    .collect()
-            }
-            json!({
-                "id": i.id,
-                "title": i.title,
-                "date": i.date.with_timezone(&cfg.site.timezone).to_rfc3339(),
-                "region": {"id": p.region.id, "name": p.region.name},
-                "topic": {"id": p.topic.id, "name": p.topic.name},
-                "regions": terms(&i.regions, |id| cfg.region(id)),
-                "topics": terms(&i.topics, |id| cfg.topic(id)),
-                "priority": i.priority,
-                "summary": i.summary,
-                "authors": i.authors,
-                "byline": byline(&i.authors),
-                "image": i.image.as_ref().map(|img| json!({
-                    "src": markdown::absolute_url(&img.src, &cfg.site.base_url).unwrap_or_default(),
-                    "alt": img.alt,
-                    "credit": img.credit,
-                })),
-                "link": i.link.as_deref().and_then(|l| markdown::absolute_url(l, &cfg.site.base_url)).unwrap_or_default(),
-                "tags": i.tags,
-                "extra": i.extra,
-                "html": body.map(|b| b.html.as_str()).unwrap_or_default(),
-                "text": body.map(|b| b.text.as_str()).unwrap_or_default(),
-                "word_count": body.map_or(0, |b| b.word_count),
-                "source": i.source.to_string_lossy().replace('\\', "/"),
-            })
-        };
-        let mut last_region = None;
-        let sections: Vec<Value> = edition
-            .sections
-            .iter()
-            .map(|s| {
-                let first_in_region = s.region.is_some() && s.region.map(|r| &r.id) != last_region;
-                last_region = s.region.map(|r| &r.id);
-                json!({
-                    "id": s.id(),
-                    "title": s.title(),
-                    "region": s.region.map(|t| json!({"id": t.id, "name": t.name})),
-                    "topic": s.topic.map(|t| json!({"id": t.id, "name": t.name})),
-                    "first_in_region": first_in_region,
-                    "items": s.items.iter().map(item_ctx).collect::<Vec<_>>(),
-                })
-            })
-            .collect();
         let lead = edition.lead();
         let word_count: usize = edition
             .items()
             .map(|p| bodies.get(&p.item.id).map_or(0, |b| b.word_count))
             .sum();
         let reading_minutes = word_count.div_ceil(WORDS_PER_MINUTE).max(1);
-        let mut edition_ctx = json!({
-            "id": edition.id,
-            "slot": edition.slot.at.with_timezone(&tz).to_rfc3339(),
-            "lead": lead.map(item_ctx),
-            "item_count": edition.item_count(),
-            "word_count": word_count,
-            "reading_minutes": reading_minutes,
-            "subject": "",
-            "preheader": "",
-        });
-        let mut ctx = Context::new();
-        ctx.insert("site", &cfg.site);
-        ctx.insert("newsletter", &json!({
-            "id": n.id, "name": n.name, "from": n.from, "reply_to": n.reply_to, "template": n.template,
-        }));
-        ctx.insert("sections", &sections);
-        ctx.insert("subscriber", subscriber);
-        ctx.insert("edition", &edition_ctx);
+        let mut tc = TemplateContext::new(
+            cfg,
+            edition,
+            bodies,
+            subscriber,
+            (word_count, reading_minutes),
+        );
+        let to_tera = |tc: &TemplateContext| {
+            Context::from_serialize(tc).map_err(|e| {
+                Diagnostic::error(
+                    self.sources.path(&format!("{}.html", n.template)),
+                    format!("cannot build the template context: {e}"),
+                )
+            })
+        };
+        let ctx = to_tera(&tc)?;
 
         let subject = self
             .tera
@@ -275,9 +223,9 @@ impl Renderer {
                 .unwrap_or_default(),
         };
         let preheader = preheader.split_whitespace().collect::<Vec<_>>().join(" ");
-        edition_ctx["subject"] = Value::String(subject.clone());
-        edition_ctx["preheader"] = Value::String(preheader.clone());
-        ctx.insert("edition", &edition_ctx);
+        tc.edition.subject = subject.clone();
+        tc.edition.preheader = preheader.clone();
+        let ctx = to_tera(&tc)?;
 
         let html_name = format!("{}.html", n.template);
         let html = self

@@ -1,0 +1,162 @@
+//! Composing each recipient's message: the sender's identity and list
+//! headers, the unsubscribe link signed with the newsroom's secret (and the
+//! policy for that secret), DKIM, and filling a rendering's placeholders.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context as _, Result, bail};
+use chrono::Utc;
+use lettre::message::Mailbox;
+
+use crate::config::{Newsletter, Newsroom, TransportKind};
+use crate::mail::message::{DkimSigner, MessageSpec, compose, message_id};
+use crate::mail::sender::BoxError;
+use crate::mail::token::{DEV_SECRET, unsubscribe_url};
+use crate::mail::variant::{Fields, fill};
+
+/// The unsubscribe secret: from the environment variable config names. The
+/// outbox falls back to a development secret; SMTP refuses to start.
+pub fn secret(newsroom: &Newsroom) -> Result<Vec<u8>> {
+    let d = &newsroom.config.delivery;
+    match std::env::var(&d.unsubscribe.secret_env) {
+        Ok(s) if s.as_bytes() == DEV_SECRET && d.transport == TransportKind::Smtp => bail!(
+            "refusing to send over SMTP with briefing's development secret in {}: it is published in briefing's source, so anyone could forge unsubscribe links; set a secret of your own",
+            d.unsubscribe.secret_env
+        ),
+        Ok(s) if !s.is_empty() => Ok(s.into_bytes()),
+        _ if d.transport == TransportKind::Outbox => {
+            tracing::warn!(
+                "{} is not set: unsubscribe links use the development secret (fine for the outbox, never for real mail)",
+                d.unsubscribe.secret_env
+            );
+            Ok(DEV_SECRET.to_vec())
+        }
+        _ => bail!(
+            "refusing to send over SMTP without an unsubscribe secret: set the environment variable {} (named by delivery.unsubscribe.secret_env)",
+            d.unsubscribe.secret_env
+        ),
+    }
+}
+
+/// Everything a message needs besides the recipient, shared by all jobs.
+pub struct Composer {
+    from: Mailbox,
+    reply_to: Option<Mailbox>,
+    list_id: String,
+    from_domain: String,
+    newsletter: String,
+    unsubscribe: String,
+    unsubscribe_mailto: Option<String>,
+    feedback_id: Option<String>,
+    secret: Vec<u8>,
+    dkim: Option<DkimSigner>,
+    subject_prefix: String,
+    /// Set for test copies: goes into their Message-ID, so that a copy never
+    /// shares its id with the reader's real message (providers drop a
+    /// message whose id they have seen) nor with an earlier copy.
+    test_tag: Option<String>,
+}
+
+impl Composer {
+    pub fn new(
+        newsroom: &Newsroom,
+        n: &Newsletter,
+        edition_id: &str,
+        secret: Vec<u8>,
+    ) -> Result<Composer> {
+        let d = &newsroom.config.delivery;
+        let from: Mailbox = n.from.parse().with_context(|| {
+            format!(
+                "newsletter `{}`: `from` is not a valid address: {}",
+                n.id, n.from
+            )
+        })?;
+        let reply_to = n
+            .reply_to
+            .as_deref()
+            .map(|r| r.parse::<Mailbox>())
+            .transpose()
+            .with_context(|| format!("newsletter `{}`: `reply_to` is not a valid address", n.id))?;
+        let from_domain = from.email.domain().to_string();
+        let dkim = d
+            .dkim
+            .as_ref()
+            .map(DkimSigner::load)
+            .transpose()
+            .context("cannot load the DKIM key")?;
+        Ok(Composer {
+            list_id: format!("{} <{}.{}>", n.name, n.id, from_domain),
+            from,
+            reply_to,
+            from_domain,
+            newsletter: n.id.clone(),
+            unsubscribe: d.unsubscribe.url.clone(),
+            unsubscribe_mailto: d.unsubscribe.mailto.clone(),
+            feedback_id: d
+                .feedback_id
+                .as_ref()
+                .map(|s| format!("{edition_id}:{}:{s}", n.id)),
+            secret,
+            dkim,
+            subject_prefix: String::new(),
+            test_tag: None,
+        })
+    }
+
+    /// Marks every message as a test copy: `[TEST]` subject, own Message-ID.
+    pub fn test_copies(mut self) -> Self {
+        self.subject_prefix = "[TEST] ".into();
+        self.test_tag = Some(format!("test-{}", Utc::now().format("%Y%m%dT%H%M%S%3f")));
+        self
+    }
+
+    pub fn envelope_from(&self) -> lettre::Address {
+        self.from.email.clone()
+    }
+
+    pub fn message_id(&self, edition_id: &str, email: &str) -> String {
+        match &self.test_tag {
+            Some(tag) => message_id(&format!("{edition_id}.{tag}"), email, &self.from_domain),
+            None => message_id(edition_id, email, &self.from_domain),
+        }
+    }
+
+    /// One recipient's message from a rendering with placeholders.
+    pub fn compose(
+        &self,
+        edition_id: &str,
+        content: (&str, &str, &str),
+        email: &str,
+        name: Option<&str>,
+        fields: &BTreeMap<String, String>,
+    ) -> Result<Vec<u8>, BoxError> {
+        let unsubscribe_url =
+            unsubscribe_url(&self.unsubscribe, &self.newsletter, email, &self.secret)?;
+        let mut f = fields.clone();
+        f.insert("unsubscribe_url".into(), unsubscribe_url.clone());
+        f.insert("email".into(), email.to_string());
+        let f = Fields(f);
+        let (subject, html, text) = content;
+        // Built from its parts, so that lettre quotes or encodes the name as
+        // needed: "Lima, Ana" or "Ana <3" are names, not address syntax.
+        let to = Mailbox::new(
+            name.filter(|n| !n.is_empty()).map(str::to_owned),
+            email.parse::<lettre::Address>()?,
+        );
+        let spec = MessageSpec {
+            from: self.from.clone(),
+            to,
+            reply_to: self.reply_to.clone(),
+            subject: format!("{}{}", self.subject_prefix, fill(subject, &f, false)),
+            text: fill(text, &f, false),
+            html: fill(html, &f, true),
+            message_id: self.message_id(edition_id, email),
+            list_id: self.list_id.clone(),
+            unsubscribe_url,
+            unsubscribe_mailto: self.unsubscribe_mailto.clone(),
+            feedback_id: self.feedback_id.clone(),
+            date: Utc::now(),
+        };
+        Ok(compose(&spec, self.dkim.as_ref())?)
+    }
+}

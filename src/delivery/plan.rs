@@ -1,0 +1,225 @@
+//! Planning an edition's audience: who gets it (the newsletter's list minus
+//! suppressed and invalid rows and readers whose preferences leave nothing),
+//! and which rendering each recipient gets. An edition is rendered once per
+//! *variant* (a preference set plus which fields are filled in), with
+//! placeholders where each recipient's values go.
+
+use std::collections::HashMap;
+
+use anyhow::{Context as _, Result, anyhow};
+use serde::{Deserialize, Serialize};
+
+use crate::audience::{self, PreferenceKey};
+use crate::config::Newsroom;
+use crate::diag::{Diagnostic, display_path};
+use crate::edition::Edition;
+use crate::ledger::{FrozenEdition, Recipient, Variant};
+use crate::mail::variant::{Fields, placeholder};
+use crate::pipeline::Pipeline;
+use crate::render::SubscriberCtx;
+
+/// What planning an edition counted (stored with the frozen edition).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PlanStats {
+    /// Valid, unique subscribers on the list.
+    pub listed: usize,
+    /// Subscribers who get a message.
+    pub recipients: usize,
+    pub suppressed: usize,
+    /// Rows rejected by validation (bad address, duplicate…).
+    pub invalid: usize,
+    /// Subscribers whose preferences leave nothing in this edition.
+    pub empty: usize,
+    /// Distinct renderings.
+    pub variants: usize,
+}
+
+impl PlanStats {
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
+
+    /// Counts stored by any version of briefing (missing ones are 0).
+    pub fn from_json(v: &serde_json::Value) -> PlanStats {
+        serde_json::from_value(v.clone()).unwrap_or_default()
+    }
+}
+
+/// A section of the edition and how many recipients get it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SectionPlan {
+    pub id: String,
+    pub title: String,
+    pub items: usize,
+    pub readers: usize,
+}
+
+/// An edition ready to freeze: its renderings and its audience.
+pub struct Plan {
+    pub frozen: FrozenEdition,
+    pub recipients: Vec<Recipient>,
+    pub stats: PlanStats,
+    pub sections: Vec<SectionPlan>,
+    /// Rejected subscriber rows and suppression lines, as warnings.
+    pub warnings: Vec<Diagnostic>,
+}
+
+fn variant_key(pref: &PreferenceKey, fields: &Fields) -> String {
+    format!("{pref};fields={}", fields.present().join(","))
+}
+
+fn rejected_diag(newsroom: &Newsroom, r: &audience::Rejected) -> Diagnostic {
+    let mut d = Diagnostic::warning(
+        display_path(&newsroom.root, &r.path),
+        format!("{} (row skipped)", r.reason),
+    );
+    d.line = r.line as usize;
+    d
+}
+
+/// Loads the newsletter's audience and renders one variant per distinct
+/// preference set (and set of filled-in fields).
+pub fn plan(pipeline: &Pipeline, edition: &Edition) -> Result<Plan> {
+    let newsroom = pipeline.newsroom();
+    let cfg = &newsroom.config;
+    let n = edition.newsletter;
+    let list_path = n.subscribers.as_ref().ok_or_else(|| {
+        anyhow!(
+            "newsletter `{}` has no `subscribers:` list in {}",
+            n.id,
+            newsroom.config_path.display()
+        )
+    })?;
+    let mut list = audience::load_subscribers(list_path)
+        .with_context(|| format!("cannot load the subscribers of `{}`", n.id))?;
+    let mut warnings: Vec<Diagnostic> = Vec::new();
+    let mut stats = PlanStats {
+        invalid: list.rejected.len(),
+        ..PlanStats::default()
+    };
+    if let Some(path) = &cfg.delivery.suppressions {
+        let sup = audience::load_suppressions(path)
+            .with_context(|| format!("cannot load the suppression list {}", path.display()))?;
+        warnings.extend(sup.invalid.iter().map(|r| rejected_diag(newsroom, r)));
+        stats.suppressed = list.remove_suppressed(&sup);
+    }
+    warnings.extend(list.rejected.iter().map(|r| rejected_diag(newsroom, r)));
+    stats.listed = list.subscribers.len() + stats.suppressed;
+
+    // Unknown preference ids are a list problem, not a reason to drop the
+    // reader: they are reported and ignored.
+    for s in &mut list.subscribers {
+        for (ids, known, what) in [
+            (&mut s.regions, &cfg.regions, "region"),
+            (&mut s.topics, &cfg.topics, "topic"),
+        ] {
+            ids.retain(|id| {
+                let ok = known.iter().any(|t| &t.id == id);
+                if !ok {
+                    warnings.push(Diagnostic::warning(
+                        display_path(&newsroom.root, list_path),
+                        format!("{}: unknown {what} `{id}` in preferences, ignored", s.email),
+                    ));
+                }
+                ok
+            });
+        }
+    }
+
+    let mut variants: Vec<Variant> = Vec::new();
+    let mut by_key: HashMap<String, Option<usize>> = HashMap::new();
+    let mut recipients = Vec::new();
+    let mut section_readers: HashMap<String, usize> = HashMap::new();
+    for s in &list.subscribers {
+        let pref = s.preference_key();
+        // The unsubscribe link depends on the secret: it is filled in per
+        // message. "-" marks it present for the variant.
+        let subscriber = SubscriberCtx::of(s, "-".into());
+        let fields = Fields(subscriber.values());
+        let key = variant_key(&pref, &fields);
+        let slot = match by_key.get(&key) {
+            Some(v) => *v,
+            None => {
+                let ed = edition.personalise(cfg, &pref.regions, &pref.topics);
+                let v = if ed.item_count() == 0 {
+                    None
+                } else {
+                    let ctx = SubscriberCtx {
+                        regions: pref.regions.clone(),
+                        topics: pref.topics.clone(),
+                        ..subscriber.placeholders(placeholder)
+                    };
+                    let r = pipeline.render(&ed, &ctx).map_err(|d| anyhow!("{d}"))?;
+                    variants.push(Variant {
+                        key: key.clone(),
+                        subject: r.subject,
+                        html: r.html,
+                        text: r.text,
+                        item_ids: ed.items().map(|p| p.item.id.clone()).collect(),
+                    });
+                    Some(variants.len() - 1)
+                };
+                by_key.insert(key.clone(), v);
+                v
+            }
+        };
+        let Some(i) = slot else {
+            stats.empty += 1;
+            continue;
+        };
+        let ed_items = &variants[i].item_ids;
+        for sec in &edition.sections {
+            if sec.items.iter().any(|p| ed_items.contains(&p.item.id)) {
+                *section_readers.entry(sec.id()).or_default() += 1;
+            }
+        }
+        recipients.push(Recipient {
+            email: s.email.clone(),
+            name: s.name.clone(),
+            variant: key,
+            fields: fields.0,
+        });
+    }
+    stats.recipients = recipients.len();
+    stats.variants = variants.len();
+
+    // The main rendering: the whole edition with every field filled in, the
+    // copy `status` and test copies show.
+    let everyone = SubscriberCtx {
+        email: "-".into(),
+        name: "-".into(),
+        unsubscribe_url: "-".into(),
+        ..SubscriberCtx::default()
+    };
+    let main = pipeline
+        .render(edition, &everyone.placeholders(placeholder))
+        .map_err(|d| anyhow!("{d}"))?;
+    let sections = edition
+        .sections
+        .iter()
+        .map(|s| SectionPlan {
+            id: s.id(),
+            title: s.title(),
+            items: s.items.len(),
+            readers: section_readers.get(&s.id()).copied().unwrap_or(0),
+        })
+        .collect();
+    Ok(Plan {
+        frozen: FrozenEdition {
+            id: edition.id.clone(),
+            newsletter: n.id.clone(),
+            slot_utc: edition.slot.at,
+            zone: n.timezone.name().to_string(),
+            subject: main.subject,
+            html: main.html,
+            text: main.text,
+            item_ids: edition.items().map(|p| p.item.id.clone()).collect(),
+            variants,
+        },
+        recipients,
+        stats,
+        sections,
+        warnings,
+    })
+}

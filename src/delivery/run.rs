@@ -1,0 +1,618 @@
+//! Sending one edition through its life: missed or skipped, planned and
+//! frozen (content and audience fixed in the ledger in one transaction), then
+//! delivered under a lease, and resumed by later runs until complete. Returns
+//! a typed [`EditionOutcome`]; the commands print it and map it to an exit
+//! code.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use anyhow::{Context as _, Result, anyhow};
+use chrono::{DateTime, Utc};
+
+use super::compose::{Composer, secret};
+use super::lease::{LEASE_TTL, holder, lease};
+use super::plan::{Plan, PlanStats, SectionPlan, plan};
+use crate::audience;
+use crate::config::{Newsletter, Newsroom, TransportKind};
+use crate::diag::Diagnostics;
+use crate::edition::{Edition, Slot, edition_id};
+use crate::exit::Exit;
+use crate::ledger::{
+    Counts, EditionState, EditionStub, Ledger, MAIN_VARIANT, Outcome, StoredEdition,
+};
+use crate::mail::sender::{
+    Job, LeasedLedger, MessageSource, OutcomeSink, Progress, SendOptions, deliver,
+};
+use crate::mail::transport::{SmtpConnector, SmtpSettings, Transport};
+use crate::messages::{Message, human, plural, progress_reporter};
+use crate::pipeline::Pipeline;
+use crate::time::slot_stamp;
+
+/// How to send, beyond which edition.
+#[derive(Debug, Default, Clone)]
+pub struct Options {
+    pub dry_run: bool,
+    /// Test copies to these addresses instead of the edition.
+    pub to: Vec<String>,
+    /// At most this many messages in this run.
+    pub limit: Option<usize>,
+    /// Set by a signal handler: finish the messages in flight, then stop.
+    pub stop: Option<Arc<AtomicBool>>,
+    /// Progress lines even off a terminal (`-v`).
+    pub verbose: bool,
+}
+
+/// How delivering a frozen edition went.
+#[derive(Debug, Clone, Default)]
+pub struct RunResult {
+    pub progress: Progress,
+    pub elapsed: std::time::Duration,
+    /// Still pending or deferred after this run.
+    pub unsent: u64,
+    /// The run stopped early (relay refused us, lease lost): the reason.
+    pub stopped: Option<String>,
+    /// The send was limited by `--limit`.
+    pub limited: bool,
+}
+
+/// What became of one edition.
+#[derive(Debug)]
+pub enum EditionOutcome {
+    /// Delivered (some may be deferred or failed).
+    Sent {
+        run: RunResult,
+        stats: PlanStats,
+        resumed: bool,
+    },
+    /// Complete in the ledger already: nothing to do.
+    AlreadyComplete { counts: Counts },
+    /// Its slot is older than `max_delay` and it was never started: recorded
+    /// as missed now. `first_run`: the newsletter's first run ever, whose
+    /// latest slot had passed before briefing was installed (not an error).
+    Missed { reason: String, first_run: bool },
+    /// Missed or skipped earlier; nothing to do.
+    Closed(EditionState),
+    /// Fewer than `min_items` items: recorded as skipped.
+    Skipped { items: usize, min_items: usize },
+    /// Another sender is working on it.
+    Busy(String),
+    /// `--dry-run` of an edition not started yet: what it would do.
+    Planned {
+        subject: String,
+        stats: PlanStats,
+        sections: Vec<SectionPlan>,
+    },
+    /// `--dry-run` of an edition frozen earlier: where it stands.
+    Frozen { counts: Counts, stats: PlanStats },
+    /// `--to`: test copies sent, not recorded.
+    Tested { sent: u64, failed: u64 },
+}
+
+impl EditionOutcome {
+    pub fn exit(&self) -> Exit {
+        match self {
+            EditionOutcome::Sent { run, .. }
+                if run.stopped.is_some() || run.progress.failed > 0 =>
+            {
+                Exit::Failed
+            }
+            EditionOutcome::Sent { run, .. }
+                if run.progress.deferred > 0 || (run.unsent > 0 && !run.limited) =>
+            {
+                Exit::TempFail
+            }
+            EditionOutcome::Missed { first_run, .. } => Exit::failed_if(!first_run),
+            EditionOutcome::Busy(_) => Exit::TempFail,
+            EditionOutcome::Tested { failed, .. } => Exit::failed_if(*failed > 0),
+            _ => Exit::Ok,
+        }
+    }
+
+    /// Whether this run did something about the edition (for "nothing due").
+    pub fn acted(&self) -> bool {
+        !matches!(
+            self,
+            EditionOutcome::AlreadyComplete { .. } | EditionOutcome::Closed(_)
+        )
+    }
+}
+
+/// One edition's outcome with what to tell the newsroom about it.
+#[derive(Debug)]
+pub struct EditionRun {
+    pub id: String,
+    /// The slot in the newsletter's zone, e.g. `2026-11-30 06:00 EST`.
+    pub local: String,
+    pub outcome: EditionOutcome,
+    /// Problems found on the way (items, templates, subscriber rows).
+    pub diagnostics: Diagnostics,
+}
+
+impl EditionRun {
+    fn new(n: &Newsletter, slot_at: DateTime<Utc>, outcome: EditionOutcome) -> EditionRun {
+        EditionRun {
+            id: edition_id(n, slot_at),
+            local: slot_at
+                .with_timezone(&n.timezone)
+                .format("%Y-%m-%d %H:%M %Z")
+                .to_string(),
+            outcome,
+            diagnostics: Diagnostics::default(),
+        }
+    }
+
+    /// What `send` prints for this edition: its diagnostics, then its lines.
+    pub fn messages(&self) -> Vec<Message<'_>> {
+        let mut out = vec![Message::Diagnostics(&self.diagnostics)];
+        out.extend(self.lines().into_iter().map(Message::Summary));
+        out
+    }
+
+    /// The result lines for this edition.
+    pub fn lines(&self) -> Vec<String> {
+        let id = &self.id;
+        match &self.outcome {
+            EditionOutcome::Sent {
+                run,
+                stats,
+                resumed,
+            } => sent_lines(id, run, stats, *resumed),
+            EditionOutcome::AlreadyComplete { counts } => vec![format!(
+                "{id}: already complete (sent {}, failed {}); nothing to do",
+                counts.sent, counts.failed
+            )],
+            EditionOutcome::Missed { reason, first_run } if *first_run => {
+                vec![format!(
+                    "{id}: not sent ({reason}); waiting for the next slot"
+                )]
+            }
+            EditionOutcome::Missed { reason, .. } => {
+                vec![format!("{id}: missed: {reason}; not sent")]
+            }
+            EditionOutcome::Closed(state) => vec![format!("{id}: {state} earlier; nothing to do")],
+            EditionOutcome::Skipped { items, min_items } => vec![format!(
+                "{id}: skipped: {} (min_items is {min_items})",
+                plural(*items, "item")
+            )],
+            EditionOutcome::Busy(other) => vec![format!(
+                "{id}: another sender is working on this edition: {other}; not sending"
+            )],
+            EditionOutcome::Planned {
+                subject,
+                stats: s,
+                sections,
+            } => {
+                let mut out = vec![
+                    format!("{id} ({}): \"{subject}\"", self.local),
+                    format!(
+                        "  {} would get it ({} listed, {} suppressed, {} invalid rows, {} with nothing in this edition), {}",
+                        plural(s.recipients, "recipient"),
+                        s.listed,
+                        s.suppressed,
+                        s.invalid,
+                        s.empty,
+                        plural(s.variants, "rendering")
+                    ),
+                ];
+                for sec in sections {
+                    let title = if sec.title.is_empty() {
+                        "(all)"
+                    } else {
+                        &sec.title
+                    };
+                    out.push(format!(
+                        "  {title:<28} {:>3} items  {:>6} readers",
+                        sec.items, sec.readers
+                    ));
+                }
+                out
+            }
+            EditionOutcome::Frozen { counts: c, stats } => vec![format!(
+                "{id}: frozen earlier; {} sent, {} pending, {} deferred, {} failed (suppressed {}, invalid {}, empty {})",
+                c.sent,
+                c.pending,
+                c.deferred,
+                c.failed,
+                stats.suppressed,
+                stats.invalid,
+                stats.empty
+            )],
+            EditionOutcome::Tested { sent, failed } => vec![format!(
+                "{id}: test copies: {sent} sent, {failed} failed (not recorded)"
+            )],
+        }
+    }
+}
+
+fn sent_lines(id: &str, run: &RunResult, stats: &PlanStats, resumed: bool) -> Vec<String> {
+    let p = &run.progress;
+    let secs = run.elapsed.as_secs_f64();
+    let mut line = format!(
+        "{id}: sent {}, deferred {}, failed {}, suppressed {}, invalid {}, empty {} in {:.1} s ({:.0} msg/s)",
+        p.sent,
+        p.deferred,
+        p.failed,
+        stats.suppressed,
+        stats.invalid,
+        stats.empty,
+        secs,
+        p.done() as f64 / secs.max(0.001)
+    );
+    if resumed {
+        line.push_str(" [resumed]");
+    }
+    if run.limited {
+        line.push_str(&format!("; {} left pending (--limit)", run.unsent));
+    } else if run.unsent > 0 {
+        line.push_str(&format!("; {} deferred to the next run", run.unsent));
+    }
+    let mut out = vec![line];
+    if let Some(why) = &run.stopped {
+        out.push(format!("{id}: sending stopped: {why}"));
+    }
+    out
+}
+
+fn stub(n: &Newsletter, slot_at: DateTime<Utc>) -> EditionStub {
+    EditionStub {
+        id: edition_id(n, slot_at),
+        newsletter: n.id.clone(),
+        slot_utc: slot_at,
+        zone: n.timezone.name().into(),
+    }
+}
+
+/// Records the slot as missed (unless a dry run) and says so.
+pub fn record_missed(
+    newsroom: &Newsroom,
+    n: &Newsletter,
+    slot_at: DateTime<Utc>,
+    reason: String,
+    first_run: bool,
+    dry_run: bool,
+) -> Result<EditionRun> {
+    if !dry_run {
+        open_ledger(newsroom)?.record_missed(&stub(n, slot_at), &reason)?;
+    }
+    let run = EditionRun::new(n, slot_at, EditionOutcome::Missed { reason, first_run });
+    if !first_run {
+        tracing::error!(edition = %run.id, "missed; it will not be sent late");
+    }
+    Ok(run)
+}
+
+pub fn open_ledger(newsroom: &Newsroom) -> Result<Ledger> {
+    let path = &newsroom.config.state;
+    Ledger::open(path).with_context(|| format!("cannot open the ledger {}", path.display()))
+}
+
+/// Sends (or plans, or test-sends) the edition of `n` at `slot`, as of `now`.
+pub fn send(
+    pipeline: &Pipeline,
+    n: &Newsletter,
+    slot: Slot,
+    now: DateTime<Utc>,
+    opts: &Options,
+) -> Result<EditionRun> {
+    let newsroom = pipeline.newsroom();
+    let id = edition_id(n, slot.at);
+    let mut ledger = open_ledger(newsroom)?;
+    let stored = ledger.edition(&id)?;
+    if opts.to.is_empty() {
+        let outcome = match stored.as_ref().map(|s| s.state) {
+            Some(EditionState::Complete) => Some(EditionOutcome::AlreadyComplete {
+                counts: ledger.counts(&id)?,
+            }),
+            Some(state @ (EditionState::Missed | EditionState::Skipped)) => {
+                Some(EditionOutcome::Closed(state))
+            }
+            Some(_) if opts.dry_run => Some(EditionOutcome::Frozen {
+                counts: ledger.counts(&id)?,
+                stats: stats(&ledger, &id)?,
+            }),
+            Some(_) => {
+                preflight(newsroom, n, slot.at)?;
+                return resume(newsroom, n, &id, ledger, opts);
+            }
+            None => None,
+        };
+        if let Some(outcome) = outcome {
+            return Ok(EditionRun::new(n, slot.at, outcome));
+        }
+        let late_by = now - slot.at;
+        if late_by > n.max_delay {
+            let local = EditionRun::new(n, slot.at, EditionOutcome::Closed(EditionState::Missed));
+            let reason = format!(
+                "slot {} was {} late when the sender ran, max_delay is {}",
+                local.local,
+                human(late_by),
+                human(n.max_delay)
+            );
+            return record_missed(newsroom, n, slot.at, reason, false, opts.dry_run);
+        }
+    }
+
+    let ed = pipeline.edition_at(n, slot);
+    let mut diagnostics = pipeline.diagnostics();
+    if !ed.is_sendable() {
+        let (items, min_items) = (ed.item_count(), n.min_items.max(1));
+        if !opts.dry_run && opts.to.is_empty() {
+            let why = format!("{} (min_items {min_items})", plural(items, "item"));
+            ledger.record_skipped(&stub(n, slot.at), &why)?;
+        }
+        let mut run = EditionRun::new(n, slot.at, EditionOutcome::Skipped { items, min_items });
+        run.diagnostics = diagnostics;
+        return Ok(run);
+    }
+    if !pipeline.templates_ok() {
+        newsroom_error(&diagnostics)?;
+    }
+    let plan = plan(pipeline, &ed)?;
+    diagnostics.extend(plan.warnings.iter().cloned());
+    let mut run = if !opts.to.is_empty() {
+        let p = send_test_copies(newsroom, n, &plan, &opts.to)?;
+        let (sent, failed) = (p.sent, p.failed + p.deferred);
+        EditionRun::new(n, slot.at, EditionOutcome::Tested { sent, failed })
+    } else if opts.dry_run {
+        let outcome = EditionOutcome::Planned {
+            subject: plan.frozen.subject.clone(),
+            stats: plan.stats.clone(),
+            sections: plan.sections.clone(),
+        };
+        EditionRun::new(n, slot.at, outcome)
+    } else {
+        freeze(newsroom, n, &ed, &plan, &mut ledger)?;
+        resume(newsroom, n, &id, ledger, opts)?
+    };
+    run.diagnostics = diagnostics;
+    Ok(run)
+}
+
+fn newsroom_error(diagnostics: &Diagnostics) -> Result<()> {
+    let first = diagnostics.iter().find(|d| d.is_error());
+    Err(anyhow!(
+        "the templates have errors{}",
+        first
+            .map(|d| format!(": {}", d.headline()))
+            .unwrap_or_default()
+    ))
+}
+
+fn freeze(
+    newsroom: &Newsroom,
+    n: &Newsletter,
+    ed: &Edition,
+    plan: &Plan,
+    ledger: &mut Ledger,
+) -> Result<()> {
+    preflight(newsroom, n, ed.slot.at)?;
+    if ledger.freeze_edition(&plan.frozen, &plan.recipients)? {
+        ledger.set_stats(&ed.id, &plan.stats.to_json())?;
+        let s = &plan.stats;
+        tracing::debug!(edition = %ed.id, recipients = s.recipients, variants = s.variants, "edition frozen");
+    }
+    Ok(())
+}
+
+fn stats(ledger: &Ledger, id: &str) -> Result<PlanStats> {
+    Ok(ledger
+        .stats(id)?
+        .map(|v| PlanStats::from_json(&v))
+        .unwrap_or_default())
+}
+
+/// Delivers what is pending of a frozen edition, under its lease.
+pub fn resume(
+    newsroom: &Newsroom,
+    n: &Newsletter,
+    edition_id: &str,
+    mut ledger: Ledger,
+    opts: &Options,
+) -> Result<EditionRun> {
+    let holder = holder();
+    let stored = ledger
+        .edition(edition_id)?
+        .ok_or_else(|| anyhow!("edition {edition_id} vanished from the ledger"))?;
+    let slot_at = stored.slot_utc;
+    if let Err(other) = lease(&mut ledger, edition_id, &holder)? {
+        tracing::warn!(edition = %edition_id, "another sender is working on this edition: {other}");
+        return Ok(EditionRun::new(n, slot_at, EditionOutcome::Busy(other)));
+    }
+    let resumed = stored.state != EditionState::Frozen;
+    let stats = stats(&ledger, edition_id)?;
+    ledger.mark_sending(edition_id)?;
+    let result = deliver_frozen(newsroom, n, stored, ledger, &holder, opts);
+    // Whatever happened, let the next sender in.
+    if let Ok(mut l) = open_ledger(newsroom) {
+        let _ = l.release_lease(edition_id, &holder);
+    }
+    let run = result?;
+    if let Some(why) = &run.stopped {
+        tracing::error!(edition = %edition_id, "sending stopped: {why}");
+    }
+    let outcome = EditionOutcome::Sent {
+        run,
+        stats,
+        resumed,
+    };
+    Ok(EditionRun::new(n, slot_at, outcome))
+}
+
+/// Checks, before anything is frozen or sent, what a send needs and a person
+/// must fix: the unsubscribe secret, the From and Reply-To addresses, the
+/// DKIM key, the SMTP URL and TLS policy, the password variable. A send that
+/// cannot start must leave no trace in the ledger: a frozen edition is
+/// finished by the next run however late that is, which would defeat
+/// `max_delay`.
+pub fn preflight(newsroom: &Newsroom, n: &Newsletter, slot: DateTime<Utc>) -> Result<()> {
+    let secret = secret(newsroom)?;
+    Composer::new(newsroom, n, "preflight", secret)?;
+    if let Transport::Smtp(settings) = transport(newsroom, n, slot)? {
+        SmtpConnector::new(&settings)?;
+    }
+    Ok(())
+}
+
+/// The transport for one edition (the outbox gets a folder per edition).
+pub fn transport(newsroom: &Newsroom, n: &Newsletter, slot: DateTime<Utc>) -> Result<Transport> {
+    let d = &newsroom.config.delivery;
+    Ok(match d.transport {
+        TransportKind::Outbox => Transport::Outbox {
+            dir: d.outbox.join(&n.id).join(slot_stamp(slot, n.timezone)),
+        },
+        TransportKind::Smtp => {
+            let s = d.smtp.as_ref().ok_or_else(|| {
+                anyhow!("delivery.transport is smtp but delivery.smtp is missing")
+            })?;
+            Transport::Smtp(SmtpSettings {
+                url: s.url.clone(),
+                username: s.username.clone(),
+                password_env: s.password_env.clone(),
+                connections: s.connections,
+                rate: s.rate,
+                retries: s.retries,
+                timeout: s
+                    .timeout
+                    .to_std()
+                    .unwrap_or(std::time::Duration::from_secs(30)),
+                allow_insecure: s.allow_insecure,
+                ..SmtpSettings::default()
+            })
+        }
+    })
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// Delivers the pending and deferred recipients of a frozen edition, at
+/// most `opts.limit` of them. The caller holds the lease.
+fn deliver_frozen(
+    newsroom: &Newsroom,
+    n: &Newsletter,
+    stored: StoredEdition,
+    ledger: Ledger,
+    holder: &str,
+    opts: &Options,
+) -> Result<RunResult> {
+    let mut pending = ledger.pending(&stored.id)?;
+    let total_unsent = pending.len();
+    if let Some(l) = opts.limit {
+        pending.truncate(l);
+    }
+    let limited = pending.len() < total_unsent;
+    let composer = Arc::new(Composer::new(newsroom, n, &stored.id, secret(newsroom)?)?);
+    let transport = transport(newsroom, n, stored.slot_utc)?;
+    let stored = Arc::new(stored);
+    let jobs: Vec<Job> = pending
+        .into_iter()
+        .map(|d| {
+            let composer = Arc::clone(&composer);
+            let stored = Arc::clone(&stored);
+            Job {
+                message_id: Some(composer.message_id(&stored.id, &d.email)),
+                email: d.email.clone(),
+                message: MessageSource::Compose(Box::new(move || {
+                    let content = stored
+                        .content(&d.variant)
+                        .or_else(|| stored.content(MAIN_VARIANT))
+                        .ok_or("the frozen edition has no content for this recipient")?;
+                    composer.compose(&stored.id, content, &d.email, d.name.as_deref(), &d.fields)
+                })),
+            }
+        })
+        .collect();
+    let mut options = SendOptions::new(&stored.id, composer.envelope_from());
+    options.stop = opts.stop.clone();
+    let sink = LeasedLedger::new(ledger, &stored.id, holder, LEASE_TTL);
+    let start = Instant::now();
+    let progress = progress_reporter(&stored.id, opts.verbose);
+    let result = runtime()?.block_on(deliver(&transport, jobs, options, sink, progress));
+    let elapsed = start.elapsed();
+    let mut ledger = open_ledger(newsroom)?;
+    let (progress, stopped) = match result {
+        Ok((p, _sink)) => (p, None),
+        Err(e) => {
+            let chain: Vec<String> = anyhow::Error::from(e)
+                .chain()
+                .map(|c| c.to_string())
+                .collect();
+            (Progress::default(), Some(chain.join(": ")))
+        }
+    };
+    let counts = ledger.counts(&stored.id)?;
+    if counts.unsent() == 0 {
+        ledger.mark_complete(&stored.id)?;
+    }
+    let progress = match stopped {
+        Some(_) => Progress {
+            total: counts.total(),
+            sent: counts.sent,
+            deferred: counts.deferred,
+            failed: counts.failed,
+        },
+        None => progress,
+    };
+    Ok(RunResult {
+        progress,
+        elapsed,
+        unsent: counts.unsent(),
+        stopped,
+        limited,
+    })
+}
+
+/// Sends test copies of a plan's full edition to `to` (not recorded).
+fn send_test_copies(
+    newsroom: &Newsroom,
+    n: &Newsletter,
+    plan: &Plan,
+    to: &[String],
+) -> Result<Progress> {
+    let composer =
+        Arc::new(Composer::new(newsroom, n, &plan.frozen.id, secret(newsroom)?)?.test_copies());
+    let mut transport = transport(newsroom, n, plan.frozen.slot_utc)?;
+    if let Transport::Outbox { dir } = &mut transport {
+        *dir = dir.join("test");
+    }
+    let content = Arc::new((
+        plan.frozen.subject.clone(),
+        plan.frozen.html.clone(),
+        plan.frozen.text.clone(),
+    ));
+    let mut jobs = Vec::new();
+    for addr in to {
+        let email = audience::normalize_email(addr).map_err(|e| anyhow!("--to {addr}: {e}"))?;
+        let composer = Arc::clone(&composer);
+        let content = Arc::clone(&content);
+        let id = plan.frozen.id.clone();
+        jobs.push(Job {
+            message_id: Some(composer.message_id(&id, &email)),
+            email: email.clone(),
+            message: MessageSource::Compose(Box::new(move || {
+                let fields = [("name".to_string(), String::new())].into();
+                let (s, h, t) = (&content.0, &content.1, &content.2);
+                composer.compose(&id, (s, h, t), &email, None, &fields)
+            })),
+        });
+    }
+    let options = SendOptions::new(&plan.frozen.id, composer.envelope_from());
+    let (p, _) = runtime()?.block_on(deliver(&transport, jobs, options, Discard, |_| {}))?;
+    Ok(p)
+}
+
+/// Test copies are not deliveries: their outcomes go nowhere.
+struct Discard;
+
+impl OutcomeSink for Discard {
+    type Error = std::convert::Infallible;
+    fn record(&mut self, _: &[Outcome]) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}

@@ -1,0 +1,306 @@
+//! What templates see, as types: `site`, `newsletter`, `edition`, `sections`
+//! (with their items) and `subscriber`. `docs/templates.md` documents these
+//! fields; a test checks that every documented variable is here.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::audience::Subscriber;
+use crate::config::{Config, Newsletter, Site, Term};
+use crate::edition::{Edition, Placed};
+use crate::render::markdown::absolute_url;
+use crate::render::{Bodies, byline};
+
+/// A region or topic as templates see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct TermCtx<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+}
+
+impl<'a> From<&'a Term> for TermCtx<'a> {
+    fn from(t: &'a Term) -> Self {
+        TermCtx {
+            id: &t.id,
+            name: &t.name,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NewsletterCtx<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub from: &'a str,
+    pub reply_to: Option<&'a str>,
+    pub template: &'a str,
+}
+
+impl<'a> From<&'a Newsletter> for NewsletterCtx<'a> {
+    fn from(n: &'a Newsletter) -> Self {
+        NewsletterCtx {
+            id: &n.id,
+            name: &n.name,
+            from: &n.from,
+            reply_to: n.reply_to.as_deref(),
+            template: &n.template,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ImageCtx<'a> {
+    /// Absolute.
+    pub src: String,
+    pub alt: &'a str,
+    pub credit: Option<&'a str>,
+}
+
+/// One item as placed in the edition being rendered.
+#[derive(Debug, Clone, Serialize)]
+pub struct ItemCtx<'a> {
+    pub id: &'a str,
+    pub title: &'a str,
+    /// RFC 3339 in the site's zone.
+    pub date: String,
+    /// Where this edition places it.
+    pub region: TermCtx<'a>,
+    pub topic: TermCtx<'a>,
+    pub regions: Vec<TermCtx<'a>>,
+    pub topics: Vec<TermCtx<'a>>,
+    pub priority: i64,
+    pub summary: &'a str,
+    pub authors: &'a [String],
+    pub byline: String,
+    pub image: Option<ImageCtx<'a>>,
+    /// Absolute URL, or empty.
+    pub link: String,
+    pub tags: &'a [String],
+    pub extra: &'a serde_json::Value,
+    pub html: &'a str,
+    pub text: &'a str,
+    pub word_count: usize,
+    /// The item's file, relative to the newsroom, with `/` separators.
+    pub source: String,
+}
+
+impl<'a> ItemCtx<'a> {
+    pub fn new(cfg: &'a Config, placed: &Placed<'a>, bodies: &'a Bodies) -> ItemCtx<'a> {
+        let i = placed.item;
+        let body = bodies.get(&i.id);
+        let base = &cfg.site.base_url;
+        ItemCtx {
+            id: &i.id,
+            title: &i.title,
+            date: i.date.with_timezone(&cfg.site.timezone).to_rfc3339(),
+            region: placed.region.into(),
+            topic: placed.topic.into(),
+            regions: i
+                .regions
+                .iter()
+                .filter_map(|id| cfg.region(id))
+                .map(TermCtx::from)
+                .collect(),
+            topics: i
+                .topics
+                .iter()
+                .filter_map(|id| cfg.topic(id))
+                .map(TermCtx::from)
+                .collect(),
+            priority: i.priority,
+            summary: &i.summary,
+            authors: &i.authors,
+            byline: byline(&i.authors),
+            image: i.image.as_ref().map(|img| ImageCtx {
+                src: absolute_url(&img.src, base).unwrap_or_default(),
+                alt: &img.alt,
+                credit: img.credit.as_deref(),
+            }),
+            link: i
+                .link
+                .as_deref()
+                .and_then(|l| absolute_url(l, base))
+                .unwrap_or_default(),
+            tags: &i.tags,
+            extra: &i.extra,
+            html: body.map(|b| b.html.as_str()).unwrap_or_default(),
+            text: body.map(|b| b.text.as_str()).unwrap_or_default(),
+            word_count: body.map_or(0, |b| b.word_count),
+            source: i.source.to_string_lossy().replace('\\', "/"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SectionCtx<'a> {
+    /// `world/trade`, `world`, `trade` or `all`.
+    pub id: String,
+    /// `World · Trade`, or empty when not grouped.
+    pub title: String,
+    pub region: Option<TermCtx<'a>>,
+    pub topic: Option<TermCtx<'a>>,
+    /// The first section of its region: print the region heading once.
+    pub first_in_region: bool,
+    pub items: Vec<ItemCtx<'a>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EditionCtx<'a> {
+    /// `am-2026-11-30T0600`.
+    pub id: &'a str,
+    /// The slot in the newsletter's zone, RFC 3339.
+    pub slot: String,
+    pub lead: Option<ItemCtx<'a>>,
+    pub item_count: usize,
+    pub word_count: usize,
+    pub reading_minutes: usize,
+    /// Empty while the subject and preheader templates themselves render.
+    pub subject: String,
+    pub preheader: String,
+}
+
+/// The whole context of one rendering.
+#[derive(Debug, Clone, Serialize)]
+pub struct TemplateContext<'a> {
+    pub site: &'a Site,
+    pub newsletter: NewsletterCtx<'a>,
+    pub edition: EditionCtx<'a>,
+    pub sections: Vec<SectionCtx<'a>>,
+    pub subscriber: &'a SubscriberCtx,
+}
+
+impl<'a> TemplateContext<'a> {
+    pub fn new(
+        cfg: &'a Config,
+        edition: &'a Edition<'a>,
+        bodies: &'a Bodies,
+        subscriber: &'a SubscriberCtx,
+        words: (usize, usize),
+    ) -> TemplateContext<'a> {
+        let n = edition.newsletter;
+        let mut last_region = None;
+        let sections = edition
+            .sections
+            .iter()
+            .map(|s| {
+                let first_in_region = s.region.is_some() && s.region.map(|r| &r.id) != last_region;
+                last_region = s.region.map(|r| &r.id);
+                SectionCtx {
+                    id: s.id(),
+                    title: s.title(),
+                    region: s.region.map(TermCtx::from),
+                    topic: s.topic.map(TermCtx::from),
+                    first_in_region,
+                    items: s
+                        .items
+                        .iter()
+                        .map(|p| ItemCtx::new(cfg, p, bodies))
+                        .collect(),
+                }
+            })
+            .collect();
+        TemplateContext {
+            site: &cfg.site,
+            newsletter: n.into(),
+            edition: EditionCtx {
+                id: &edition.id,
+                slot: edition.slot.at.with_timezone(&n.timezone).to_rfc3339(),
+                lead: edition.lead().map(|p| ItemCtx::new(cfg, p, bodies)),
+                item_count: edition.item_count(),
+                word_count: words.0,
+                reading_minutes: words.1,
+                subject: String::new(),
+                preheader: String::new(),
+            },
+            sections,
+            subscriber,
+        }
+    }
+}
+
+/// The `subscriber` templates see: the recipient, a real list row in the
+/// preview, a sample during `check` and `build`. When an edition is sent,
+/// each field holds a placeholder instead (see `mail::variant`), filled in
+/// per message.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SubscriberCtx {
+    pub email: String,
+    pub name: String,
+    pub unsubscribe_url: String,
+    /// The subscriber's preferences, as region and topic ids (empty: all).
+    pub regions: Vec<String>,
+    pub topics: Vec<String>,
+    /// The list's other columns, by header.
+    #[serde(flatten)]
+    pub fields: BTreeMap<String, String>,
+}
+
+/// The address `check` and `build` render for.
+pub const SAMPLE_EMAIL: &str = "reader@example.com";
+
+impl SubscriberCtx {
+    /// The one way to make a subscriber's context: from a list row and the
+    /// row's unsubscribe link.
+    pub fn of(s: &Subscriber, unsubscribe_url: String) -> SubscriberCtx {
+        let mut fields = s.fields.clone();
+        // Columns cannot shadow the named fields (the list parser keeps
+        // them apart already; this keeps the context unambiguous).
+        for k in ["email", "name", "unsubscribe_url", "regions", "topics"] {
+            fields.remove(k);
+        }
+        SubscriberCtx {
+            email: s.email.clone(),
+            name: s.name.clone().unwrap_or_default(),
+            unsubscribe_url,
+            regions: s.regions.clone(),
+            topics: s.topics.clone(),
+            fields,
+        }
+    }
+
+    /// The sample subscriber of `check`, `build` and the preview.
+    pub fn sample(cfg: &Config) -> SubscriberCtx {
+        let s = Subscriber {
+            email: SAMPLE_EMAIL.into(),
+            name: Some("Sample Reader".into()),
+            ..Subscriber::default()
+        };
+        SubscriberCtx::of(&s, format!("{}/unsubscribe?sample=1", cfg.site.base_url))
+    }
+
+    /// Every string field by name (`email`, `name`, `unsubscribe_url` and
+    /// the columns): what a message is filled with.
+    pub fn values(&self) -> BTreeMap<String, String> {
+        let mut m = self.fields.clone();
+        m.insert("email".into(), self.email.clone());
+        m.insert("name".into(), self.name.clone());
+        m.insert("unsubscribe_url".into(), self.unsubscribe_url.clone());
+        m
+    }
+
+    /// This subscriber as a rendering for many: each field that is not empty
+    /// becomes `placeholder(field)`, each empty one stays empty, so that
+    /// `{% if subscriber.name %}` still decides per variant.
+    pub fn placeholders(&self, placeholder: impl Fn(&str) -> String) -> SubscriberCtx {
+        let p = |k: &str, v: &str| {
+            if v.is_empty() {
+                String::new()
+            } else {
+                placeholder(k)
+            }
+        };
+        SubscriberCtx {
+            email: p("email", &self.email),
+            name: p("name", &self.name),
+            unsubscribe_url: p("unsubscribe_url", &self.unsubscribe_url),
+            regions: self.regions.clone(),
+            topics: self.topics.clone(),
+            fields: self
+                .fields
+                .iter()
+                .map(|(k, v)| (k.clone(), p(k, v)))
+                .collect(),
+        }
+    }
+}
