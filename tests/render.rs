@@ -190,3 +190,107 @@ fn built_in_templates_serve_a_newsroom_without_templates() {
     );
     assert_eq!(html2, html);
 }
+
+/// The variables `docs/templates.md` documents: the context table's first
+/// column (`a.b`, then `.c` meaning `a.c`) and the backticked names of the
+/// "A **section**" and "An **item**" paragraphs.
+fn documented_variables() -> Vec<String> {
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/templates.md")).unwrap();
+    let ticked =
+        |s: &str| -> Vec<String> { s.split('`').skip(1).step_by(2).map(str::to_owned).collect() };
+    let mut out = Vec::new();
+    let context = doc.split("## Context").nth(1).unwrap();
+    let context = context.split("\n## ").next().unwrap();
+    for row in context.lines().filter(|l| l.starts_with("| `")) {
+        let first = row.split('|').nth(1).unwrap();
+        let mut prefix = String::new();
+        for name in ticked(first) {
+            if name.contains(' ') {
+                continue;
+            }
+            let full = match name.strip_prefix('.') {
+                Some(rest) => format!("{prefix}.{rest}"),
+                None => name,
+            };
+            prefix = full
+                .rsplit_once('.')
+                .map_or(full.clone(), |(p, _)| p.into());
+            out.push(full);
+        }
+    }
+    for (marker, base) in [
+        ("A **section**:", "sections.0"),
+        ("An **item**:", "sections.0.items.0"),
+    ] {
+        let para = context
+            .split(marker)
+            .nth(1)
+            .unwrap()
+            .split("\n\n")
+            .next()
+            .unwrap();
+        for name in ticked(para) {
+            let name = name.split(['{', ' ', '(', '[', '"']).next().unwrap();
+            // `group_by` is the config key the paragraph refers to, not a field.
+            let is_field = !name.is_empty()
+                && name != "group_by"
+                && name.chars().all(|c| c.is_ascii_lowercase() || c == '_');
+            if !is_field {
+                continue;
+            }
+            out.push(format!("{base}.{name}"));
+        }
+    }
+    out
+}
+
+#[test]
+fn every_documented_template_variable_is_in_the_context() {
+    use briefing::pipeline::Pipeline;
+    use briefing::render::SubscriberCtx;
+    use briefing::render::context::TemplateContext;
+
+    let n = Newsroom::fixture("basic");
+    let newsroom = briefing::config::Newsroom::load(&n.path().join("config.yaml")).unwrap();
+    let pipeline = Pipeline::open(newsroom, &briefing::content::Scope::All);
+    let cfg = pipeline.config();
+    let at = briefing::time::parse_when(AT, cfg.site.timezone).unwrap();
+    let nl = cfg.newsletter("am").unwrap();
+    let ed = pipeline.edition(nl, at).unwrap();
+    let bodies = briefing::render::Renderer::new(pipeline.newsroom())
+        .unwrap()
+        .bodies(ed.items().map(|p| p.item));
+    let mut subscriber = SubscriberCtx::sample(cfg);
+    subscriber.fields.insert("city".into(), "Denver".into());
+    let tc = TemplateContext::new(cfg, &ed, &bodies, &subscriber, (1, 1));
+    let value = serde_json::to_value(&tc).unwrap();
+
+    let documented = documented_variables();
+    assert!(documented.len() > 40, "{documented:?}");
+    for var in &documented {
+        // "other CSV columns" are whatever the list has: `city` here.
+        let var = var.replace("other CSV columns", "city");
+        let mut v = &value;
+        for part in var.split('.') {
+            v = match part.parse::<usize>() {
+                Ok(i) => &v[i],
+                Err(_) => &v[part],
+            };
+        }
+        // A key that is present but null (no Reply-To, no image) is fine;
+        // a missing one indexes as null too, so look at the parent map.
+        let (parent, key) = var.rsplit_once('.').unwrap_or(("", &var));
+        let mut p = &value;
+        for part in parent.split('.').filter(|s| !s.is_empty()) {
+            p = match part.parse::<usize>() {
+                Ok(i) => &p[i],
+                Err(_) => &p[part],
+            };
+        }
+        assert!(
+            !v.is_null() || p.get(key).is_some(),
+            "`{var}` is documented but not in the context: {value:#}"
+        );
+    }
+}
