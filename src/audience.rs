@@ -32,6 +32,18 @@ pub enum AudienceError {
         #[source]
         source: csv::Error,
     },
+    /// A suppression list that cannot be read fully is never read partly:
+    /// a line that is not an address stops the send.
+    #[error(
+        "{}:{line}: `{text}` is not an address ({problem}); fix or remove the line: a suppression list is used only when every line of it is understood",
+        path.display()
+    )]
+    Suppression {
+        path: PathBuf,
+        line: u64,
+        text: String,
+        problem: AddressProblem,
+    },
 }
 
 /// One reader, as loaded from the audience file.
@@ -143,19 +155,22 @@ impl AudienceList {
 pub struct Suppressions {
     /// Fully lower-cased normalised addresses.
     addresses: HashSet<String>,
-    /// Lines that were not valid addresses. They are still suppressed in their
-    /// lower-cased raw form (suppressing too much is harmless), but reported.
-    pub invalid: Vec<Rejected>,
 }
 
 impl Suppressions {
-    /// Whether `email` (in any case, raw or normalised) is suppressed.
+    /// Whether `email` (in any case, in any form [`parse_address`] reads) is
+    /// suppressed.
     pub fn contains(&self, email: &str) -> bool {
-        let key = match normalize_email(email) {
+        let key = match parse_address(email) {
             Ok(normalised) => normalised.to_ascii_lowercase(),
             Err(_) => email.trim().to_lowercase(),
         };
         self.addresses.contains(&key)
+    }
+
+    /// Adds an address (already normalised).
+    pub fn insert(&mut self, email: &str) {
+        self.addresses.insert(email.to_ascii_lowercase());
     }
 
     pub fn len(&self) -> usize {
@@ -173,10 +188,11 @@ pub fn load_subscribers(path: &Path) -> Result<AudienceList, AudienceError> {
     parse_subscribers(&text, path)
 }
 
-/// Reads and parses a suppression list.
+/// Reads and parses a suppression list; any line that is not an address
+/// is an error (see [`parse_suppressions`]).
 pub fn load_suppressions(path: &Path) -> Result<Suppressions, AudienceError> {
     let text = read(path)?;
-    Ok(parse_suppressions(&text, path))
+    parse_suppressions(&text, path)
 }
 
 fn read(path: &Path) -> Result<String, AudienceError> {
@@ -269,7 +285,7 @@ pub fn parse_subscribers(text: &str, path: &Path) -> Result<AudienceList, Audien
                 .push(reject(path, line, "", "empty email".to_owned()));
             continue;
         }
-        let email = match normalize_email(&raw_email) {
+        let email = match parse_address(&raw_email) {
             Ok(email) => email,
             Err(problem) => {
                 list.rejected
@@ -341,11 +357,17 @@ pub fn parse_subscribers(text: &str, path: &Path) -> Result<AudienceList, Audien
     Ok(list)
 }
 
-/// Parses a suppression list: one address per line, `#` starts a comment,
-/// blank lines are ignored. `path` is only used in reports.
-pub fn parse_suppressions(text: &str, path: &Path) -> Suppressions {
+/// Parses a suppression list: one address per line in any form
+/// [`parse_address`] reads (`a@x.org`, `<a@x.org>`, `Ana <a@x.org>`,
+/// `mailto:a@x.org`), `#` starts a comment, blank lines are ignored; a BOM
+/// and CRLF or CR line ends are fine. A line that is still not an address is
+/// an error: a list we cannot read fully must not be used partly, or the
+/// people on the lines we skipped would be mailed. `path` is only used in
+/// reports.
+pub fn parse_suppressions(text: &str, path: &Path) -> Result<Suppressions, AudienceError> {
     let mut out = Suppressions::default();
-    for (index, raw_line) in text.lines().enumerate() {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    for (index, raw_line) in text.split(['\n', '\r']).enumerate() {
         let line = raw_line
             .split_once('#')
             .map_or(raw_line, |(before, _)| before)
@@ -353,18 +375,43 @@ pub fn parse_suppressions(text: &str, path: &Path) -> Suppressions {
         if line.is_empty() {
             continue;
         }
-        match normalize_email(line) {
-            Ok(email) => {
-                out.addresses.insert(email.to_ascii_lowercase());
-            }
+        match parse_address(line) {
+            Ok(email) => out.insert(&email),
             Err(problem) => {
-                out.addresses.insert(line.to_lowercase());
-                out.invalid
-                    .push(reject(path, index as u64 + 1, line, problem.to_string()));
+                return Err(AudienceError::Suppression {
+                    path: path.to_owned(),
+                    line: line_number(text, index),
+                    text: line.to_owned(),
+                    problem,
+                });
             }
         }
     }
-    out
+    Ok(out)
+}
+
+/// The 1-based line of the `index`th piece of `text` split at CR and LF
+/// (a CRLF pair makes an empty piece, which is not a line).
+fn line_number(text: &str, index: usize) -> u64 {
+    let mut line = 1;
+    let mut piece = 0;
+    let mut chars = text.chars().peekable();
+    while piece < index {
+        match chars.next() {
+            Some('\r') if chars.peek() == Some(&'\n') => {
+                chars.next();
+                piece += 2;
+                line += 1;
+            }
+            Some('\r' | '\n') => {
+                piece += 1;
+                line += 1;
+            }
+            Some(_) => {}
+            None => break,
+        }
+    }
+    line
 }
 
 fn reject(path: &Path, line: u64, email: &str, reason: String) -> Rejected {
@@ -409,6 +456,30 @@ pub enum AddressProblem {
     InvalidDomain,
     #[error("address longer than 254 characters")]
     TooLong,
+}
+
+/// The address in what people paste into lists: `a@x.org`, `<a@x.org>`,
+/// `Ana Lima <a@x.org>`, `"Lima, Ana" <a@x.org>`, `mailto:a@x.org?subject=x`,
+/// with a BOM or surrounding spaces; then [`normalize_email`]. Used for
+/// subscriber rows and suppression lines alike, so that the same person is
+/// recognised in both.
+pub fn parse_address(raw: &str) -> Result<String, AddressProblem> {
+    let s = raw.trim_matches(|c: char| c.is_whitespace() || c == '\u{feff}');
+    if s.chars().any(char::is_control) {
+        return Err(AddressProblem::Control);
+    }
+    let s = match (s.rfind('<'), s.strip_suffix('>')) {
+        (Some(open), Some(inner)) if open < inner.len() => &inner[open + 1..],
+        _ => s,
+    };
+    let s = match s.get(..7) {
+        Some(scheme) if scheme.eq_ignore_ascii_case("mailto:") => {
+            let rest = &s[7..];
+            rest.split_once('?').map_or(rest, |(addr, _)| addr)
+        }
+        _ => s,
+    };
+    normalize_email(s)
 }
 
 /// Normalises and validates one address.
@@ -651,23 +722,68 @@ mod tests {
             "# unsubscribed via web\n\
              \n\
              Ana@Bücher.example   # asked by phone\n\
-             BOB@example.com\n\
-             not an address\n",
+             BOB@example.com\n",
             Path::new("suppressed.txt"),
-        );
-        assert_eq!(s.len(), 3);
+        )
+        .unwrap();
+        assert_eq!(s.len(), 2);
         assert!(s.contains("ana@xn--bcher-kva.example"));
         assert!(s.contains("ANA@bücher.EXAMPLE"));
         assert!(s.contains("bob@EXAMPLE.com"));
         assert!(!s.contains("carol@example.com"));
-        assert_eq!(s.invalid.len(), 1);
-        assert_eq!(s.invalid[0].line, 5);
+    }
+
+    #[test]
+    fn every_form_people_paste_is_suppressed() {
+        let text = "\u{feff}ana@example.com\r\n\
+                    <bob@example.com>\r\n\
+                    Carol Diaz <carol@example.com>\r\n\
+                    \"Diaz, Dan\" <DAN@Example.COM>\r\n\
+                    mailto:eve@example.com\r\n\
+                    MAILTO:fay@example.com?subject=unsubscribe\r\
+                    gus@bücher.example\n";
+        let s = parse_suppressions(text, Path::new("suppressed.txt")).unwrap();
+        for who in [
+            "ana@example.com",
+            "bob@example.com",
+            "carol@example.com",
+            "dan@example.com",
+            "eve@example.com",
+            "fay@example.com",
+            "gus@xn--bcher-kva.example",
+        ] {
+            assert!(s.contains(who), "{who} is not suppressed");
+        }
+        assert_eq!(s.len(), 7);
+    }
+
+    #[test]
+    fn a_line_that_is_not_an_address_fails_the_whole_list_with_its_line() {
+        for (text, line) in [
+            ("a@example.com\nnot an address\n", 2),
+            ("a@example.com\r\n\r\nb@example.com\r\nbob\r\n", 4),
+            ("a@example.com\rbob\r", 2),
+        ] {
+            let e = parse_suppressions(text, Path::new("suppressed.txt")).unwrap_err();
+            let AudienceError::Suppression { line: got, .. } = &e else {
+                panic!("{e}");
+            };
+            assert_eq!(*got, line, "{text:?}");
+            assert!(e.to_string().starts_with(&format!("suppressed.txt:{line}: ")), "{e}");
+        }
+    }
+
+    #[test]
+    fn subscriber_rows_take_the_same_forms() {
+        let list = parse("email,name\n\"Ana Lima <ana@example.com>\",Ana\nmailto:bob@example.com,Bob\n");
+        let emails: Vec<&str> = list.subscribers.iter().map(|s| s.email.as_str()).collect();
+        assert_eq!(emails, ["ana@example.com", "bob@example.com"]);
     }
 
     #[test]
     fn remove_suppressed_drops_matching_readers() {
         let mut list = parse("email\nana@example.com\nbob@example.com\n");
-        let s = parse_suppressions("ANA@example.com\n", Path::new("s.txt"));
+        let s = parse_suppressions("ANA@example.com\n", Path::new("s.txt")).unwrap();
         assert_eq!(list.remove_suppressed(&s), 1);
         assert_eq!(list.subscribers[0].email, "bob@example.com");
     }

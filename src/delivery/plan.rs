@@ -101,7 +101,6 @@ pub fn plan(pipeline: &Pipeline, edition: &Edition) -> Result<Plan> {
     if let Some(path) = &cfg.delivery.suppressions {
         let sup = audience::load_suppressions(path)
             .with_context(|| format!("cannot load the suppression list {}", path.display()))?;
-        warnings.extend(sup.invalid.iter().map(|r| rejected_diag(newsroom, r)));
         stats.suppressed = list.remove_suppressed(&sup);
     }
     warnings.extend(list.rejected.iter().map(|r| rejected_diag(newsroom, r)));

@@ -1,0 +1,84 @@
+//! Regression tests for what a careless editor or an attacker could do to a
+//! newsroom (issue "Hardening"): each reproduces a failure of an earlier
+//! briefing through the binary, as the newsroom would meet it.
+
+mod util;
+
+use std::collections::BTreeSet;
+
+use util::Newsroom;
+
+const AT: &str = "2026-11-30T08:00";
+const NOW: &str = "2026-11-30T06:01";
+const EDITION_DIR: &str = "out/outbox/am/2026-11-30T0600";
+
+/// The delivery fixture sending into the outbox, to `rows` (CSV lines after
+/// the header).
+fn outbox_room(rows: &[&str]) -> Newsroom {
+    let mut csv = String::from("email,name\n");
+    for r in rows {
+        csv.push_str(r);
+        csv.push('\n');
+    }
+    Newsroom::fixture("delivery")
+        .edit("config.yaml", "transport: smtp", "transport: outbox")
+        .write("subscribers/am.csv", &csv)
+}
+
+fn send(room: &Newsroom) -> util::Run {
+    room.run(&["send", "-n", "am", "--at", AT, "--now", NOW])
+}
+
+/// The `To:` addresses of the messages in the edition's outbox folder.
+fn mailed(room: &Newsroom) -> BTreeSet<String> {
+    let dir = room.path().join(EDITION_DIR);
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return BTreeSet::new();
+    };
+    entries
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .map(|m| {
+            let to = m.lines().find(|l| l.starts_with("To: ")).unwrap().to_owned();
+            let addr = to.rsplit('<').next().unwrap().trim_end_matches('>');
+            addr.trim_start_matches("To: ").to_ascii_lowercase()
+        })
+        .collect()
+}
+
+/// Whether `status` knows the edition (it was frozen, missed or skipped).
+fn in_ledger(room: &Newsroom) -> bool {
+    room.run(&["status"]).stdout.contains("am-2026-11-30T0600")
+}
+
+#[test]
+fn suppressions_in_every_pasted_form_are_never_mailed() {
+    let people = [
+        "ana@example.org",
+        "bob@example.org",
+        "carol@example.org",
+        "dan@example.org",
+        "eve@example.org",
+    ];
+    let mut rows: Vec<String> = people.iter().map(|p| format!("{p},")).collect();
+    rows.push("keep@example.org,Kept".into());
+    let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
+    // A BOM, CRLF line ends, angle brackets, a display name, mailto:, case.
+    let suppressed = "\u{feff}ana@example.org\r\n<bob@example.org>\r\nCarol <carol@example.org>\r\nmailto:dan@example.org\r\nEVE@Example.ORG\r\n";
+    let room = outbox_room(&rows).write("subscribers/suppressed.txt", suppressed);
+    send(&room).success().stdout_has("suppressed 5");
+    assert_eq!(mailed(&room), BTreeSet::from(["keep@example.org".to_string()]));
+}
+
+#[test]
+fn a_suppression_list_with_an_unreadable_line_stops_the_send_before_freezing() {
+    let room = outbox_room(&["ana@example.org,", "bob@example.org,"])
+        .write("subscribers/suppressed.txt", "ana@example.org\nbob at example.org\n");
+    send(&room)
+        .code(1)
+        .stderr_has("subscribers/suppressed.txt:2: `bob at example.org` is not an address");
+    assert!(mailed(&room).is_empty(), "nobody may be mailed from a list read partly");
+    assert!(!in_ledger(&room), "the edition must not be frozen");
+    // Fixed, the next run sends it.
+    let room = room.write("subscribers/suppressed.txt", "ana@example.org\nbob@example.org\n");
+    send(&room).success().stdout_has("suppressed 2");
+}
