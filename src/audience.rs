@@ -32,6 +32,12 @@ pub enum AudienceError {
         #[source]
         source: csv::Error,
     },
+    #[error(
+        "{}: column `{}` has a control or private-use character in its name; rename the column",
+        path.display(),
+        name.escape_debug()
+    )]
+    BadColumn { path: PathBuf, name: String },
     /// A suppression list that cannot be read fully is never read partly:
     /// a line that is not an address stops the send.
     #[error(
@@ -232,6 +238,16 @@ pub fn parse_subscribers(text: &str, path: &Path) -> Result<AudienceList, Audien
         .iter()
         .map(|h| h.trim_start_matches('\u{feff}').trim().to_owned())
         .collect();
+    // Column names become template variables and placeholder names.
+    if let Some(bad) = names.iter().find(|n| {
+        n.chars()
+            .any(|c| c.is_control() || ('\u{E000}'..='\u{F8FF}').contains(&c))
+    }) {
+        return Err(AudienceError::BadColumn {
+            path: path.to_owned(),
+            name: bad.clone(),
+        });
+    }
     let column = |wanted: &str| names.iter().position(|n| n.eq_ignore_ascii_case(wanted));
     let email_col = column("email").ok_or_else(|| AudienceError::MissingEmailColumn {
         path: path.to_owned(),
@@ -769,13 +785,18 @@ mod tests {
                 panic!("{e}");
             };
             assert_eq!(*got, line, "{text:?}");
-            assert!(e.to_string().starts_with(&format!("suppressed.txt:{line}: ")), "{e}");
+            assert!(
+                e.to_string()
+                    .starts_with(&format!("suppressed.txt:{line}: ")),
+                "{e}"
+            );
         }
     }
 
     #[test]
     fn subscriber_rows_take_the_same_forms() {
-        let list = parse("email,name\n\"Ana Lima <ana@example.com>\",Ana\nmailto:bob@example.com,Bob\n");
+        let list =
+            parse("email,name\n\"Ana Lima <ana@example.com>\",Ana\nmailto:bob@example.com,Bob\n");
         let emails: Vec<&str> = list.subscribers.iter().map(|s| s.email.as_str()).collect();
         assert_eq!(emails, ["ana@example.com", "bob@example.com"]);
     }

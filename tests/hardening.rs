@@ -38,7 +38,11 @@ fn mailed(room: &Newsroom) -> BTreeSet<String> {
     entries
         .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
         .map(|m| {
-            let to = m.lines().find(|l| l.starts_with("To: ")).unwrap().to_owned();
+            let to = m
+                .lines()
+                .find(|l| l.starts_with("To: "))
+                .unwrap()
+                .to_owned();
             let addr = to.rsplit('<').next().unwrap().trim_end_matches('>');
             addr.trim_start_matches("To: ").to_ascii_lowercase()
         })
@@ -66,19 +70,96 @@ fn suppressions_in_every_pasted_form_are_never_mailed() {
     let suppressed = "\u{feff}ana@example.org\r\n<bob@example.org>\r\nCarol <carol@example.org>\r\nmailto:dan@example.org\r\nEVE@Example.ORG\r\n";
     let room = outbox_room(&rows).write("subscribers/suppressed.txt", suppressed);
     send(&room).success().stdout_has("suppressed 5");
-    assert_eq!(mailed(&room), BTreeSet::from(["keep@example.org".to_string()]));
+    assert_eq!(
+        mailed(&room),
+        BTreeSet::from(["keep@example.org".to_string()])
+    );
 }
 
 #[test]
 fn a_suppression_list_with_an_unreadable_line_stops_the_send_before_freezing() {
-    let room = outbox_room(&["ana@example.org,", "bob@example.org,"])
-        .write("subscribers/suppressed.txt", "ana@example.org\nbob at example.org\n");
+    let room = outbox_room(&["ana@example.org,", "bob@example.org,"]).write(
+        "subscribers/suppressed.txt",
+        "ana@example.org\nbob at example.org\n",
+    );
     send(&room)
         .code(1)
         .stderr_has("subscribers/suppressed.txt:2: `bob at example.org` is not an address");
-    assert!(mailed(&room).is_empty(), "nobody may be mailed from a list read partly");
+    assert!(
+        mailed(&room).is_empty(),
+        "nobody may be mailed from a list read partly"
+    );
     assert!(!in_ledger(&room), "the edition must not be frozen");
     // Fixed, the next run sends it.
-    let room = room.write("subscribers/suppressed.txt", "ana@example.org\nbob@example.org\n");
+    let room = room.write(
+        "subscribers/suppressed.txt",
+        "ana@example.org\nbob@example.org\n",
+    );
     send(&room).success().stdout_has("suppressed 2");
+}
+
+/// Every message of the edition's outbox folder, parsed: (To address,
+/// subject, HTML, text).
+fn messages(room: &Newsroom) -> Vec<(String, String, String, String)> {
+    use mail_parser::MessageParser;
+    let dir = room.path().join(EDITION_DIR);
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let raw = std::fs::read(e.unwrap().path()).unwrap();
+        let m = MessageParser::default().parse(&raw).unwrap();
+        let to = m
+            .to()
+            .and_then(|a| a.first())
+            .and_then(|a| a.address())
+            .unwrap()
+            .to_owned();
+        out.push((
+            to,
+            m.subject().unwrap_or_default().to_owned(),
+            m.body_html(0).unwrap_or_default().into_owned(),
+            m.body_text(0).unwrap_or_default().into_owned(),
+        ));
+    }
+    out
+}
+
+#[test]
+fn private_use_characters_in_content_cannot_reach_the_placeholders() {
+    let (s, e) = ('\u{E000}', '\u{E001}');
+    let item = format!(
+        "---\ntitle: \"Senate passes {s}email{e} stopgap\"\ndate: 2026-11-29T18:00:00-05:00\nregion: national\ntopic: politics\npriority: 1\nsummary: \"Preview {s}unsubscribe_url{e} text\"\nlink: \"https://news.example.com/x?who={s}email{e}\"\n---\nBefore a lone {s} MARKER-AFTER-LONE and the rest {e} STILL-HERE.\n"
+    );
+    let room = outbox_room(&[
+        &format!("ana@example.org,\"Ana {s}email{e}\""),
+        "bob@example.org,Bob",
+    ])
+    .remove("templates")
+    .write("content/national/budget.md", &item);
+    send(&room).success();
+    let sent = messages(&room);
+    assert_eq!(sent.len(), 2);
+    for (to, subject, html, text) in &sent {
+        for (part, body) in [("subject", subject), ("html", html), ("text", text)] {
+            assert!(
+                !body.contains(&format!("who={to}")),
+                "{part} leaks {to} into a link: {body}"
+            );
+            assert!(
+                !body.contains(&format!("passes {to}")),
+                "{part} puts {to} in the title: {body}"
+            );
+            assert!(
+                !body.contains("Preview https://"),
+                "{part} leaks the unsubscribe link"
+            );
+        }
+        assert!(!subject.contains(to.as_str()), "{subject}");
+        for (part, body) in [("html", html), ("text", text)] {
+            assert!(
+                body.contains("MARKER-AFTER-LONE"),
+                "{part} lost the body: {body}"
+            );
+            assert!(body.contains("STILL-HERE"), "{part} lost the body: {body}");
+        }
+    }
 }

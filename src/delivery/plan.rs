@@ -14,7 +14,7 @@ use crate::config::Newsroom;
 use crate::diag::{Diagnostic, display_path};
 use crate::edition::Edition;
 use crate::ledger::{FrozenEdition, Recipient, Variant};
-use crate::mail::variant::{Fields, placeholder};
+use crate::mail::variant::{Fields, Placeholders};
 use crate::pipeline::Pipeline;
 use crate::render::SubscriberCtx;
 
@@ -126,6 +126,15 @@ pub fn plan(pipeline: &Pipeline, edition: &Edition) -> Result<Plan> {
         }
     }
 
+    // Content cannot know these marks, so it cannot forge a placeholder.
+    let marks = Placeholders::new();
+    let seal = |r: crate::render::Rendered| {
+        (
+            marks.seal(&r.subject, false),
+            marks.seal(&r.html, true),
+            marks.seal(&r.text, false),
+        )
+    };
     let mut variants: Vec<Variant> = Vec::new();
     let mut by_key: HashMap<String, Option<usize>> = HashMap::new();
     let mut recipients = Vec::new();
@@ -147,14 +156,15 @@ pub fn plan(pipeline: &Pipeline, edition: &Edition) -> Result<Plan> {
                     let ctx = SubscriberCtx {
                         regions: pref.regions.clone(),
                         topics: pref.topics.clone(),
-                        ..subscriber.placeholders(placeholder)
+                        ..subscriber.placeholders(|k| marks.mark(k))
                     };
                     let r = pipeline.render(&ed, &ctx).map_err(|d| anyhow!("{d}"))?;
+                    let (subject, html, text) = seal(r);
                     variants.push(Variant {
                         key: key.clone(),
-                        subject: r.subject,
-                        html: r.html,
-                        text: r.text,
+                        subject,
+                        html,
+                        text,
                         item_ids: ed.items().map(|p| p.item.id.clone()).collect(),
                     });
                     Some(variants.len() - 1)
@@ -192,8 +202,9 @@ pub fn plan(pipeline: &Pipeline, edition: &Edition) -> Result<Plan> {
         ..SubscriberCtx::default()
     };
     let main = pipeline
-        .render(edition, &everyone.placeholders(placeholder))
+        .render(edition, &everyone.placeholders(|k| marks.mark(k)))
         .map_err(|d| anyhow!("{d}"))?;
+    let (subject, html, text) = seal(main);
     let sections = edition
         .sections
         .iter()
@@ -210,9 +221,9 @@ pub fn plan(pipeline: &Pipeline, edition: &Edition) -> Result<Plan> {
             newsletter: n.id.clone(),
             slot_utc: edition.slot.at,
             zone: n.timezone.name().to_string(),
-            subject: main.subject,
-            html: main.html,
-            text: main.text,
+            subject,
+            html,
+            text,
             item_ids: edition.items().map(|p| p.item.id.clone()).collect(),
             variants,
         },

@@ -4,21 +4,93 @@
 //! recipient's message then only substitutes their values. Conditions on
 //! whether a field is empty (`{% if subscriber.name %}`) work, because
 //! emptiness is part of the variant; conditions on a field's value do not.
+//!
+//! Content cannot forge a placeholder: a rendering is made with
+//! [`Placeholders::mark`], which carries a random nonce nobody knows in
+//! advance, and [`Placeholders::seal`] then turns exactly those marks into
+//! the stored form and neutralises every other placeholder character that
+//! came from an item, the config or a list.
 
 use std::collections::BTreeMap;
-
-use serde_json::{Map, Value};
 
 use crate::render::escape_html_into;
 
 const START: char = '\u{E000}';
 const END: char = '\u{E001}';
 
-/// The stand-in for `field` in rendered text: two private-use characters
-/// around the name, which neither Tera, the CSS inliner nor HTML escaping
-/// touch, and which no real content contains.
+/// The stand-in for `field` in a stored rendering: two private-use
+/// characters around the name, which neither Tera, the CSS inliner nor HTML
+/// escaping touch. Only [`Placeholders::seal`] produces them.
 pub fn placeholder(field: &str) -> String {
     format!("{START}{field}{END}")
+}
+
+/// The marks one planning run renders with.
+#[derive(Debug, Clone)]
+pub struct Placeholders {
+    nonce: String,
+}
+
+impl Default for Placeholders {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Placeholders {
+    /// New marks with a fresh random nonce.
+    pub fn new() -> Placeholders {
+        let mut bytes = [0u8; 16];
+        // No randomness at all would be a broken machine; the time is still
+        // unknown to whoever wrote the content, so fall back to it.
+        if getrandom::fill(&mut bytes).is_err() {
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            bytes[..16].copy_from_slice(&t.as_nanos().to_le_bytes());
+        }
+        Placeholders {
+            nonce: hex::encode(bytes),
+        }
+    }
+
+    /// The stand-in for `field` while rendering.
+    pub fn mark(&self, field: &str) -> String {
+        format!("{START}{}:{field}{END}", self.nonce)
+    }
+
+    /// A rendering made with these marks, in its stored form: each mark
+    /// becomes [`placeholder`]`(field)`, and any other U+E000 or U+E001 (from
+    /// an item, the config or a list) becomes a character reference in HTML,
+    /// or U+FFFD in text, so that filling can never be steered by content.
+    pub fn seal(&self, rendered: &str, html: bool) -> String {
+        let mut out = String::with_capacity(rendered.len());
+        let prefix = format!("{START}{}:", self.nonce);
+        let mut rest = rendered;
+        while let Some(i) = rest.find([START, END]) {
+            out.push_str(&rest[..i]);
+            let at = &rest[i..];
+            if let Some(after) = at.strip_prefix(prefix.as_str()) {
+                if let Some(j) = after.find(END) {
+                    let field = &after[..j];
+                    if !field.contains([START, END]) {
+                        out.push_str(&placeholder(field));
+                        rest = &after[j + END.len_utf8()..];
+                        continue;
+                    }
+                }
+            }
+            let c = at.chars().next().unwrap_or(START);
+            match (html, c) {
+                (true, START) => out.push_str("&#xE000;"),
+                (true, _) => out.push_str("&#xE001;"),
+                (false, _) => out.push('\u{FFFD}'),
+            }
+            rest = &at[c.len_utf8()..];
+        }
+        out.push_str(rest);
+        out
+    }
 }
 
 /// What one recipient's message is filled with.
@@ -34,23 +106,6 @@ impl Fields {
             .map(|(k, _)| k.as_str())
             .collect()
     }
-}
-
-/// The `subscriber` value templates see when rendering a variant: each
-/// present field is a placeholder, each absent one is empty.
-pub fn subscriber_context(fields: &Fields, regions: &[String], topics: &[String]) -> Value {
-    let mut m = Map::new();
-    for (k, v) in &fields.0 {
-        let value = if v.is_empty() {
-            String::new()
-        } else {
-            placeholder(k)
-        };
-        m.insert(k.clone(), Value::String(value));
-    }
-    m.insert("regions".into(), Value::from(regions.to_vec()));
-    m.insert("topics".into(), Value::from(topics.to_vec()));
-    Value::Object(m)
 }
 
 /// Replaces every placeholder in `text` with the recipient's value,
@@ -72,6 +127,9 @@ pub fn fill(text: &str, fields: &Fields, html: bool) -> String {
                 rest = &after[j + END.len_utf8()..];
             }
             None => {
+                // Not a placeholder (sealed renderings have none like it):
+                // keep the text.
+                out.push(START);
                 rest = after;
             }
         }
@@ -113,12 +171,31 @@ mod tests {
     }
 
     #[test]
-    fn context_marks_present_fields_only() {
+    fn content_cannot_forge_a_placeholder() {
+        let marks = Placeholders::new();
+        let f = fields(&[("email", "ana@example.com")]);
+        let rendered = format!(
+            "Title \u{E000}email\u{E001} / {} / lone \u{E000} then the rest / \u{E001}",
+            marks.mark("email")
+        );
+        let text = fill(&marks.seal(&rendered, false), &f, false);
+        assert_eq!(
+            text,
+            "Title \u{FFFD}email\u{FFFD} / ana@example.com / lone \u{FFFD} then the rest / \u{FFFD}"
+        );
+        let html = fill(&marks.seal(&rendered, true), &f, true);
+        assert_eq!(
+            html,
+            "Title &#xE000;email&#xE001; / ana@example.com / lone &#xE000; then the rest / &#xE001;"
+        );
+        // Another run's marks are not this run's.
+        let other = Placeholders::new().mark("email");
+        assert!(!fill(&marks.seal(&other, false), &f, false).contains("ana@"));
+    }
+
+    #[test]
+    fn present_fields_name_the_variant() {
         let f = fields(&[("name", ""), ("email", "a@example.com")]);
-        let v = subscriber_context(&f, &["world".into()], &[]);
-        assert_eq!(v["name"], "");
-        assert_eq!(v["email"], placeholder("email"));
-        assert_eq!(v["regions"][0], "world");
         assert_eq!(f.present(), vec!["email"]);
     }
 }
