@@ -163,3 +163,25 @@ fn private_use_characters_in_content_cannot_reach_the_placeholders() {
         }
     }
 }
+
+#[test]
+fn a_deeply_nested_body_is_a_diagnostic_for_check_build_and_send() {
+    let body = format!("intro\n\n{}deep\n", "> ".repeat(12_000));
+    let item = format!(
+        "---\ntitle: Deep\ndate: 2026-11-29T19:00:00-05:00\nregion: national\ntopic: politics\n---\n{body}"
+    );
+    let room = outbox_room(&["ana@example.org,Ana"]).write("content/national/deep.md", &item);
+    room.run(&["check", "--at", AT])
+        .code(1)
+        .stderr_has("content/national/deep.md:9:1: error: the body nests more than 32 levels");
+    room.run(&["build", "--at", AT])
+        .code(1)
+        .stderr_has("deep.md:9:1");
+    let run = send(&room);
+    assert!(
+        run.code == 0 || run.code == 1,
+        "killed by a signal: {}",
+        run.stderr
+    );
+    run.stderr_has("deep.md:9:1");
+}

@@ -1,6 +1,7 @@
 //! Items: the Markdown files under `content/`. Splitting, typed front-matter
 //! with file-relative diagnostics, and loading a whole newsroom in parallel.
 
+pub mod body;
 mod front_matter;
 mod load;
 pub mod split;
@@ -10,11 +11,24 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-pub use front_matter::{ParseCtx, is_safe_url, parse_item, prescan_date};
+pub use front_matter::{ParseCtx, is_safe_url, prescan_date};
 pub use load::{
     Library, Scope, duplicate_diag, duplicate_ids, item_files, item_id, load, parse_ctx,
     read_item_text,
 };
+
+/// Parses and validates one item file's text: its front-matter (typed,
+/// positions relative to the file) and its body.
+pub fn parse_item(
+    id: &str,
+    path: &std::path::Path,
+    text: &str,
+    ctx: &ParseCtx,
+) -> Result<Item, Vec<crate::diag::Diagnostic>> {
+    let item = front_matter::parse_item(id, path, text, ctx)?;
+    body::check_nesting(&item.body, item.body_line, path, text).map_err(|d| vec![d])?;
+    Ok(item)
+}
 
 /// One briefing item, validated.
 #[derive(Debug, Clone, Serialize)]

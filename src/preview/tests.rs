@@ -384,3 +384,32 @@ fn picker_offers_the_newsletters_subscribers_without_suppressed_ones() {
         "{url}"
     );
 }
+
+#[test]
+fn a_deeply_nested_item_is_an_error_not_a_dead_preview() {
+    let (_d, mut p) = newsroom();
+    // Saved on a thread with a worker's 2 MB stack, as the preview renders.
+    let good = fs::read_to_string(path(&p, "content/city/tram-line.md")).unwrap();
+    let (head, body) = good.split_at(good.rfind("---\n").unwrap() + 4);
+    let deep = format!("{head}{}{body}", "> ".repeat(2_500));
+    fs::write(path(&p, "content/city/tram-line.md"), deep).unwrap();
+    let done = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(move || {
+            content(&mut p, &["content/city/tram-line.md"]);
+            let ds = p.diagnostics();
+            assert!(
+                ds.iter()
+                    .any(|d| d.is_error() && d.message.contains("levels")),
+                "{ds:?}"
+            );
+            subject(&p, "city")
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    assert_eq!(
+        done,
+        "City Desk: Council schedules a budget hearing for Thursday"
+    );
+}
