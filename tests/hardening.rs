@@ -185,3 +185,70 @@ fn a_deeply_nested_body_is_a_diagnostic_for_check_build_and_send() {
     );
     run.stderr_has("deep.md:9:1");
 }
+
+/// Runs `briefing ARGS`, reads the first bytes of its stdout and closes the
+/// pipe, as `| head -5` does; returns the exit code and stderr.
+fn run_into_closed_pipe(room: &Newsroom, args: &[&str]) -> (Option<i32>, String) {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = room
+        .command(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 256];
+    let mut stdout = child.stdout.take().unwrap();
+    stdout.read_exact(&mut first).unwrap();
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn printing_into_a_closed_pipe_ends_quietly() {
+    use briefing::ledger::{DeliveryState, FrozenEdition, Ledger, Outcome, Recipient};
+    let room = outbox_room(&["ana@example.org,Ana"]);
+    // An edition with 20,000 failed recipients: far more than a pipe holds.
+    let mut ledger = Ledger::open(&room.path().join("state/ledger.sqlite")).unwrap();
+    let edition = FrozenEdition {
+        id: "am-2026-11-30T0600".into(),
+        newsletter: "am".into(),
+        slot_utc: "2026-11-30T11:00:00Z".parse().unwrap(),
+        zone: "America/New_York".into(),
+        subject: "s".into(),
+        html: "h".into(),
+        text: "t".into(),
+        item_ids: vec![],
+        variants: vec![],
+    };
+    let recipients: Vec<Recipient> = (0..20_000)
+        .map(|i| Recipient {
+            email: format!("reader{i}@example.org"),
+            name: None,
+            variant: "main".into(),
+            fields: Default::default(),
+        })
+        .collect();
+    ledger.freeze_edition(&edition, &recipients).unwrap();
+    let failed: Vec<Outcome> = recipients
+        .iter()
+        .map(|r| Outcome {
+            edition_id: edition.id.clone(),
+            email: r.email.clone(),
+            state: DeliveryState::Failed,
+            attempts: 1,
+            reply: Some("550 5.1.1 no such user".into()),
+        })
+        .collect();
+    ledger.record_batch(&failed).unwrap();
+    drop(ledger);
+    for args in [
+        &["status", "--failed"][..],
+        &["schedule", "--days", "400", "--now", AT][..],
+    ] {
+        let (code, stderr) = run_into_closed_pipe(&room, args);
+        assert_eq!(code, Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
