@@ -202,7 +202,10 @@ fn run_into_closed_pipe(room: &Newsroom, args: &[&str]) -> (Option<i32>, String)
     stdout.read_exact(&mut first).unwrap();
     drop(stdout);
     let out = child.wait_with_output().unwrap();
-    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -251,4 +254,93 @@ fn printing_into_a_closed_pipe_ends_quietly() {
         assert_eq!(code, Some(0), "{args:?}: {stderr}");
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
+}
+
+/// A running `briefing preview` on a free port, killed on drop.
+struct Preview {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Preview {
+    fn start(room: &Newsroom) -> Preview {
+        use std::io::BufRead;
+        let mut child = room
+            .command(&["preview", "--port", "0", "--at", AT])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .split("127.0.0.1:")
+            .nth(1)
+            .and_then(|r| r.split('/').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no URL in {line:?}"));
+        Preview { child, port }
+    }
+
+    /// GET `path`: the status code and the body.
+    fn get(&self, path: &str) -> (u16, String) {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
+            self.port
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        let code = out
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        (code, out)
+    }
+
+    /// Resident memory of the server, in KB.
+    fn rss_kb(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+}
+
+impl Drop for Preview {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_preview_renders_only_subscribers_it_offers_and_keeps_its_memory() {
+    let room = Newsroom::fixture(".");
+    let preview = Preview::start(&room);
+    let (code, _) = preview.get("/newsletter/am");
+    assert_eq!(code, 200);
+    let (code, _) = preview.get("/newsletter/am?subscriber=leser@xn--bcher-kva.example.org");
+    assert_eq!(code, 200, "a real subscriber of the list");
+    let (code, _) = preview.get("/newsletter/am?subscriber=nobody@example.org");
+    assert_eq!(code, 404, "an id the picker does not offer");
+    let before = preview.rss_kb();
+    for i in 0..600 {
+        preview.get(&format!("/newsletter/am/email.html?subscriber=y{i}"));
+        preview.get(&format!(
+            "/newsletter/am/email.html?at=2026-11-{:02}T08:{:02}",
+            1 + i % 28,
+            i % 60
+        ));
+    }
+    let grown = preview.rss_kb().saturating_sub(before);
+    assert!(
+        grown < 40_000,
+        "the preview grew by {grown} KB over 1,200 requests"
+    );
 }

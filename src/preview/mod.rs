@@ -122,8 +122,83 @@ pub fn choices(config: &Config, newsletter: &Newsletter) -> Vec<Choice> {
     out
 }
 
+/// A rendering is cached under the newsletter, the slot and the resolved
+/// audience (a known subscriber, known region and topic ids).
 type RenderKey = (String, DateTime<Utc>, Audience);
 type RenderResult = Arc<Result<Rendered, Diagnostic>>;
+
+/// How many renderings the preview keeps (the least recently used go
+/// first): enough for every newsletter and a few subscribers, and bounded
+/// however many different URLs a page, or any web page open in the
+/// editor's browser, asks for.
+pub const RENDER_CACHE: usize = 48;
+
+/// A small least-recently-used map.
+struct Lru<K, V> {
+    map: HashMap<K, (u64, V)>,
+    tick: u64,
+    capacity: usize,
+}
+
+impl<K: std::hash::Hash + Eq + Clone, V: Clone> Lru<K, V> {
+    fn new(capacity: usize) -> Self {
+        Lru {
+            map: HashMap::new(),
+            tick: 0,
+            capacity,
+        }
+    }
+
+    fn get(&mut self, k: &K) -> Option<V> {
+        self.tick += 1;
+        let tick = self.tick;
+        self.map.get_mut(k).map(|(t, v)| {
+            *t = tick;
+            v.clone()
+        })
+    }
+
+    fn insert(&mut self, k: K, v: V) {
+        self.tick += 1;
+        self.map.insert(k, (self.tick, v));
+        while self.map.len() > self.capacity {
+            let oldest = self
+                .map
+                .iter()
+                .min_by_key(|(_, (t, _))| *t)
+                .map(|(k, _)| k.clone());
+            match oldest {
+                Some(k) => self.map.remove(&k),
+                None => break,
+            };
+        }
+    }
+
+    fn clear(&mut self) {
+        self.map.clear();
+    }
+
+    fn len(&self) -> usize {
+        self.map.len()
+    }
+}
+
+/// What a newsletter's subscriber list (and the suppression list) looked
+/// like on disk when the picker's choices were read from it.
+type ListStamp = Vec<Option<(std::time::SystemTime, u64)>>;
+
+fn list_stamp(config: &Config, n: &Newsletter) -> ListStamp {
+    [
+        n.subscribers.as_ref(),
+        config.delivery.suppressions.as_ref(),
+    ]
+    .into_iter()
+    .map(|p| {
+        let m = std::fs::metadata(p?).ok()?;
+        Some((m.modified().ok()?, m.len()))
+    })
+    .collect()
+}
 
 /// What one rebuild did, for the log and the benchmark.
 #[derive(Debug, Clone)]
@@ -151,7 +226,10 @@ pub struct Project {
     /// What rendering every newsletter at the default time reported.
     check_diags: Vec<Diagnostic>,
     /// Rendered editions for this version, by newsletter, slot and audience.
-    cache: Mutex<HashMap<RenderKey, RenderResult>>,
+    cache: Mutex<Lru<RenderKey, RenderResult>>,
+    /// The subscriber picker's choices per newsletter, read again only when
+    /// the list files change (a 50,000-row list takes a while to read).
+    choices: Mutex<HashMap<String, (ListStamp, Arc<Vec<Choice>>)>>,
     pub version: u64,
 }
 
@@ -167,7 +245,8 @@ impl Project {
             duplicates: HashMap::new(),
             config_diags: Vec::new(),
             check_diags: Vec::new(),
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(Lru::new(RENDER_CACHE)),
+            choices: Mutex::new(HashMap::new()),
             version: 0,
         };
         let r = p.apply(&Change::Config);
@@ -392,6 +471,52 @@ impl Project {
 
     fn cache_clear(&self) {
         self.cache.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.choices
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
+    /// How many renderings are cached now.
+    pub fn cached_renderings(&self) -> usize {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Whether a page may ask for `audience`: the sample or a subscriber the
+    /// picker offers, and regions and topics the config has.
+    pub fn offers(&self, n: &Newsletter, audience: &Audience) -> bool {
+        let Some(cfg) = self.newsroom().map(|nr| &nr.config) else {
+            return false;
+        };
+        let known_sub = matches!(audience.subscriber.as_str(), "" | "sample")
+            || self.choices(n).iter().any(|c| c.key == audience.subscriber);
+        known_sub
+            && audience
+                .region
+                .as_deref()
+                .is_none_or(|r| cfg.region(r).is_some())
+            && audience
+                .topic
+                .as_deref()
+                .is_none_or(|t| cfg.topic(t).is_some())
+    }
+
+    /// The picker's choices for `n`: read from the lists once, again when
+    /// a list file changes.
+    pub fn choices(&self, n: &Newsletter) -> Arc<Vec<Choice>> {
+        let Some(cfg) = self.newsroom().map(|nr| &nr.config) else {
+            return Arc::new(Vec::new());
+        };
+        let stamp = list_stamp(cfg, n);
+        let mut all = self.choices.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((s, c)) = all.get(&n.id) {
+            if *s == stamp {
+                return c.clone();
+            }
+        }
+        let fresh = Arc::new(choices(cfg, n));
+        all.insert(n.id.clone(), (stamp, fresh.clone()));
+        fresh
     }
 
     /// Every current problem, sorted as `check` prints them.
@@ -463,12 +588,29 @@ impl Project {
         let cfg = pipeline.config();
         let full = pipeline.edition(n, at)?;
         let slot = full.slot;
-        let mut offered = choices(cfg, n);
-        let picked = offered
-            .iter()
-            .position(|c| c.key == audience.subscriber)
-            .unwrap_or(0);
-        let choice = (picked < offered.len()).then(|| offered.swap_remove(picked));
+        // Only what the page can offer: a known subscriber (or the sample),
+        // known regions and topics. Anything else is not rendered, so the
+        // cache cannot be filled with made-up keys.
+        let offered = self.choices(n);
+        let choice = match audience.subscriber.as_str() {
+            "" | "sample" => offered.first().cloned(),
+            key => Some(offered.iter().find(|c| c.key == key)?.clone()),
+        };
+        if audience
+            .region
+            .as_deref()
+            .is_some_and(|r| cfg.region(r).is_none())
+            || audience
+                .topic
+                .as_deref()
+                .is_some_and(|t| cfg.topic(t).is_none())
+        {
+            return None;
+        }
+        let audience = &Audience {
+            subscriber: choice.as_ref().map(|c| c.key.clone()).unwrap_or_default(),
+            ..audience.clone()
+        };
         let (mut regions, mut topics, mut subscriber) = match choice {
             Some(c) => (c.regions, c.topics, c.subscriber),
             None => (Vec::new(), Vec::new(), SubscriberCtx::sample(cfg)),
@@ -490,8 +632,7 @@ impl Project {
                     .cache
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .get(&key)
-                    .cloned();
+                    .get(&key);
                 Some(cached.unwrap_or_else(|| {
                     let out = Arc::new(pipeline.render(shown, &subscriber));
                     self.cache

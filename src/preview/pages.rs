@@ -9,7 +9,7 @@ use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 use serde::Deserialize;
 
-use super::{Audience, EditionView, Project, choices};
+use super::{Audience, EditionView, Project};
 use crate::config::Newsletter;
 use crate::diag::{Diagnostic, Diagnostics, Severity};
 use crate::edition::{self, Edition};
@@ -421,6 +421,9 @@ pub fn edition_page(p: &Project, id: &str, q: &PageQuery, editor_url: &str) -> O
     let n = cfg.newsletter(id)?;
     let (at, at_diag) = resolve_at(p, q);
     let audience = q.audience();
+    if !p.offers(n, &audience) {
+        return None;
+    }
     let view = p.edition(n, at, &audience);
     let mut extra: Vec<Diagnostic> = at_diag.into_iter().collect();
     if let Some(Err(d)) = view.as_ref().and_then(|v| v.rendered.as_deref()) {
@@ -683,7 +686,7 @@ fn picker(p: &Project, n: &Newsletter, q: &PageQuery) -> String {
         let _ = write!(h, r#"<input type="hidden" name="at" value="{}">"#, esc(at));
     }
     h.push_str(r#"<label>Subscriber <select name="subscriber">"#);
-    for c in choices(cfg, n) {
+    for c in p.choices(n).iter() {
         let selected =
             c.key == audience.subscriber || (audience.subscriber.is_empty() && c.key == "sample");
         let _ = write!(
@@ -849,6 +852,9 @@ pub fn email_part(
     let nr = p.newsroom()?;
     let n = nr.config.newsletter(id)?;
     let (at, _) = resolve_at(p, q);
+    if !p.offers(n, &q.audience()) {
+        return None;
+    }
     let view = p.edition(n, at, &q.audience());
     let why = match &view {
         None => "No edition: the schedule has not fired before this time.".to_string(),

@@ -413,3 +413,75 @@ fn a_deeply_nested_item_is_an_error_not_a_dead_preview() {
         "City Desk: Council schedules a budget hearing for Thursday"
     );
 }
+
+#[test]
+fn renderings_are_cached_boundedly_and_only_for_what_the_page_offers() {
+    let (_d, p) = newsroom();
+    let n = p
+        .newsroom()
+        .unwrap()
+        .config
+        .newsletter("city")
+        .unwrap()
+        .clone();
+    let at = p.default_at();
+    for i in 0..200 {
+        let made_up = Audience {
+            subscriber: format!("y{i}"),
+            ..Audience::default()
+        };
+        assert!(p.edition(&n, at, &made_up).is_none(), "y{i} is nobody");
+        let region = Audience {
+            region: Some(format!("r{i}")),
+            ..Audience::default()
+        };
+        assert!(p.edition(&n, at, &region).is_none());
+    }
+    // Real requests, each for another time: the cache stays bounded.
+    for h in 0..200 {
+        let t = at - chrono::Duration::minutes(h * 7);
+        let _ = p.edition(&n, t, &Audience::default());
+    }
+    assert!(
+        p.cached_renderings() <= RENDER_CACHE,
+        "{}",
+        p.cached_renderings()
+    );
+    assert!(p.cached_renderings() > 0);
+}
+
+#[test]
+fn the_picker_reads_a_list_again_only_when_it_changes() {
+    let (d, _) = newsroom();
+    let list = d.path().join("subscribers/city.csv");
+    fs::create_dir_all(list.parent().unwrap()).unwrap();
+    fs::write(&list, "email,name\nana@example.org,Ana\n").unwrap();
+    let config = d.path().join("config.yaml");
+    let text = fs::read_to_string(&config).unwrap();
+    let text = text.replacen(
+        "  city:\n",
+        "  city:\n    subscribers: subscribers/city.csv\n",
+        1,
+    );
+    fs::write(&config, text).unwrap();
+    let (p, _) = Project::open(&fs::canonicalize(&config).unwrap(), None);
+    let n = p
+        .newsroom()
+        .unwrap()
+        .config
+        .newsletter("city")
+        .unwrap()
+        .clone();
+    assert!(n.subscribers.is_some());
+    let first = p.choices(&n);
+    assert!(
+        Arc::ptr_eq(&first, &p.choices(&n)),
+        "read again without a change"
+    );
+    let mut text = fs::read_to_string(&list).unwrap();
+    text.push_str("late.addition@example.org,Late Addition\n");
+    fs::write(&list, text).unwrap();
+    let again = p.choices(&n);
+    assert!(!Arc::ptr_eq(&first, &again));
+    assert!(again.iter().any(|c| c.key == "late.addition@example.org"));
+}
