@@ -187,6 +187,9 @@ impl<K: std::hash::Hash + Eq + Clone, V: Clone> Lru<K, V> {
 /// like on disk when the picker's choices were read from it.
 type ListStamp = Vec<Option<(std::time::SystemTime, u64)>>;
 
+/// The picker's choices per newsletter id, with the stamp they were read at.
+type ChoiceCache = HashMap<String, (ListStamp, Arc<Vec<Choice>>)>;
+
 fn list_stamp(config: &Config, n: &Newsletter) -> ListStamp {
     [
         n.subscribers.as_ref(),
@@ -229,7 +232,7 @@ pub struct Project {
     cache: Mutex<Lru<RenderKey, RenderResult>>,
     /// The subscriber picker's choices per newsletter, read again only when
     /// the list files change (a 50,000-row list takes a while to read).
-    choices: Mutex<HashMap<String, (ListStamp, Arc<Vec<Choice>>)>>,
+    choices: Mutex<ChoiceCache>,
     pub version: u64,
 }
 
