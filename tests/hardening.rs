@@ -344,3 +344,60 @@ fn the_preview_renders_only_subscribers_it_offers_and_keeps_its_memory() {
         "the preview grew by {grown} KB over 1,200 requests"
     );
 }
+
+/// The race two `send --due` lost 3 times in 21: the loser looked at the
+/// edition while the winner was sending it, and took the lease only after
+/// the winner had completed it and let go. Played here in order: the
+/// edition is complete when the loser resumes it.
+#[test]
+fn resuming_an_edition_another_sender_just_completed_is_not_an_error() {
+    use briefing::delivery::{EditionOutcome, Options};
+    let room = outbox_room(&["ana@example.org,Ana", "bob@example.org,Bob"]);
+    send(&room).success();
+    let newsroom = briefing::config::Newsroom::load(&room.path().join("config.yaml")).unwrap();
+    let n = newsroom.config.newsletter("am").unwrap();
+    let ledger = briefing::ledger::Ledger::open(&room.path().join("state/ledger.sqlite")).unwrap();
+    let run = briefing::delivery::run::resume(
+        &newsroom,
+        n,
+        "am-2026-11-30T0600",
+        ledger,
+        &Options::default(),
+    )
+    .expect("losing the race is not an error");
+    assert!(
+        matches!(run.outcome, EditionOutcome::AlreadyComplete { .. }),
+        "{:?}",
+        run.outcome
+    );
+    assert_eq!(run.outcome.exit(), briefing::exit::Exit::Ok);
+    assert_eq!(mailed(&room).len(), 2);
+}
+
+#[test]
+fn the_loser_of_two_concurrent_senders_exits_0_or_75_never_1() {
+    for round in 0..12 {
+        let rows: Vec<String> = (0..30)
+            .map(|i| format!("reader{i}@example.org,R {i}"))
+            .collect();
+        let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
+        let room = outbox_room(&rows);
+        let args = ["send", "--due", "--now", NOW];
+        // Two at once, started together.
+        let (a, b) = std::thread::scope(|s| {
+            let one = s.spawn(|| room.command(&args).output().unwrap());
+            let two = s.spawn(|| room.command(&args).output().unwrap());
+            (one.join().unwrap(), two.join().unwrap())
+        });
+        let codes = [a.status.code(), b.status.code()];
+        for (out, code) in [(&a, codes[0]), (&b, codes[1])] {
+            assert!(
+                matches!(code, Some(0) | Some(75)),
+                "round {round}: exit {code:?}\n{}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        assert_eq!(mailed(&room).len(), 30, "round {round}");
+    }
+}

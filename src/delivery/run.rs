@@ -412,13 +412,32 @@ pub fn resume(
     opts: &Options,
 ) -> Result<EditionRun> {
     let holder = holder();
-    let stored = ledger
-        .edition(edition_id)?
-        .ok_or_else(|| anyhow!("edition {edition_id} vanished from the ledger"))?;
-    let slot_at = stored.slot_utc;
+    let slot_at = match ledger.edition(edition_id)? {
+        Some(e) => e.slot_utc,
+        None => return Err(anyhow!("edition {edition_id} vanished from the ledger")),
+    };
     if let Err(other) = lease(&mut ledger, edition_id, &holder)? {
         tracing::warn!(edition = %edition_id, "another sender is working on this edition: {other}");
         return Ok(EditionRun::new(n, slot_at, EditionOutcome::Busy(other)));
+    }
+    // Read again under the lease: another sender may have finished the
+    // edition between our first look and our taking the lease. Losing that
+    // race is nothing to report.
+    let stored = ledger
+        .edition(edition_id)?
+        .ok_or_else(|| anyhow!("edition {edition_id} vanished from the ledger"))?;
+    let closed = match stored.state {
+        EditionState::Complete => Some(EditionOutcome::AlreadyComplete {
+            counts: ledger.counts(edition_id)?,
+        }),
+        state @ (EditionState::Missed | EditionState::Skipped) => {
+            Some(EditionOutcome::Closed(state))
+        }
+        EditionState::Frozen | EditionState::Sending => None,
+    };
+    if let Some(outcome) = closed {
+        let _ = ledger.release_lease(edition_id, &holder);
+        return Ok(EditionRun::new(n, slot_at, outcome));
     }
     let resumed = stored.state != EditionState::Frozen;
     let stats = stats(&ledger, edition_id)?;
