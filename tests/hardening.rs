@@ -349,6 +349,7 @@ fn the_preview_renders_only_subscribers_it_offers_and_keeps_its_memory() {
 /// edition while the winner was sending it, and took the lease only after
 /// the winner had completed it and let go. Played here in order: the
 /// edition is complete when the loser resumes it.
+// new-api
 #[test]
 fn resuming_an_edition_another_sender_just_completed_is_not_an_error() {
     use briefing::delivery::{EditionOutcome, Options};
@@ -400,4 +401,42 @@ fn the_loser_of_two_concurrent_senders_exits_0_or_75_never_1() {
         }
         assert_eq!(mailed(&room).len(), 30, "round {round}");
     }
+}
+
+#[test]
+fn an_item_with_errors_holds_back_the_edition_it_may_belong_to() {
+    let room = outbox_room(&["ana@example.org,Ana"]);
+    let good = room.read("content/national/budget.md");
+    // The lead item, with an unquoted colon in its title.
+    let broken = good.replace(
+        "title: Senate passes the stopgap budget",
+        "title: Breaking: Senate passes the stopgap budget",
+    );
+    let room = room.write("content/national/budget.md", &broken);
+    room.run(&["send", "--due", "--now", NOW])
+        .code(1)
+        .stderr_has("content/national/budget.md:2:")
+        .stdout_has("am-2026-11-30T0600: not sent: 1 item that may belong to this edition has errors (content/national/budget.md)");
+    assert!(mailed(&room).is_empty());
+    assert!(!in_ledger(&room), "a held edition is not recorded");
+    // Fixed within max_delay: the next run sends it, lead and all.
+    let room = room.write("content/national/budget.md", &good);
+    room.run(&["send", "--due", "--now", "2026-11-30T06:20"])
+        .success()
+        .stdout_has("am-2026-11-30T0600: sent 1");
+    let sent = messages(&room);
+    assert!(
+        sent[0].1.contains("Senate passes the stopgap budget"),
+        "{}",
+        sent[0].1
+    );
+}
+
+#[test]
+fn an_item_with_errors_outside_the_window_does_not_hold_the_edition() {
+    let old = "---\ntitle: Breaking: old news\ndate: 2026-10-01T09:00:00-04:00\nregion: national\ntopic: politics\n---\nOld.\n";
+    let room = outbox_room(&["ana@example.org,Ana"]).write("content/national/old.md", old);
+    room.run(&["send", "--due", "--now", NOW])
+        .success()
+        .stdout_has("sent 1");
 }

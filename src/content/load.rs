@@ -41,10 +41,33 @@ pub struct Library {
     /// Valid items, sorted by id.
     pub items: Vec<Item>,
     pub diagnostics: Diagnostics,
+    /// The files that failed, with the date their `date:` line gives when it
+    /// can be read: an edition whose window holds that date (or any edition,
+    /// when the date is unknown) may be missing a story.
+    pub broken: Vec<Broken>,
     /// How many item files were found.
     pub files: usize,
     /// How many were parsed in full.
     pub parsed: usize,
+}
+
+/// An item file that did not load.
+#[derive(Debug, Clone)]
+pub struct Broken {
+    /// As diagnostics show it.
+    pub path: PathBuf,
+    pub date: Option<DateTime<Utc>>,
+}
+
+impl Library {
+    /// The broken items that could belong in the window (start, end]: their
+    /// date falls in it, or cannot be read.
+    pub fn broken_in(&self, start: DateTime<Utc>, end: DateTime<Utc>) -> Vec<&Broken> {
+        self.broken
+            .iter()
+            .filter(|b| b.date.is_none_or(|d| d > start && d <= end))
+            .collect()
+    }
 }
 
 /// Item files under `dir`: `*.md` at any depth, skipping hidden files and
@@ -228,33 +251,36 @@ pub fn load(newsroom: &Newsroom, scope: &Scope) -> Library {
         }
     }
 
-    enum Outcome {
+    enum Loaded {
         Item(Box<Item>),
         Skipped,
-        Bad(Vec<Diagnostic>),
+        Bad(Vec<Diagnostic>, Option<DateTime<Utc>>),
     }
     let shown = |file: &Path| display_path(&newsroom.root, file);
-    let outcomes: Vec<Outcome> = files
+    let outcomes: Vec<Loaded> = files
         .par_iter()
         .enumerate()
         // Read buffers are reused from file to file: one per rayon job, a
         // handful per thread.
         .map_init(Vec::new, |buf, (i, file)| {
             if let Some(first) = duplicate_of[i] {
-                return Outcome::Bad(vec![Diagnostic::error(
-                    shown(file),
-                    format!(
-                        "duplicate item id `{}`: {} already has it (ids ignore case)",
-                        ids[i],
-                        shown(&files[first]).display()
-                    ),
-                )]);
+                return Loaded::Bad(
+                    vec![Diagnostic::error(
+                        shown(file),
+                        format!(
+                            "duplicate item id `{}`: {} already has it (ids ignore case)",
+                            ids[i],
+                            shown(&files[first]).display()
+                        ),
+                    )],
+                    None,
+                );
             }
             if let Err(e) = read_into(file, buf) {
-                return Outcome::Bad(vec![Diagnostic::error(
-                    shown(file),
-                    format!("cannot read: {e}"),
-                )]);
+                return Loaded::Bad(
+                    vec![Diagnostic::error(shown(file), format!("cannot read: {e}"))],
+                    None,
+                );
             }
             let text = match std::str::from_utf8(buf) {
                 Ok(t) => t,
@@ -263,37 +289,43 @@ pub fn load(newsroom: &Newsroom, scope: &Scope) -> Library {
                     let valid = std::str::from_utf8(&buf[..upto]).unwrap_or("");
                     let line = valid.matches('\n').count() + 1;
                     let col = valid.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-                    return Outcome::Bad(vec![Diagnostic::error(
-                        shown(file),
-                        format!("not valid UTF-8 at {line}:{col}: save the file as UTF-8"),
-                    )]);
+                    return Loaded::Bad(
+                        vec![Diagnostic::error(
+                            shown(file),
+                            format!("not valid UTF-8 at {line}:{col}: save the file as UTF-8"),
+                        )],
+                        None,
+                    );
                 }
             };
-            if let Scope::Windows(_) = scope {
-                if let Some(d) = prescan_date(text, cfg.site.timezone) {
-                    if !scope.wants(d) {
-                        return Outcome::Skipped;
-                    }
+            let date = prescan_date(text, cfg.site.timezone);
+            if let (Scope::Windows(_), Some(d)) = (scope, date) {
+                if !scope.wants(d) {
+                    return Loaded::Skipped;
                 }
             }
             match parse_item(&ids[i], &shown(file), text, &ctx) {
-                Ok(item) => Outcome::Item(Box::new(item)),
-                Err(ds) => Outcome::Bad(ds),
+                Ok(item) => Loaded::Item(Box::new(item)),
+                Err(ds) => Loaded::Bad(ds, date),
             }
         })
         .collect();
 
-    for o in outcomes {
+    for (o, file) in outcomes.into_iter().zip(&files) {
         match o {
-            Outcome::Item(i) => {
+            Loaded::Item(i) => {
                 lib.parsed += 1;
                 lib.items.push(*i);
             }
-            Outcome::Bad(ds) => {
+            Loaded::Bad(ds, date) => {
                 lib.parsed += 1;
                 lib.diagnostics.extend(ds);
+                lib.broken.push(Broken {
+                    path: shown(file),
+                    date,
+                });
             }
-            Outcome::Skipped => {}
+            Loaded::Skipped => {}
         }
     }
     lib.diagnostics.sort();

@@ -76,6 +76,10 @@ pub enum EditionOutcome {
     Closed(EditionState),
     /// Fewer than `min_items` items: recorded as skipped.
     Skipped { items: usize, min_items: usize },
+    /// Not frozen: items that may belong to it have errors (their files).
+    /// Nothing is recorded, so the next run after the fix sends it, as long
+    /// as it is within `max_delay`.
+    Held { files: Vec<String> },
     /// Another sender is working on it.
     Busy(String),
     /// `--dry-run` of an edition not started yet: what it would do.
@@ -104,6 +108,7 @@ impl EditionOutcome {
                 Exit::TempFail
             }
             EditionOutcome::Missed { first_run, .. } => Exit::failed_if(!first_run),
+            EditionOutcome::Held { .. } => Exit::Failed,
             EditionOutcome::Busy(_) => Exit::TempFail,
             EditionOutcome::Tested { failed, .. } => Exit::failed_if(*failed > 0),
             _ => Exit::Ok,
@@ -175,6 +180,13 @@ impl EditionRun {
             EditionOutcome::Skipped { items, min_items } => vec![format!(
                 "{id}: skipped: {} (min_items is {min_items})",
                 plural(*items, "item")
+            )],
+            EditionOutcome::Held { files } => vec![format!(
+                "{id}: not sent: {} that may belong to this edition {} errors ({}); fix {} and run again (it waits until max_delay)",
+                plural(files.len(), "item"),
+                if files.len() == 1 { "has" } else { "have" },
+                files.join(", "),
+                if files.len() == 1 { "it" } else { "them" },
             )],
             EditionOutcome::Busy(other) => vec![format!(
                 "{id}: another sender is working on this edition: {other}; not sending"
@@ -336,6 +348,17 @@ pub fn send(
 
     let ed = pipeline.edition_at(n, slot);
     let mut diagnostics = pipeline.diagnostics();
+    // A story with errors is never silently left out of a sent edition.
+    let broken = pipeline.library().broken_in(slot.start, slot.at);
+    if !broken.is_empty() && opts.to.is_empty() && !opts.dry_run {
+        let files = broken
+            .iter()
+            .map(|b| b.path.display().to_string())
+            .collect();
+        let mut run = EditionRun::new(n, slot.at, EditionOutcome::Held { files });
+        run.diagnostics = diagnostics;
+        return Ok(run);
+    }
     if !ed.is_sendable() {
         let (items, min_items) = (ed.item_count(), n.min_items.max(1));
         if !opts.dry_run && opts.to.is_empty() {
