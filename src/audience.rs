@@ -65,6 +65,8 @@ pub struct Subscriber {
     pub topics: Vec<String>,
     /// Every other CSV column, by header name, for templates.
     pub fields: BTreeMap<String, String>,
+    /// 1-based line of the row in its file (0 when not from a file).
+    pub line: u64,
 }
 
 /// What a reader asked for, in a canonical form: two readers with the same key
@@ -186,6 +188,30 @@ impl Suppressions {
     pub fn is_empty(&self) -> bool {
         self.addresses.is_empty()
     }
+}
+
+/// The extra columns of a subscriber list (besides email, name, regions
+/// and topics), from its header row: what templates may use as
+/// `subscriber.<column>`. Empty when the file cannot be read.
+pub fn list_columns(path: &Path) -> Vec<String> {
+    let Ok(text) = read(path) else {
+        return Vec::new();
+    };
+    let header = text.lines().next().unwrap_or("");
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(header.as_bytes());
+    let Some(Ok(row)) = reader.records().next() else {
+        return Vec::new();
+    };
+    row.iter()
+        .map(|h| h.trim_start_matches('\u{feff}').trim().to_owned())
+        .filter(|h| {
+            !["email", "name", "regions", "topics"]
+                .iter()
+                .any(|k| h.eq_ignore_ascii_case(k))
+        })
+        .collect()
 }
 
 /// Reads and parses a subscriber CSV file.
@@ -368,6 +394,7 @@ pub fn parse_subscribers(text: &str, path: &Path) -> Result<AudienceList, Audien
             regions,
             topics,
             fields,
+            line,
         });
     }
     Ok(list)
@@ -719,7 +746,7 @@ mod tests {
             name: None,
             regions: regions.iter().map(|s| s.to_string()).collect(),
             topics: topics.iter().map(|s| s.to_string()).collect(),
-            fields: BTreeMap::new(),
+            ..Subscriber::default()
         };
         let a = sub(&["us", "eu", "us"], &["tech"]);
         let b = sub(&["eu", "us"], &["tech"]);

@@ -167,7 +167,28 @@ impl Diagnostics {
             (&a.path, a.line, a.col, a.severity).cmp(&(&b.path, b.line, b.col, b.severity))
         });
     }
+
+    /// Sorts and drops exact repeats (two stages finding the same problem).
+    pub fn sort_dedup(&mut self) {
+        self.sort();
+        let mut seen = std::collections::HashSet::new();
+        self.0.retain(|d| seen.insert(d.to_string()));
+    }
 }
+
+/// A diagnostic carried as an error, for a stage whose failure is a problem
+/// in one of the newsroom's files: the command prints it as a diagnostic
+/// (file, line, the offending line and a caret), not as a bare message.
+#[derive(Debug, Clone)]
+pub struct DiagnosticError(pub Diagnostic);
+
+impl fmt::Display for DiagnosticError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl std::error::Error for DiagnosticError {}
 
 /// The closest of `candidates` to `word`, if any is close enough to be a
 /// plausible typo.

@@ -8,6 +8,7 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 use briefing::cli::{Cli, Command, LogFormat};
+use briefing::diag::DiagnosticError;
 use briefing::messages::Console;
 use briefing::{cmd, exit};
 
@@ -57,9 +58,15 @@ fn main() -> ExitCode {
     match result {
         Ok(exit) => exit.into(),
         Err(e) => {
-            // The whole cause chain: "cannot write out/am: permission denied".
-            let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
-            ctx.console.error(&chain.join(": "));
+            match e.chain().find_map(|c| c.downcast_ref::<DiagnosticError>()) {
+                // A problem in one of the newsroom's files: shown as `check` shows it.
+                Some(DiagnosticError(d)) => ctx.console.diagnostic(d),
+                // The whole cause chain: "cannot write out/am: permission denied".
+                None => {
+                    let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+                    ctx.console.error(&chain.join(": "));
+                }
+            }
             exit::of_error(&e).into()
         }
     }

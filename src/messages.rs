@@ -17,6 +17,7 @@ use crate::mail::sender::Progress;
 #[derive(Debug)]
 pub enum Message<'a> {
     Diagnostics(&'a Diagnostics),
+    Diagnostic(&'a Diagnostic),
     /// A result line.
     Summary(String),
     /// Something that failed.
@@ -59,6 +60,7 @@ impl Console {
         for m in messages {
             match m {
                 Message::Diagnostics(ds) => self.diagnostics(ds),
+                Message::Diagnostic(d) => self.diagnostic(d),
                 Message::Summary(line) => self.summary(&line),
                 Message::Error(e) => self.error(&e),
             }

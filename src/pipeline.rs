@@ -190,8 +190,8 @@ impl Pipeline {
     pub fn check(&self, at: DateTime<Utc>) -> CheckReport {
         let mut diags = self.diagnostics();
         let mut newsletters = Vec::new();
-        let subscriber = SubscriberCtx::sample(self.config());
         for n in &self.config().newsletters {
+            let subscriber = SubscriberCtx::sample_for(self.config(), n);
             let Some(ed) = self.edition(n, at) else {
                 diags.push(
                     self.newsroom

@@ -440,3 +440,54 @@ fn an_item_with_errors_outside_the_window_does_not_hold_the_edition() {
         .success()
         .stdout_has("sent 1");
 }
+
+#[test]
+fn a_subject_no_message_can_carry_is_refused_by_check_and_before_freezing() {
+    let room = outbox_room(&["ana@example.org,Ana", "bob@example.org,Bob"]);
+    let long = "Senate ".repeat(70);
+    let budget = room.read("content/national/budget.md");
+    let room = room.write(
+        "content/national/budget.md",
+        &budget.replace(
+            "title: Senate passes the stopgap budget",
+            &format!("title: {long}"),
+        ),
+    );
+    room.run(&["check", "--at", AT])
+        .code(1)
+        .stderr_has("no message of this edition can be composed: Subject is too long");
+    send(&room).code(1).stderr_has("Subject is too long");
+    assert!(mailed(&room).is_empty());
+    assert!(
+        !in_ledger(&room),
+        "nothing frozen, so a fixed item is sent on the next run"
+    );
+}
+
+#[test]
+fn a_row_whose_message_cannot_be_composed_is_skipped_not_failed() {
+    let long_name = "N".repeat(250);
+    let mut csv = String::from("email,name,city\n");
+    csv.push_str("ana@example.org,Ana,Denver\n");
+    csv.push_str(&format!("bob@example.org,{long_name},Tampa\n"));
+    csv.push_str("carol@example.org,Carol,\"Line\r\nBreak\"\n");
+    let room = outbox_room(&[]).write("subscribers/am.csv", &csv).edit(
+        "config.yaml",
+        "subject: \"{{ newsletter.name }} · {{ edition.lead.title }}\"",
+        "subject: \"{{ newsletter.name }} for {{ subscriber.city }} · {{ edition.lead.title }}\"",
+    );
+    room.run(&["check", "--at", AT])
+        .success()
+        .stderr_has("subscribers/am.csv:3: warning: bob@example.org: cannot compose a message: To name is too long")
+        .stderr_has("subscribers/am.csv:4: warning: carol@example.org: cannot compose a message: Subject contains a control character");
+    send(&room)
+        .success()
+        .stdout_has("sent 1, deferred 0, failed 0, suppressed 0, invalid 2");
+    assert_eq!(
+        mailed(&room),
+        BTreeSet::from(["ana@example.org".to_string()])
+    );
+    room.run(&["status", "--failed"])
+        .success()
+        .stdout_lacks("failed: ");
+}

@@ -761,10 +761,17 @@ fn two_concurrent_senders_send_each_message_once() {
 #[test]
 fn header_injection_never_adds_a_header() {
     // Line breaks in item titles (CR/LF and the Unicode separator), and in a
-    // subscriber's name: the items and the row are refused, the rest goes
-    // out with exactly the headers it should have.
+    // subscriber's name: the items are refused and hold the edition back
+    // (a story is never silently dropped), the rows are refused, and once
+    // the items are fixed the rest goes out with exactly the headers it
+    // should have.
     let sink = SmtpSink::start(&[]);
-    let room = newsroom(&sink)
+    let room = newsroom(&sink);
+    let (budget, chips) = (
+        room.read("content/national/budget.md"),
+        room.read("content/national/chips.md"),
+    );
+    let room = room
         .edit(
             "content/national/budget.md",
             "title: Senate passes the stopgap budget",
@@ -783,11 +790,17 @@ fn header_injection_never_adds_a_header() {
              bo@example.org,\"Bo\u{2028}Bcc: victim@example.org\",,,\n\
              cy@example.org,Cy,,,\n",
         );
-    let run = send(&room, &[]);
-    run.success()
-        .stdout_has("sent 2, deferred 0, failed 0")
+    send(&room, &[])
+        .code(1)
+        .stdout_has("not sent: 2 items that may belong to this edition have errors")
         .stderr_has("content/national/budget.md:2:8: error: `title` contains a line break")
         .stderr_has("content/national/chips.md:2:8: error: `title` contains a line break");
+    assert!(sink.received().is_empty());
+    let room = room
+        .write("content/national/budget.md", &budget)
+        .write("content/national/chips.md", &chips);
+    let run = send(&room, &[]);
+    run.success().stdout_has("sent 2, deferred 0, failed 0");
     assert_eq!(summary_count(&run.stdout, "invalid"), 2);
     let got = sink.received();
     let rcpts: BTreeSet<&str> = got.iter().map(|d| d.rcpt.as_str()).collect();
@@ -798,7 +811,7 @@ fn header_injection_never_adds_a_header() {
         assert!(!text.contains("victim@"), "{text}");
         assert_eq!(
             items_in(&normalise(&parse(dump).body_text(0).unwrap())),
-            ["world/summit", "world/tariffs"]
+            ALL_ITEMS
         );
     }
 

@@ -32,7 +32,6 @@ pub fn run(ctx: &Ctx, args: &BuildArgs) -> Result<Exit> {
         ctx.console.diagnostics(&diags);
         return Ok(Exit::Failed);
     }
-    let subscriber = SubscriberCtx::sample(cfg);
     // Loaded in full only if some edition comes out short and we look for a better --at.
     let mut everything: Option<Vec<Item>> = None;
     let mut failed = false;
@@ -64,7 +63,7 @@ pub fn run(ctx: &Ctx, args: &BuildArgs) -> Result<Exit> {
             ));
             continue;
         }
-        match pipeline.render(&ed, &subscriber) {
+        match pipeline.render(&ed, &SubscriberCtx::sample_for(cfg, n)) {
             Ok(r) => {
                 diags.extend(pipeline.size_warnings(n, &r));
                 let dir = args

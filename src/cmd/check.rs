@@ -6,6 +6,7 @@ use anyhow::Result;
 use super::{Ctx, parse_at};
 use crate::cli::CheckArgs;
 use crate::content::Scope;
+use crate::delivery::plan::check_audiences;
 use crate::exit::Exit;
 use crate::messages::plural;
 use crate::pipeline::{Checked, Pipeline};
@@ -14,7 +15,10 @@ pub fn run(ctx: &Ctx, args: &CheckArgs) -> Result<Exit> {
     let newsroom = ctx.newsroom()?;
     let at = parse_at("--at", args.at.as_deref(), &newsroom.config)?;
     let pipeline = Pipeline::open(newsroom, &Scope::All);
-    let report = pipeline.check(at);
+    let mut report = pipeline.check(at);
+    // What composing each recipient's message would refuse, found now.
+    report.diagnostics.extend(check_audiences(&pipeline, at));
+    report.diagnostics.sort_dedup();
     let diags = &report.diagnostics;
     ctx.console.diagnostics(diags);
     for (id, checked) in &report.newsletters {

@@ -9,7 +9,7 @@ use chrono::Utc;
 use lettre::message::Mailbox;
 
 use crate::config::{Newsletter, Newsroom, TransportKind};
-use crate::mail::message::{DkimSigner, MessageSpec, compose, message_id};
+use crate::mail::message::{DkimSigner, MessageSpec, check_headers, compose, message_id};
 use crate::mail::sender::BoxError;
 use crate::mail::token::{DEV_SECRET, unsubscribe_url};
 use crate::mail::variant::{Fields, fill};
@@ -130,33 +130,67 @@ impl Composer {
         name: Option<&str>,
         fields: &BTreeMap<String, String>,
     ) -> Result<Vec<u8>, BoxError> {
+        let spec = self.spec(edition_id, content, email, name, fields, true)?;
+        Ok(compose(&spec, self.dkim.as_ref())?)
+    }
+
+    /// Whether this recipient's message would compose: every header-bound
+    /// value (the subject as filled in, the name, the address, the
+    /// unsubscribe link) is checked, the bodies are not built. Planning runs
+    /// it for every recipient, so that sending never meets a message it
+    /// cannot make.
+    pub fn check(
+        &self,
+        edition_id: &str,
+        subject: &str,
+        email: &str,
+        name: Option<&str>,
+        fields: &BTreeMap<String, String>,
+    ) -> Result<(), String> {
+        let spec = self
+            .spec(edition_id, (subject, "", ""), email, name, fields, false)
+            .map_err(|e| e.to_string())?;
+        check_headers(&spec).map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    fn spec(
+        &self,
+        edition_id: &str,
+        (subject, html, text): (&str, &str, &str),
+        email: &str,
+        name: Option<&str>,
+        fields: &BTreeMap<String, String>,
+        bodies: bool,
+    ) -> Result<MessageSpec, BoxError> {
         let unsubscribe_url =
             unsubscribe_url(&self.unsubscribe, &self.newsletter, email, &self.secret)?;
         let mut f = fields.clone();
         f.insert("unsubscribe_url".into(), unsubscribe_url.clone());
         f.insert("email".into(), email.to_string());
         let f = Fields(f);
-        let (subject, html, text) = content;
         // Built from its parts, so that lettre quotes or encodes the name as
         // needed: "Lima, Ana" or "Ana <3" are names, not address syntax.
         let to = Mailbox::new(
             name.filter(|n| !n.is_empty()).map(str::to_owned),
             email.parse::<lettre::Address>()?,
         );
-        let spec = MessageSpec {
+        let (text, html) = match bodies {
+            true => (fill(text, &f, false), fill(html, &f, true)),
+            false => (String::new(), String::new()),
+        };
+        Ok(MessageSpec {
             from: self.from.clone(),
             to,
             reply_to: self.reply_to.clone(),
             subject: format!("{}{}", self.subject_prefix, fill(subject, &f, false)),
-            text: fill(text, &f, false),
-            html: fill(html, &f, true),
+            text,
+            html,
             message_id: self.message_id(edition_id, email),
             list_id: self.list_id.clone(),
             unsubscribe_url,
             unsubscribe_mailto: self.unsubscribe_mailto.clone(),
             feedback_id: self.feedback_id.clone(),
             date: Utc::now(),
-        };
-        Ok(compose(&spec, self.dkim.as_ref())?)
+        })
     }
 }

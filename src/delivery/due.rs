@@ -13,6 +13,7 @@ use chrono::{DateTime, Duration, Utc};
 use super::run::{EditionRun, Options, open_ledger, record_missed, resume, send};
 use crate::config::{Newsletter, Newsroom};
 use crate::content::Scope;
+use crate::diag::DiagnosticError;
 use crate::edition::{Slot, window_start};
 use crate::exit::Exit;
 use crate::ledger::{EditionState, EditionSummary};
@@ -70,12 +71,14 @@ impl DueReport {
                 }
                 Err(e) => {
                     acted = true;
-                    let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
-                    out.push(Message::Error(format!(
-                        "{}: {}",
-                        n.newsletter,
-                        chain.join(": ")
-                    )));
+                    match e.chain().find_map(|c| c.downcast_ref::<DiagnosticError>()) {
+                        Some(DiagnosticError(d)) => out.push(Message::Diagnostic(d)),
+                        None => {
+                            let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+                            let line = format!("{}: {}", n.newsletter, chain.join(": "));
+                            out.push(Message::Error(line));
+                        }
+                    }
                 }
             }
         }

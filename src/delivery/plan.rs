@@ -9,14 +9,16 @@ use std::collections::HashMap;
 use anyhow::{Context as _, Result, anyhow};
 use serde::{Deserialize, Serialize};
 
+use super::compose::Composer;
 use crate::audience::{self, PreferenceKey};
 use crate::config::Newsroom;
-use crate::diag::{Diagnostic, display_path};
+use crate::diag::{Diagnostic, DiagnosticError, display_path};
 use crate::edition::Edition;
 use crate::ledger::{FrozenEdition, Recipient, Variant};
 use crate::mail::variant::{Fields, Placeholders};
 use crate::pipeline::Pipeline;
 use crate::render::SubscriberCtx;
+use crate::render::context::SAMPLE_EMAIL;
 
 /// What planning an edition counted (stored with the frozen edition).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -135,6 +137,39 @@ pub fn plan(pipeline: &Pipeline, edition: &Edition) -> Result<Plan> {
             marks.seal(&r.text, false),
         )
     };
+    // The main rendering: the whole edition with every field filled in, the
+    // copy `status` and test copies show. What no recipient's message could
+    // carry (a subject over the header limit, say) stops the edition here.
+    let everyone = SubscriberCtx {
+        email: "-".into(),
+        name: "-".into(),
+        unsubscribe_url: "-".into(),
+        fields: (audience::list_columns(list_path).into_iter())
+            .map(|c| (c, "-".to_string()))
+            .collect(),
+        ..SubscriberCtx::default()
+    };
+    let main = pipeline
+        .render(edition, &everyone.placeholders(|k| marks.mark(k)))
+        .map_err(DiagnosticError)?;
+    let (subject, html, text) = seal(main);
+    // The secret only changes the token's value, not its form: checks run
+    // without it, so that `check` and `--dry-run` need none.
+    let composer = Composer::new(newsroom, n, &edition.id, b"plan".to_vec())?;
+    composer
+        .check(
+            &edition.id,
+            &subject,
+            SAMPLE_EMAIL,
+            None,
+            &everyone.values(),
+        )
+        .map_err(|m| {
+            anyhow!(
+                "newsletter `{}`: no message of this edition can be composed: {m}",
+                n.id
+            )
+        })?;
     let mut variants: Vec<Variant> = Vec::new();
     let mut by_key: HashMap<String, Option<usize>> = HashMap::new();
     let mut recipients = Vec::new();
@@ -158,7 +193,7 @@ pub fn plan(pipeline: &Pipeline, edition: &Edition) -> Result<Plan> {
                         topics: pref.topics.clone(),
                         ..subscriber.placeholders(|k| marks.mark(k))
                     };
-                    let r = pipeline.render(&ed, &ctx).map_err(|d| anyhow!("{d}"))?;
+                    let r = pipeline.render(&ed, &ctx).map_err(DiagnosticError)?;
                     let (subject, html, text) = seal(r);
                     variants.push(Variant {
                         key: key.clone(),
@@ -177,6 +212,25 @@ pub fn plan(pipeline: &Pipeline, edition: &Edition) -> Result<Plan> {
             stats.empty += 1;
             continue;
         };
+        // One row the message cannot be made for is skipped and reported,
+        // never a failure in the middle of sending.
+        if let Err(m) = composer.check(
+            &edition.id,
+            &variants[i].subject,
+            &s.email,
+            s.name.as_deref(),
+            &fields.0,
+        ) {
+            stats.invalid += 1;
+            stats.listed -= 1;
+            let mut d = Diagnostic::warning(
+                display_path(&newsroom.root, list_path),
+                format!("{}: cannot compose a message: {m} (row skipped)", s.email),
+            );
+            d.line = s.line as usize;
+            warnings.push(d);
+            continue;
+        }
         let ed_items = &variants[i].item_ids;
         for sec in &edition.sections {
             if sec.items.iter().any(|p| ed_items.contains(&p.item.id)) {
@@ -193,18 +247,6 @@ pub fn plan(pipeline: &Pipeline, edition: &Edition) -> Result<Plan> {
     stats.recipients = recipients.len();
     stats.variants = variants.len();
 
-    // The main rendering: the whole edition with every field filled in, the
-    // copy `status` and test copies show.
-    let everyone = SubscriberCtx {
-        email: "-".into(),
-        name: "-".into(),
-        unsubscribe_url: "-".into(),
-        ..SubscriberCtx::default()
-    };
-    let main = pipeline
-        .render(edition, &everyone.placeholders(|k| marks.mark(k)))
-        .map_err(|d| anyhow!("{d}"))?;
-    let (subject, html, text) = seal(main);
     let sections = edition
         .sections
         .iter()
@@ -232,4 +274,43 @@ pub fn plan(pipeline: &Pipeline, edition: &Edition) -> Result<Plan> {
         sections,
         warnings,
     })
+}
+
+/// What `check` learns by planning each newsletter's edition at `at` as a
+/// send would: subscriber rows that would be skipped (warnings), and what
+/// would stop the send before freezing (errors): an unreadable list or
+/// suppression list, a message no recipient could get.
+pub fn check_audiences(pipeline: &Pipeline, at: chrono::DateTime<chrono::Utc>) -> Vec<Diagnostic> {
+    let newsroom = pipeline.newsroom();
+    let mut out = Vec::new();
+    for n in &newsroom.config.newsletters {
+        if n.subscribers.is_none() {
+            continue;
+        }
+        let Some(ed) = pipeline.edition(n, at).filter(|e| e.is_sendable()) else {
+            continue;
+        };
+        match plan(pipeline, &ed) {
+            Ok(p) => out.extend(p.warnings),
+            Err(e) => out.push(plan_error(newsroom, n, &e)),
+        }
+    }
+    out
+}
+
+/// A planning error as a diagnostic: at the suppression list's line when
+/// that is what failed, else at the newsletter's `subscribers:` key.
+fn plan_error(newsroom: &Newsroom, n: &crate::config::Newsletter, e: &anyhow::Error) -> Diagnostic {
+    if let Some(DiagnosticError(d)) = e.chain().find_map(|c| c.downcast_ref::<DiagnosticError>()) {
+        return d.clone();
+    }
+    if let Some(audience::AudienceError::Suppression { path, line, .. }) = e
+        .chain()
+        .find_map(|c| c.downcast_ref::<audience::AudienceError>())
+    {
+        let mut d = Diagnostic::error(display_path(&newsroom.root, path), format!("{e:#}"));
+        d.line = *line as usize;
+        return d;
+    }
+    newsroom.config_diag(&["newsletters", &n.id, "subscribers"], format!("{e:#}"))
 }

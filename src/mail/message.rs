@@ -118,11 +118,17 @@ pub fn compose(spec: &MessageSpec, dkim: Option<&DkimSigner>) -> Result<Vec<u8>,
     Ok(build_message(spec, dkim)?.formatted())
 }
 
-/// Composes the message as a lettre [`Message`] (signed when `dkim` is given).
-pub fn build_message(
-    spec: &MessageSpec,
-    dkim: Option<&DkimSigner>,
-) -> Result<Message, MessageError> {
+/// The headers of a message, checked: everything composing can refuse
+/// besides the bodies. Planning runs it for every recipient before an
+/// edition is frozen, so no message fails to compose once sending starts.
+pub struct CheckedHeaders {
+    list_id: HeaderValue,
+    unsubscribe: String,
+    feedback_id: Option<String>,
+}
+
+/// Checks every header-bound value of `spec` (names, subject, ids, URLs).
+pub fn check_headers(spec: &MessageSpec) -> Result<CheckedHeaders, MessageError> {
     check_mailbox("From name", &spec.from)?;
     check_mailbox("To name", &spec.to)?;
     if let Some(reply_to) = &spec.reply_to {
@@ -130,14 +136,30 @@ pub fn build_message(
     }
     check_header_text("Subject", &spec.subject, MAX_SUBJECT_LEN)?;
     check_message_id(&spec.message_id)?;
-    let list_id = list_id_header(&spec.list_id)?;
-    let unsubscribe =
-        list_unsubscribe_value(&spec.unsubscribe_url, spec.unsubscribe_mailto.as_deref())?;
-    let feedback_id = spec
-        .feedback_id
-        .as_deref()
-        .map(feedback_id_value)
-        .transpose()?;
+    Ok(CheckedHeaders {
+        list_id: list_id_header(&spec.list_id)?,
+        unsubscribe: list_unsubscribe_value(
+            &spec.unsubscribe_url,
+            spec.unsubscribe_mailto.as_deref(),
+        )?,
+        feedback_id: spec
+            .feedback_id
+            .as_deref()
+            .map(feedback_id_value)
+            .transpose()?,
+    })
+}
+
+/// Composes the message as a lettre [`Message`] (signed when `dkim` is given).
+pub fn build_message(
+    spec: &MessageSpec,
+    dkim: Option<&DkimSigner>,
+) -> Result<Message, MessageError> {
+    let CheckedHeaders {
+        list_id,
+        unsubscribe,
+        feedback_id,
+    } = check_headers(spec)?;
 
     // Derived from the Message-ID so output is reproducible. "=_" cannot occur
     // in quoted-printable or base64 text; 7bit parts are checked below.

@@ -73,7 +73,7 @@ pub fn choices(config: &Config, newsletter: &Newsletter) -> Vec<Choice> {
     let mut out = vec![Choice {
         key: "sample".into(),
         label: "Sample subscriber (reader@example.com)".into(),
-        subscriber: SubscriberCtx::sample(config),
+        subscriber: SubscriberCtx::sample_for(config, newsletter),
         regions: Vec::new(),
         topics: Vec::new(),
     }];
@@ -616,7 +616,7 @@ impl Project {
         };
         let (mut regions, mut topics, mut subscriber) = match choice {
             Some(c) => (c.regions, c.topics, c.subscriber),
-            None => (Vec::new(), Vec::new(), SubscriberCtx::sample(cfg)),
+            None => (Vec::new(), Vec::new(), SubscriberCtx::sample_for(cfg, n)),
         };
         regions.extend(audience.region.iter().cloned());
         topics.extend(audience.topic.iter().cloned());

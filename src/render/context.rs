@@ -269,6 +269,18 @@ impl SubscriberCtx {
         SubscriberCtx::of(&s, format!("{}/unsubscribe?sample=1", cfg.site.base_url))
     }
 
+    /// The sample subscriber for newsletter `n`: with the list's extra
+    /// columns present and empty, so templates that print them render.
+    pub fn sample_for(cfg: &Config, n: &Newsletter) -> SubscriberCtx {
+        let mut s = SubscriberCtx::sample(cfg);
+        if let Some(list) = &n.subscribers {
+            for c in crate::audience::list_columns(list) {
+                s.fields.entry(c).or_default();
+            }
+        }
+        s
+    }
+
     /// Every string field by name (`email`, `name`, `unsubscribe_url` and
     /// the columns): what a message is filled with.
     pub fn values(&self) -> BTreeMap<String, String> {
