@@ -1,5 +1,5 @@
 //! Planning an edition's audience: who gets it (the newsletter's list minus
-//! suppressed and invalid rows and readers whose preferences leave nothing),
+//! suppressed and invalid rows and subscribers whose preferences leave nothing),
 //! and which rendering each recipient gets. An edition is rendered once per
 //! *variant* (a preference set plus which fields are filled in), with
 //! placeholders where each recipient's values go.
@@ -54,7 +54,7 @@ pub struct SectionPlan {
     pub id: String,
     pub title: String,
     pub items: usize,
-    pub readers: usize,
+    pub recipients: usize,
 }
 
 /// An edition ready to freeze: its renderings and its audience.
@@ -109,7 +109,7 @@ pub fn plan(pipeline: &Pipeline, edition: &Edition) -> Result<Plan> {
     stats.listed = list.subscribers.len() + stats.suppressed;
 
     // Unknown preference ids are a list problem, not a reason to drop the
-    // reader: they are reported and ignored.
+    // subscriber: they are reported and ignored.
     for s in &mut list.subscribers {
         for (ids, known, what) in [
             (&mut s.regions, &cfg.regions, "region"),
@@ -173,7 +173,7 @@ pub fn plan(pipeline: &Pipeline, edition: &Edition) -> Result<Plan> {
     let mut variants: Vec<Variant> = Vec::new();
     let mut by_key: HashMap<String, Option<usize>> = HashMap::new();
     let mut recipients = Vec::new();
-    let mut section_readers: HashMap<String, usize> = HashMap::new();
+    let mut section_recipients: HashMap<String, usize> = HashMap::new();
     for s in &list.subscribers {
         let pref = s.preference_key();
         // The unsubscribe link depends on the secret: it is filled in per
@@ -234,7 +234,7 @@ pub fn plan(pipeline: &Pipeline, edition: &Edition) -> Result<Plan> {
         let ed_items = &variants[i].item_ids;
         for sec in &edition.sections {
             if sec.items.iter().any(|p| ed_items.contains(&p.item.id)) {
-                *section_readers.entry(sec.id()).or_default() += 1;
+                *section_recipients.entry(sec.id()).or_default() += 1;
             }
         }
         recipients.push(Recipient {
@@ -254,7 +254,7 @@ pub fn plan(pipeline: &Pipeline, edition: &Edition) -> Result<Plan> {
             id: s.id(),
             title: s.title(),
             items: s.items.len(),
-            readers: section_readers.get(&s.id()).copied().unwrap_or(0),
+            recipients: section_recipients.get(&s.id()).copied().unwrap_or(0),
         })
         .collect();
     Ok(Plan {

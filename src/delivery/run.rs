@@ -215,8 +215,8 @@ impl EditionRun {
                         &sec.title
                     };
                     out.push(format!(
-                        "  {title:<28} {:>3} items  {:>6} readers",
-                        sec.items, sec.readers
+                        "  {title:<28} {:>3} items  {:>6} recipients",
+                        sec.items, sec.recipients
                     ));
                 }
                 out
