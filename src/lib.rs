@@ -12,6 +12,7 @@ pub mod content;
 pub mod delivery;
 pub mod diag;
 pub mod edition;
+pub mod inbound;
 pub mod ledger;
 pub mod mail;
 pub mod preview;
