@@ -206,7 +206,11 @@ impl Report {
         let ev = &self.evidence;
         let identified = ev.tag.is_some() || !ev.message_ids.is_empty();
         let not_ours = !identified && ev.foreign_message_id.is_some();
-        let untagged = policy.require_tag && ev.tag.is_none();
+        // A tag that does not verify, and none that does: a forgery, or a
+        // message signed with a secret retired long ago. Either way nothing
+        // vouches for the recipient it names.
+        let forged = ev.tag.is_none() && ev.unverified_tag.is_some();
+        let untagged = (policy.require_tag && ev.tag.is_none()) || forged;
         match self.kind {
             Kind::Bounce => {
                 if not_ours || untagged {
@@ -839,6 +843,38 @@ mod tests {
         let raw = b"From: ana@example.org\r\nTo: unsubscribe@news.example.com\r\nAuto-Submitted: auto-replied\r\nSubject: Out of office\r\n\r\nAway.\r\n";
         let r = classify(raw, &ctx());
         assert_eq!((r.kind, r.decision), (Kind::AutoReply, Decision::Ignore));
+    }
+
+    #[test]
+    fn a_forged_tag_suppresses_nobody() {
+        let raw = dsn(
+            "bounces+7-16-aaaaaaaaaaaaaaaa@news.example.com",
+            "5.1.1",
+            "failed",
+            "smtp; 550 5.1.1 user unknown",
+            "",
+        );
+        let r = classify(&raw, &ctx());
+        assert_eq!(r.kind, Kind::Bounce);
+        assert_eq!(
+            r.evidence.unverified_tag.as_deref(),
+            Some("7-16-aaaaaaaaaaaaaaaa")
+        );
+        assert_eq!(r.decision, Decision::Ignore);
+        // The same report with the tag signed by the previous secret counts.
+        let mut c = ctx();
+        c.secrets.push(b"previous".to_vec());
+        let old = tag::encode(7, 16, b"previous");
+        let raw = dsn(
+            &format!("bounces+{old}@news.example.com"),
+            "5.1.1",
+            "failed",
+            "smtp; 550 5.1.1 user unknown",
+            "",
+        );
+        let r = classify(&raw, &c);
+        assert_eq!(r.evidence.tag.as_ref().map(|t| t.secret_index), Some(1));
+        assert_eq!(r.decision, Decision::Suppress);
     }
 
     #[test]

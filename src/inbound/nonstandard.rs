@@ -591,12 +591,17 @@ fn gmail_reply(text: &str, lower: &str) -> Option<String> {
     ]
     .into_iter()
     .find(|m| lower.contains(m))?;
-    let lines = lines_after(text, lower, marker)?;
+    let at = lower.find(marker)? + marker.len();
+    let rest = text.get(at..)?;
     let mut d = String::new();
-    for l in lines
-        .skip_while(|l| l.trim().is_empty())
-        .take_while(|l| !l.trim().is_empty())
-    {
+    // The reply may follow the marker on its line (older Gmail) or start
+    // on the next one.
+    let mut lines = rest.lines();
+    let first = lines.next().unwrap_or_default();
+    push_diag(&mut d, first);
+    let on_marker_line = !d.is_empty();
+    let paragraph = lines.skip_while(|l| !on_marker_line && l.trim().is_empty());
+    for l in paragraph.take_while(|l| !l.trim().is_empty()) {
         push_diag(&mut d, l);
     }
     (!d.is_empty()).then_some(d)
@@ -830,7 +835,12 @@ pub fn ses_json(body: &str) -> Option<Ses> {
     if !body.starts_with('{') {
         return None;
     }
-    let mut v: serde_json::Value = serde_json::from_str(body).ok()?;
+    // An SNS "email" subscription appends an unsubscribe footer after the
+    // JSON: read the first value and ignore what follows.
+    let mut v: serde_json::Value = serde_json::Deserializer::from_str(body)
+        .into_iter()
+        .next()?
+        .ok()?;
     // SNS wraps the notification as a JSON string in "Message".
     if let Some(inner) = v.get("Message").and_then(|m| m.as_str()) {
         v = serde_json::from_str(inner).ok()?;
@@ -1073,6 +1083,18 @@ mod tests {
         assert!(f.diagnostic.starts_with("550 5.1.1"));
 
         let f = one(
+            "Delivery to the following recipient failed permanently:\n\n     old@example.org\n\n\
+             Technical details of permanent failure:\nGoogle tried to deliver your message, but it was rejected by the recipient domain. \
+             The error that the other server returned was: 550 550 5.1.1 <old@example.org>... User unknown (state 14).\n\n\
+             ----- Original message -----\n",
+            "gmail",
+        );
+        assert_eq!(
+            f.diagnostic,
+            "550 550 5.1.1 <old@example.org>... User unknown (state 14)."
+        );
+
+        let f = one(
             "** Address not found **\n\n\
              Your message wasn't delivered to nobody@example.com because the address couldn't be found, or is unable to receive mail.\n\n\
              The response from the remote server was:\n550 5.1.1 The email account that you tried to reach does not exist.\n",
@@ -1189,6 +1211,10 @@ mod tests {
                 feedback_type: Some("abuse".into())
             })
         );
+        let with_footer = format!(
+            "{bounce}\n\n--\nIf you wish to stop receiving notifications from this topic, please click"
+        );
+        assert!(matches!(ses_json(&with_footer), Some(Ses::Bounce(_))));
         assert_eq!(ses_json("{not json"), None);
         assert_eq!(ses_json(r#"{"notificationType":"Other"}"#), None);
         assert_eq!(ses_json("plain text"), None);
