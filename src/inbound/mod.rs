@@ -140,7 +140,8 @@ pub struct Recipient {
     /// A failure that means the address is dead.
     pub hard: bool,
     pub diagnostic: Option<String>,
-    /// What the failure means (judged from the status *and* the wording).
+    /// What the failure means (judged from the status *and* the wording);
+    /// meaningful for `failed` deliveries only.
     #[serde(skip)]
     pub class: Class,
     #[serde(skip)]
@@ -160,7 +161,8 @@ pub struct Evidence {
     /// original's `Return-Path` or `List-Unsubscribe`).
     pub tag: Option<TagRef>,
     /// A tag-shaped string that did not verify: forged, damaged, or signed
-    /// with a retired secret.
+    /// with a retired secret. With no verified tag beside it, a bounce or
+    /// complaint decides `ignore`.
     pub unverified_tag: Option<String>,
     /// Our Message-IDs seen in the returned headers, `References` or text.
     pub message_ids: Vec<OurMessageId>,
@@ -331,7 +333,15 @@ fn read(p: &parts::Parsed, ctx: &Context, ev: &mut Evidence) -> (Kind, Vec<Recip
     if let Some(found) = read_nonstandard(p, ctx, ev) {
         return found;
     }
-    if autoreply::is_auto_reply(p) {
+    // Mail systems mark their bounces `Auto-Submitted` too: one from a mail
+    // system that no reader understood is unknown (kept for a person), not
+    // an automatic reply to throw away.
+    let from_mail_system = nonstandard::from_mail_system(
+        p.from.as_deref().unwrap_or_default(),
+        p.subject.as_deref().unwrap_or_default(),
+    ) || !p.delivery_status.is_empty()
+        || !p.feedback_reports.is_empty();
+    if !from_mail_system && autoreply::is_auto_reply(p) {
         ev.dialect = Some("auto-reply");
         return (Kind::AutoReply, Vec::new());
     }
@@ -649,22 +659,16 @@ fn gather_evidence(raw: &[u8], p: &parts::Parsed, ctx: &Context) -> Evidence {
         &ctx.message_id_domains,
         p.message_id.as_deref(),
     );
+    // Where the message was addressed first: a tag there beats one quoted
+    // in a returned original (which could be another delivery's).
     for a in &addressed_to {
         finder.scan(a);
     }
-    let addressed_tags = finder.tags.len();
     for h in &p.haystacks {
         finder.scan(h);
     }
     finder.scan(&String::from_utf8_lossy(raw));
-    // A tag in the envelope or address headers beats one found elsewhere;
-    // otherwise the first found.
-    let tag = finder
-        .tags
-        .first()
-        .cloned()
-        .filter(|_| addressed_tags > 0)
-        .or_else(|| finder.tags.first().cloned());
+    let tag = finder.tags.first().cloned();
     let foreign_message_id = if tag.is_none() && finder.message_ids.is_empty() {
         p.returned.iter().find_map(|r| r.message_id.clone())
     } else {
@@ -875,6 +879,14 @@ mod tests {
         let r = classify(&raw, &c);
         assert_eq!(r.evidence.tag.as_ref().map(|t| t.secret_index), Some(1));
         assert_eq!(r.decision, Decision::Suppress);
+    }
+
+    #[test]
+    fn an_unreadable_bounce_is_kept_not_taken_for_an_auto_reply() {
+        let raw = b"From: Mail Delivery System <MAILER-DAEMON@mx.example.org>\r\nTo: bounces@news.example.com\r\n\
+Subject: Undelivered Mail Returned to Sender\r\nAuto-Submitted: auto-replied\r\n\r\nSomething went wrong, in words nobody parses.\r\n";
+        let r = classify(raw, &ctx());
+        assert_eq!((r.kind, r.decision), (Kind::Unknown, Decision::Ignore));
     }
 
     #[test]
