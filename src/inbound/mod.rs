@@ -890,6 +890,17 @@ Subject: Undelivered Mail Returned to Sender\r\nAuto-Submitted: auto-replied\r\n
     }
 
     #[test]
+    fn utf8_delivery_status_rfc6533() {
+        let raw = "From: MAILER-DAEMON@mx.example\r\nTo: bounces@news.example.com\r\n\
+Content-Type: multipart/report; report-type=global-delivery-status; boundary=g\r\n\r\n\
+--g\r\nContent-Type: message/global-delivery-status\r\n\r\nReporting-MTA: dns; mx.example\r\n\r\n\
+Final-Recipient: utf-8; jörg@bücher.example\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n--g--\r\n";
+        let r = classify(raw.as_bytes(), &ctx());
+        assert_eq!((r.kind, r.decision), (Kind::Bounce, Decision::Suppress));
+        assert_eq!(r.recipients[0].address, "jörg@bücher.example");
+    }
+
+    #[test]
     fn garbage_is_unknown() {
         for raw in [
             &b""[..],
