@@ -1,8 +1,10 @@
 //! briefing: a newsroom's Markdown items in, email digests out.
 //!
 //! The pipeline flows one way: `config` + `content` -> `edition` (the items
-//! of one newsletter's slot, in sections) -> `render` (HTML and text) -> the
-//! commands in `cmd` that write or send the result.
+//! of one newsletter's slot, in sections) -> `render` (HTML and text) ->
+//! `delivery` (plan, freeze, send through `mail`, record in the `ledger`).
+//! `pipeline` is the façade over the first stages; `inbound` reads the mail
+//! that comes back; `cmd` holds one thin file per command.
 
 pub mod audience;
 pub mod cli;
@@ -13,6 +15,7 @@ pub mod delivery;
 pub mod diag;
 pub mod edition;
 pub mod exit;
+pub mod inbound;
 pub mod ledger;
 pub mod mail;
 pub mod messages;

@@ -1,0 +1,3 @@
+//! Support for tests that need real mail servers.
+
+pub mod postfix;
