@@ -26,7 +26,7 @@ use crate::mail::sender::{
     BoxError, Job, LeasedLedger, MessageSource, OutcomeSink, Progress, SendOptions, deliver,
 };
 use crate::mail::token::{DEV_SECRET, unsubscribe_url};
-use crate::mail::transport::{SmtpConnector, SmtpSettings, Transport};
+use crate::mail::transport::{SmtpConnector, Transport};
 use crate::mail::variant::{Fields, fill, subscriber_context};
 use crate::render::{Bodies, Renderer};
 use crate::time::slot_stamp;
@@ -314,17 +314,7 @@ pub fn transport(newsroom: &Newsroom, n: &Newsletter, slot: DateTime<Utc>) -> Re
             let s = d.smtp.as_ref().ok_or_else(|| {
                 anyhow!("delivery.transport is smtp but delivery.smtp is missing")
             })?;
-            Transport::Smtp(SmtpSettings {
-                url: s.url.clone(),
-                username: s.username.clone(),
-                password_env: s.password_env.clone(),
-                connections: s.connections,
-                rate: s.rate,
-                retries: s.retries,
-                timeout: s.timeout.to_std().unwrap_or(StdDuration::from_secs(30)),
-                allow_insecure: s.allow_insecure,
-                ..SmtpSettings::default()
-            })
+            Transport::Smtp(s.clone())
         }
     })
 }
@@ -580,7 +570,7 @@ pub fn deliver_frozen(
         progress_reporter(&stored.id),
     ));
     let elapsed = start.elapsed();
-    let mut ledger = Ledger::open(&newsroom.config.state)?;
+    let mut ledger = Ledger::open(&newsroom.config.ledger)?;
     let (progress, stopped) = match result {
         Ok((p, _sink)) => (p, None),
         Err(e) => {

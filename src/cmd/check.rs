@@ -28,6 +28,7 @@ pub fn validate(newsroom: &Newsroom, at: DateTime<Utc>) -> CheckReport {
     let cfg = &newsroom.config;
     let lib = content::load(newsroom, &Scope::All);
     let mut diags = Diagnostics::default();
+    diags.extend(newsroom.warnings.iter().cloned());
     diags.extend(lib.diagnostics.0.iter().cloned());
     let mut rendered = 0;
     match Renderer::new(newsroom) {

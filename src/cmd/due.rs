@@ -82,7 +82,7 @@ fn due_one(
     let Some(schedule) = &n.schedule else {
         return Ok(Vec::new());
     };
-    let state = &newsroom.config.state;
+    let state = &newsroom.config.ledger;
     let known = Ledger::open(state)?.editions(Some(&n.id))?;
     let mut outcomes = Vec::new();
 

@@ -42,8 +42,8 @@ pub fn run(ctx: &Ctx, args: &ScheduleArgs) -> Result<u8> {
         .collect();
     let lib = content::load(&newsroom, &Scope::Windows(windows));
     // The ledger is read only if it exists: `schedule` never creates it.
-    let ledger = if cfg.state.exists() {
-        Some(Ledger::open(&cfg.state)?)
+    let ledger = if cfg.ledger.exists() {
+        Some(Ledger::open(&cfg.ledger)?)
     } else {
         None
     };

@@ -153,8 +153,8 @@ pub fn send_edition(
         .at
         .with_timezone(&n.timezone)
         .format("%Y-%m-%d %H:%M %Z");
-    let mut ledger = Ledger::open(&cfg.state)
-        .with_context(|| format!("cannot open the ledger {}", cfg.state.display()))?;
+    let mut ledger = Ledger::open(&cfg.ledger)
+        .with_context(|| format!("cannot open the ledger {}", cfg.ledger.display()))?;
     let stored = ledger.edition(&edition_id)?;
 
     if opts.to.is_empty() {
@@ -334,7 +334,7 @@ pub fn resume(
         opts.stop.clone(),
     );
     // Whatever happened, let the next sender in.
-    if let Ok(mut l) = Ledger::open(&newsroom.config.state) {
+    if let Ok(mut l) = Ledger::open(&newsroom.config.ledger) {
         let _ = l.release_lease(edition_id, &holder);
     }
     let run = result?;

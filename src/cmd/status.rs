@@ -13,7 +13,7 @@ pub fn run(ctx: &Ctx, args: &StatusArgs) -> Result<u8> {
         Ok(n) => n,
         Err(code) => return Ok(code),
     };
-    let state = &newsroom.config.state;
+    let state = &newsroom.config.ledger;
     if !state.exists() {
         ctx.summary(&format!(
             "no ledger yet at {}: nothing has been sent",

@@ -285,8 +285,9 @@ pub fn load(newsroom: &Newsroom, scope: &Scope) -> Library {
 
     for o in outcomes {
         match o {
-            Outcome::Item(i) => {
+            Outcome::Item(mut i) => {
                 lib.parsed += 1;
+                lib.diagnostics.extend(std::mem::take(&mut i.warnings));
                 lib.items.push(*i);
             }
             Outcome::Bad(ds) => {
