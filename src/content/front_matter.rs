@@ -566,6 +566,37 @@ mod tests {
     }
 
     #[test]
+    fn anchors_block_scalars_and_comments_keep_file_positions() {
+        let it = parse("---\n# desk: world\ntitle: 1984 # a number, read as text\ndate: &d 2026-11-28\nexpires: 2026-12-01\nregion: world\ntopic: trade\nsummary: >-\n  Folded\n  summary.\nextra: { published: *d }\n---\nBody\n").unwrap();
+        assert_eq!(it.title, "1984");
+        assert_eq!(it.summary, "Folded summary.");
+        assert_eq!(it.extra["published"], "2026-11-28");
+        assert!(it.warnings.is_empty());
+        let h = headlines(parse(
+            "---\ntitle: T # c\ndate: 2026-11-28\nregion: &r wrld\ntopics: [trade]\nnewsletters: [*r]\n---\n",
+        ));
+        assert_eq!(
+            h,
+            [
+                "content/world/x.md:4:12: error: unknown region `wrld`; expected one of: national, world",
+                "content/world/x.md:6:15: error: unknown newsletter `wrld`; expected one of: am",
+            ]
+        );
+    }
+
+    #[test]
+    fn an_item_that_expires_before_its_date_loads_with_a_warning() {
+        let it = parse("---\ntitle: T\ndate: 2026-11-28 06:00\nexpires: 2026-11-28 06:00\nregion: world\ntopic: trade\n---\n").unwrap();
+        let w: Vec<String> = it.warnings.iter().map(|d| d.headline()).collect();
+        assert_eq!(
+            w,
+            [
+                "content/world/x.md:4:10: warning: `expires` (2026-11-28 06:00) is not after `date` (2026-11-28 06:00): the item can never appear in an edition"
+            ]
+        );
+    }
+
+    #[test]
     fn prescan_reads_plain_dates_only() {
         let tz = chrono_tz::America::New_York;
         assert!(prescan_date("---\ntitle: a\ndate: 2026-11-28 05:30 # c\n---\n", tz).is_some());

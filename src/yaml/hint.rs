@@ -93,11 +93,13 @@ fn unclosed_flow(lines: &[&str], line: usize, col: usize, first_line: usize) -> 
         };
         return Some(Hint {
             at: None,
-            message: None,
+            message: Some(format!(
+                "the `{open}` on line {} is never closed",
+                n + first_line
+            )),
             help: format!(
-                "the `{open}` on line {} starts {what} that is never closed with `{close}`; \
+                "a value that starts with `{open}` is {what}, which must end with `{close}`; \
                  to write text that starts with `{open}`, quote it: {key}: {}",
-                n + first_line,
                 quoted(strip_comment(value))
             ),
         });

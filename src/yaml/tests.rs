@@ -162,10 +162,11 @@ fn hints_for_common_mistakes() {
     );
     let p = err("title: [unclosed\ndate: 2026-11-29\n");
     assert_eq!((p.pos.line, p.pos.col), (2, 5));
+    assert_eq!(p.message, "the `[` on line 1 is never closed");
     assert_eq!(
         p.help.as_deref(),
         Some(
-            "the `[` on line 1 starts a list that is never closed with `]`; to write text that starts with `[`, quote it: title: \"[unclosed\""
+            "a value that starts with `[` is a list, which must end with `]`; to write text that starts with `[`, quote it: title: \"[unclosed\""
         )
     );
     let p = err("title: x\ntitle: y\n");
