@@ -150,7 +150,7 @@ fn config_values_that_would_break_later_are_errors_now() {
     bad(
         "lookback: 48h",
         "lookback: 100000000d",
-        "config.yaml:33:15: error: `lookback` must be from 1m to 366d; found `100000000d`",
+        "config.yaml:33:15: error: `lookback` must be from 1m to 3660d; found `100000000d`",
     );
     // Sending would fail for every recipient.
     bad(

@@ -132,7 +132,8 @@ fn read_one(n: &mut Fields, id: &str, cx: &Ctx) -> Newsletter {
     let regions = taxonomy::filter(n, "regions", cx.regions);
     let topics = taxonomy::filter(n, "topics", cx.topics);
     let group_by = group_by(n);
-    let lookback = duration(n, "lookback", Duration::minutes(1), Duration::days(366));
+    // Ten years of archive; far from where `slot - lookback` could overflow.
+    let lookback = duration(n, "lookback", Duration::minutes(1), Duration::days(3660));
     let min_items = n.count("min_items", 0, 10_000).unwrap_or(1) as usize;
     let template = template(n);
     let subscribers = path(n, "subscribers", cx.root);

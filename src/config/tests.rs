@@ -348,11 +348,11 @@ fn overflowing_durations_are_errors_naming_the_range() {
     let cases = [
         (
             "lookback: 9999999999999999w",
-            "config.yaml:14:15: error: `lookback` must be from 1m to 366d; found `9999999999999999w`",
+            "config.yaml:14:15: error: `lookback` must be from 1m to 3660d; found `9999999999999999w`",
         ),
         (
             "lookback: 100000000d",
-            "config.yaml:14:15: error: `lookback` must be from 1m to 366d; found `100000000d`",
+            "config.yaml:14:15: error: `lookback` must be from 1m to 3660d; found `100000000d`",
         ),
         (
             "max_delay: 15250284452w15250284452w",
@@ -360,7 +360,7 @@ fn overflowing_durations_are_errors_naming_the_range() {
         ),
         (
             "lookback: 0s",
-            "config.yaml:14:15: error: `lookback` must be from 1m to 366d; found `0s`",
+            "config.yaml:14:15: error: `lookback` must be from 1m to 3660d; found `0s`",
         ),
     ];
     for (line, want) in cases {
