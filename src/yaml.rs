@@ -258,14 +258,20 @@ impl Ctx<'_> {
         rest.split(['\n', '\r']).next().unwrap_or("")
     }
 
-    fn pos(&self, l: &Location, flow: bool) -> Pos {
+    /// Where a node is: a scalar is underlined to its end on its first
+    /// line, a flow collection to its closing bracket.
+    fn pos(&self, l: &Location, collection: bool) -> Pos {
         let line = (l.line() as usize).max(1) + self.first_line - 1;
         let col = (l.column() as usize).max(1);
         let rest = self.rest_of_line(l);
-        let width = if flow {
+        let len = l.span().len() as usize;
+        let width = if collection && rest.starts_with(['[', '{']) {
             flow_width(rest)
+        } else if rest.len() >= len {
+            // Byte length bounds char length: no count needed.
+            len.min(rest.chars().take(len).count())
         } else {
-            (l.span().len() as usize).min(rest.chars().count())
+            rest.chars().count()
         };
         Pos::new(line, col, width)
     }
@@ -300,9 +306,7 @@ fn convert(s: Spanned<Raw>, cx: &Ctx) -> Node {
     let anchor_line = (s.defined.line() != s.referenced.line()
         || s.defined.column() != s.referenced.column())
     .then(|| s.defined.line() as usize + cx.first_line - 1);
-    let flow = cx.rest_of_line(&s.referenced).starts_with(['[', '{'])
-        && matches!(s.value, Raw::Seq(_) | Raw::Map(_));
-    let pos = cx.pos(&s.referenced, flow);
+    let pos = cx.pos(&s.referenced, matches!(s.value, Raw::Seq(_) | Raw::Map(_)));
     let written = cx.slice(&s.defined);
     let raw = match &s.value {
         Raw::Str(_) | Raw::Seq(_) | Raw::Map(_) => None,
@@ -325,7 +329,8 @@ fn convert(s: Spanned<Raw>, cx: &Ctx) -> Node {
                         k.value = Value::Str(k.raw.take().unwrap_or_default());
                     }
                     let mut v = convert(v, cx);
-                    if let Some(p) = block_indicator(cx, &k) {
+                    let block = matches!(v.value, Value::Str(_)) && v.pos.line > k.pos.line;
+                    if let Some(p) = block.then(|| block_indicator(cx, &k)).flatten() {
                         v.pos = p;
                     }
                     (k, v)
@@ -373,21 +378,25 @@ fn problem(e: &serde_saphyr::Error, text: &str, first_line: usize, limits: &Limi
     let file_pos =
         |line: usize, col: usize, width: usize| Pos::new(line + first_line - 1, col, width.max(1));
     let inner = e.without_snippet();
-    let message = match inner {
+    // The parser's place is a point, except for a repeated key: underline it.
+    let mut p = Problem {
+        message: String::new(),
+        pos: file_pos(line, col, 1),
+        help: None,
+    };
+    p.message = match inner {
         E::Budget {
             breach: BudgetBreach::Depth { .. },
             ..
-        } => return nesting(limits, file_pos(line, col, 1)),
+        } => return nesting(limits, p.pos),
         E::Budget { .. } => format!("{} is too large or too complex", limits.what),
-        E::DuplicateMappingKey { key: Some(k), .. } => format!("`{k}` appears twice"),
+        E::DuplicateMappingKey { key: Some(k), .. } => {
+            p.pos.width = width;
+            format!("`{k}` appears twice")
+        }
         _ => serde_saphyr::UserMessageFormatter
             .format_message(inner)
             .into_owned(),
-    };
-    let mut p = Problem {
-        message,
-        pos: file_pos(line, col, width.min(1)),
-        help: None,
     };
     if let Some(h) = hint::syntax(text, line, col, first_line) {
         if let Some((l, c)) = h.at {

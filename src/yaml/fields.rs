@@ -42,17 +42,9 @@ impl Source<'_> {
                 "`#` after a space starts a comment, so YAML read nothing after `{0}:`; \
                  quote the value: {0}: {1}",
                 key.as_str().unwrap_or_default(),
-                hint_quote(value)
+                super::hint::quoted(value)
             )
         })
-    }
-}
-
-fn hint_quote(v: &str) -> String {
-    if v.contains('"') {
-        format!("'{}'", v.replace('\'', "''"))
-    } else {
-        format!("\"{v}\"")
     }
 }
 
@@ -207,7 +199,7 @@ impl<'a> Fields<'a> {
         self.typed(key, expected, true, Node::as_text)
     }
 
-    /// A plain (unquoted) string or text; the node too, for positions inside it.
+    /// Text with its node, to point inside the value.
     pub fn text_node(&mut self, key: &'a str, expected: &str) -> Option<(&'a str, &'a Node)> {
         self.typed(key, expected, false, |n| n.as_text().map(|s| (s, n)))
     }

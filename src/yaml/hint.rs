@@ -28,7 +28,7 @@ fn key_value(line: &str) -> Option<(&str, &str)> {
 }
 
 /// `"value"` in the quotes that do not clash with it.
-fn quoted(value: &str) -> String {
+pub(super) fn quoted(value: &str) -> String {
     if value.contains('"') {
         format!("'{}'", value.replace('\'', "''"))
     } else {
