@@ -74,7 +74,10 @@ impl<'a> Fields<'a> {
             read: Vec::new(),
             diags: Vec::new(),
         };
-        if !matches!(node.value, Value::Map(_)) {
+        // An empty file is an empty mapping: what it lacks is reported key by key.
+        if node.is_null() && node.empty {
+            f.node = &EMPTY;
+        } else if !matches!(node.value, Value::Map(_)) {
             let pos = at.or(Some(node.pos));
             let d = src.error(
                 pos,
