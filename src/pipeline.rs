@@ -189,6 +189,7 @@ impl Pipeline {
     /// panel report it.
     pub fn check(&self, at: DateTime<Utc>) -> CheckReport {
         let mut diags = self.diagnostics();
+        diags.extend(self.newsroom.warnings.iter().cloned());
         let mut newsletters = Vec::new();
         for n in &self.config().newsletters {
             let subscriber = SubscriberCtx::sample_for(self.config(), n);

@@ -1,8 +1,23 @@
-//! Positions inside YAML text. serde gives a location only for syntax and type
-//! errors; semantic checks (an unknown region, a bad schedule) need to point
-//! at a key too, so this module finds keys by path in block- or flow-style YAML.
+//! YAML read into a tree whose every node knows where it is written: line,
+//! column and width in the *file* (front-matter starts below its `---`).
+//! config.yaml and front-matter are both read through it, field by field, so
+//! every problem points at its key, value or list element, and the mistakes
+//! editors make most (an unquoted colon, a `#`, a stray quote, a tab) get a hint.
 
-/// A 1-based line and column inside some text, plus the width to underline.
+mod fields;
+mod hint;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+
+use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_saphyr::budget::BudgetBreach;
+use serde_saphyr::{Location, MessageFormatter, Spanned};
+
+pub use fields::{Fields, Source, unknown_key_help};
+
+/// A 1-based line and column inside a file, plus the width to underline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pos {
     pub line: usize,
@@ -16,333 +31,519 @@ impl Pos {
     }
 }
 
-/// The position serde_yaml_ng reports for an error, if it has one.
-pub fn error_pos(e: &serde_yaml_ng::Error) -> Option<Pos> {
-    e.location().map(|l| Pos::new(l.line(), l.column(), 1))
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Seq(Vec<Node>),
+    /// Entries in the order written; keys are always `Str`.
+    Map(Vec<(Node, Node)>),
 }
 
-/// serde's message for an unknown key lists the expected ones; turns
-/// "unknown field `titel`, expected one of `title`, `date`" into
-/// (`titel`, [title, date]).
-pub fn unknown_field(message: &str) -> Option<(String, Vec<String>)> {
-    let rest = message.split("unknown field `").nth(1)?;
-    let (field, tail) = rest.split_once('`')?;
-    let expected = tail
-        .split('`')
-        .skip(1)
-        .step_by(2)
-        .map(str::to_string)
-        .collect();
-    Some((field.to_string(), expected))
+/// One YAML node and where it is written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    pub value: Value,
+    /// For an alias (`*name`), where the alias is written.
+    pub pos: Pos,
+    /// How a plain scalar was written (`1984`, `yes`, `~`), to read it back as text.
+    pub raw: Option<String>,
+    /// For a node reached through an alias: the line of its anchor.
+    pub anchor_line: Option<usize>,
+    /// Nothing was written (`title:` alone, or only a comment after it).
+    pub empty: bool,
 }
 
-/// Splits a libyaml message such as "did not find expected ',' or ']' at
-/// line 3 column 5, while parsing a flow sequence at line 2 column 8" into
-/// the problem and a hint with the context's position moved by `line_offset`
-/// (front-matter starts a line or more into its file).
-pub fn explain(message: &str, line_offset: usize) -> (String, Option<String>) {
-    let problem = strip_location(message).to_string();
-    let context = message.split_once(", while ").map(|(_, c)| c);
-    let hint = context.map(|c| match c.split_once(" at line ") {
-        Some((what, pos)) => {
-            let line: usize = pos
-                .split(' ')
-                .next()
-                .and_then(|l| l.parse().ok())
-                .unwrap_or(0);
-            format!("while {what} that starts on line {}", line + line_offset)
-        }
-        None => format!("while {c}"),
-    });
-    (problem, hint)
+/// How much YAML one file may hold, checked before and while parsing so a
+/// hostile or broken file is refused at once.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_bytes: usize,
+    pub max_depth: usize,
+    /// What the YAML is, in messages: "front-matter", "config.yaml".
+    pub what: &'static str,
 }
 
-/// Removes serde_yaml_ng's " at line X column Y" suffix (we print positions ourselves).
-pub fn strip_location(message: &str) -> &str {
-    match message.find(" at line ") {
-        Some(i) => &message[..i],
-        None => message,
+/// Front-matter holds a dozen keys; 64 KB is hundreds of times that.
+pub const FRONT_MATTER: Limits = Limits {
+    max_bytes: 64 * 1024,
+    max_depth: 32,
+    what: "front-matter",
+};
+
+pub const CONFIG: Limits = Limits {
+    max_bytes: 1024 * 1024,
+    max_depth: 32,
+    what: "config.yaml",
+};
+
+/// Why some text is not YAML we can read, with a hint when the mistake is a
+/// common one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub message: String,
+    pub pos: Pos,
+    pub help: Option<String>,
+}
+
+/// Parses `text` (YAML whose first line is line `first_line` of its file).
+/// An empty document is `Null`.
+pub fn parse(text: &str, first_line: usize, limits: &Limits) -> Result<Node, Problem> {
+    let at = |line: usize, col: usize| Pos::new(line + first_line - 1, col, 1);
+    if text.len() > limits.max_bytes {
+        return Err(Problem {
+            message: format!(
+                "{} is {} KB; at most {} KB is allowed",
+                limits.what,
+                text.len().div_ceil(1024),
+                limits.max_bytes / 1024
+            ),
+            pos: at(1, 1),
+            help: None,
+        });
     }
-}
-
-struct Line<'a> {
-    indent: usize,
-    text: &'a str,
-}
-
-fn lines(text: &str) -> Vec<Line<'_>> {
-    text.split('\n')
-        .map(|l| {
-            let l = l.trim_end_matches('\r');
-            Line {
-                indent: l.len() - l.trim_start_matches(' ').len(),
-                text: l,
-            }
-        })
-        .collect()
-}
-
-fn is_blank(l: &Line) -> bool {
-    let t = l.text.trim_start();
-    t.is_empty() || t.starts_with('#')
-}
-
-/// `key:` at the start of `s` (after optional "- "), returning the key's byte offset.
-fn key_at(s: &str, key: &str) -> Option<usize> {
-    let body = s.trim_start_matches(' ');
-    let mut off = s.len() - body.len();
-    let body = match body.strip_prefix("- ") {
-        Some(b) => {
-            off += 2;
-            b
-        }
-        None => body,
+    if let Some((line, col)) = too_deep(text, limits.max_depth) {
+        return Err(nesting(limits, at(line, col)));
+    }
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_depth = limits.max_depth;
+    let options = serde_saphyr::options! {
+        budget: Some(budget),
+        with_snippet: false,
     };
-    let unq = body
-        .strip_prefix('"')
-        .and_then(|b| b.strip_prefix(key)?.strip_prefix('"'))
-        .or_else(|| body.strip_prefix(key));
-    match unq {
-        Some(rest) if rest.starts_with(':') => Some(off),
-        _ => None,
+    match serde_saphyr::from_str_with_options::<Spanned<Raw>>(text, options) {
+        Ok(raw) => Ok(convert(raw, &Ctx { text, first_line })),
+        Err(e) => Err(problem(&e, text, first_line, limits)),
     }
 }
 
-/// Where the value of `key` on this line begins (the key itself when empty).
-fn value_pos(line_no: usize, text: &str, key_off: usize) -> Pos {
-    let after = match text[key_off..].find(':') {
-        Some(i) => key_off + i + 1,
-        None => return Pos::new(line_no, key_off + 1, 1),
-    };
-    let value = text[after..].trim_start();
-    let value = strip_comment(value);
-    if value.is_empty() {
-        let key_len = after - key_off - 1;
-        return Pos::new(line_no, key_off + 1, key_len);
+fn nesting(limits: &Limits, pos: Pos) -> Problem {
+    Problem {
+        message: format!(
+            "{} nests lists and mappings more than {} levels deep",
+            limits.what, limits.max_depth
+        ),
+        pos,
+        help: None,
     }
-    let start = text.len() - text[after..].trim_start().len();
-    Pos::new(
-        line_no,
-        text[..start].chars().count() + 1,
-        value.chars().count(),
-    )
 }
 
-fn strip_comment(v: &str) -> &str {
-    // A '#' after whitespace starts a comment, unless inside quotes; good
-    // enough for pointing at a value.
-    let mut quote = None;
-    let mut prev_space = true;
-    for (i, c) in v.char_indices() {
-        match (quote, c) {
-            (None, '"' | '\'') => quote = Some(c),
-            (Some(q), c) if c == q => quote = None,
-            (None, '#') if prev_space => return v[..i].trim_end(),
-            _ => {}
-        }
-        prev_space = c == ' ' || c == '\t';
-    }
-    v.trim_end()
-}
-
-/// Finds the value of the key at `path` (e.g. `["newsletters", "am", "schedule"]`).
-/// Handles block mappings at any depth and, for the last step, flow mappings
-/// written on the parent's line (`image: { src: x, alt: y }`). Returns the
-/// position of the value, or of the key when the value is on later lines.
-pub fn locate(text: &str, path: &[&str]) -> Option<Pos> {
-    let ls = lines(text);
-    let (mut start, mut end, mut parent_indent): (usize, usize, isize) = (0, ls.len(), -1);
-    let mut found = None;
-    for (depth, key) in path.iter().enumerate() {
-        let mut hit = None;
-        let mut child_indent = None;
-        for (i, l) in ls.iter().enumerate().take(end).skip(start) {
-            if is_blank(l) {
-                continue;
-            }
-            let ind = l.indent as isize;
-            if ind <= parent_indent {
-                break;
-            }
-            let ci = *child_indent.get_or_insert(l.indent);
-            if l.indent != ci && !l.text.trim_start().starts_with("- ") {
-                continue;
-            }
-            if let Some(off) = key_at(l.text, key) {
-                hit = Some((i, off));
-                break;
-            }
-        }
-        match hit {
-            Some((i, off)) => {
-                found = Some(value_pos(i + 1, ls[i].text, off));
-                parent_indent = off as isize;
-                start = i + 1;
-                end = ls.len();
-            }
-            None => {
-                // Flow style on the parent's line: `parent: { key: value }`.
-                if depth > 0 {
-                    if let Some(prev) = found {
-                        let text = ls[prev.line - 1].text;
-                        let needle = format!("{key}:");
-                        if let Some(b) = find_word(text, &needle) {
-                            let vstart = b + needle.len();
-                            let v = text[vstart..].trim_start();
-                            let vb = text.len() - v.len();
-                            let vlen = v.find([',', '}']).unwrap_or(v.len());
-                            let vtext = v[..vlen].trim_end();
-                            return Some(Pos::new(
-                                prev.line,
-                                text[..vb].chars().count() + 1,
-                                vtext.chars().count().max(1),
-                            ));
-                        }
+/// The first flow bracket (`[`, `{`) past `max` levels of nesting, outside
+/// quotes and comments. Counted before parsing: a document of 100,000 `[`
+/// is refused in one pass over its bytes. Block nesting is bounded by the
+/// parser's budget instead (it is cheap to reach and cheap to check).
+fn too_deep(text: &str, max: usize) -> Option<(usize, usize)> {
+    let mut depth = 0usize;
+    for (n, line) in text.split('\n').enumerate() {
+        let mut quote = None;
+        let mut prev = ' ';
+        for (col, c) in line.chars().enumerate() {
+            match (quote, c) {
+                (Some('\''), '\'') | (Some('"'), '"') if prev != '\\' => quote = None,
+                (Some(_), _) => {}
+                (None, '#') if prev == ' ' || prev == '\t' => break,
+                (None, '"' | '\'') if depth > 0 || matches!(prev, ' ' | ':') => quote = Some(c),
+                (None, '[' | '{') => {
+                    depth += 1;
+                    if depth > max {
+                        return Some((n + 1, col + 1));
                     }
                 }
-                return None;
+                (None, ']' | '}') => depth = depth.saturating_sub(1),
+                _ => {}
             }
+            prev = c;
         }
-    }
-    found
-}
-
-/// Byte offset of `needle` in `text` where it is not part of a longer word.
-fn find_word(text: &str, needle: &str) -> Option<usize> {
-    let mut from = 0;
-    while let Some(i) = text[from..].find(needle) {
-        let at = from + i;
-        let before = text[..at].chars().last();
-        if before.is_none_or(|c| !(c.is_alphanumeric() || c == '_' || c == '-')) {
-            return Some(at);
-        }
-        from = at + needle.len();
     }
     None
 }
 
-/// Narrows a value position to one element of it, e.g. `wrld` inside
-/// `regions: [national, wrld]`. Falls back to the whole value.
-pub fn narrow(text: &str, pos: Pos, element: &str) -> Pos {
-    let Some(line) = text.split('\n').nth(pos.line - 1) else {
-        return pos;
-    };
-    let line_start: usize = line
-        .char_indices()
-        .nth(pos.col - 1)
-        .map(|(b, _)| b)
-        .unwrap_or(0);
-    match find_word(&line[line_start..], element) {
-        Some(b) => Pos::new(
-            pos.line,
-            line[..line_start + b].chars().count() + 1,
-            element.chars().count(),
-        ),
-        None => {
-            // Block list: the element may sit on one of the following lines.
-            for (n, l) in text.split('\n').enumerate().skip(pos.line) {
-                let t = l.trim_start();
-                if !t.starts_with("- ") {
-                    break;
+/// A node as serde-saphyr hands it over, before positions are made file-relative.
+enum Raw {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Seq(Vec<Spanned<Raw>>),
+    Map(Vec<(Spanned<Raw>, Spanned<Raw>)>),
+}
+
+impl<'de> Deserialize<'de> for Raw {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Raw;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any YAML value")
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Raw, E> {
+                Ok(Raw::Bool(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Raw, E> {
+                Ok(Raw::Int(v))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Raw, E> {
+                Ok(i64::try_from(v).map_or(Raw::Float(v as f64), Raw::Int))
+            }
+            fn visit_i128<E>(self, v: i128) -> Result<Raw, E> {
+                Ok(i64::try_from(v).map_or(Raw::Float(v as f64), Raw::Int))
+            }
+            fn visit_u128<E>(self, v: u128) -> Result<Raw, E> {
+                Ok(i64::try_from(v).map_or(Raw::Float(v as f64), Raw::Int))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Raw, E> {
+                Ok(Raw::Float(v))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Raw, E> {
+                Ok(Raw::Str(v.to_string()))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Raw, E> {
+                Ok(Raw::Str(v))
+            }
+            fn visit_bytes<E>(self, v: &[u8]) -> Result<Raw, E> {
+                Ok(Raw::Str(String::from_utf8_lossy(v).into_owned()))
+            }
+            fn visit_unit<E>(self) -> Result<Raw, E> {
+                Ok(Raw::Null)
+            }
+            fn visit_none<E>(self) -> Result<Raw, E> {
+                Ok(Raw::Null)
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Raw, D::Error> {
+                Raw::deserialize(d)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Raw, A::Error> {
+                let mut v = Vec::new();
+                while let Some(e) = s.next_element()? {
+                    v.push(e);
                 }
-                if let Some(b) = find_word(l, element) {
-                    return Pos::new(n + 1, l[..b].chars().count() + 1, element.chars().count());
+                Ok(Raw::Seq(v))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Raw, A::Error> {
+                let mut v = Vec::new();
+                while let Some(k) = m.next_key()? {
+                    v.push((k, m.next_value()?));
+                }
+                Ok(Raw::Map(v))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+struct Ctx<'a> {
+    text: &'a str,
+    first_line: usize,
+}
+
+impl Ctx<'_> {
+    /// The source text a location covers (empty when unknown).
+    fn slice(&self, l: &Location) -> &str {
+        let span = l.span();
+        let (Some(off), Some(len)) = (span.byte_offset(), span.byte_len()) else {
+            return "";
+        };
+        let (off, len) = (off as usize, len as usize);
+        self.text.get(off..off.saturating_add(len)).unwrap_or("")
+    }
+
+    /// The rest of the location's line, from the location on.
+    fn rest_of_line(&self, l: &Location) -> &str {
+        let off = l.span().byte_offset().unwrap_or(0) as usize;
+        let rest = self.text.get(off..).unwrap_or("");
+        rest.split(['\n', '\r']).next().unwrap_or("")
+    }
+
+    /// Where a node is: a scalar is underlined to its end on its first
+    /// line, a flow collection to its closing bracket.
+    fn pos(&self, l: &Location, collection: bool) -> Pos {
+        let line = (l.line() as usize).max(1) + self.first_line - 1;
+        let col = (l.column() as usize).max(1);
+        let rest = self.rest_of_line(l);
+        let len = l.span().len() as usize;
+        let width = if collection && rest.starts_with(['[', '{']) {
+            flow_width(rest)
+        } else if rest.len() >= len {
+            // Byte length bounds char length: no count needed.
+            len.min(rest.chars().take(len).count())
+        } else {
+            rest.chars().count()
+        };
+        Pos::new(line, col, width)
+    }
+}
+
+/// The width of a flow collection starting at `[` or `{`, to its matching
+/// close on the same line (the rest of the line when it closes later).
+fn flow_width(line: &str) -> usize {
+    let mut depth = 0usize;
+    let mut quote = None;
+    let mut prev = ' ';
+    for (i, c) in line.chars().enumerate() {
+        match (quote, c) {
+            (Some(q), c) if c == q && prev != '\\' => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') => quote = Some(c),
+            (None, '[' | '{') => depth += 1,
+            (None, ']' | '}') => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    return i + 1;
                 }
             }
-            pos
+            _ => {}
         }
+        prev = c;
+    }
+    line.chars().count().max(1)
+}
+
+fn convert(s: Spanned<Raw>, cx: &Ctx) -> Node {
+    let anchor_line = (s.defined.line() != s.referenced.line()
+        || s.defined.column() != s.referenced.column())
+    .then(|| s.defined.line() as usize + cx.first_line - 1);
+    let pos = cx.pos(&s.referenced, matches!(s.value, Raw::Seq(_) | Raw::Map(_)));
+    let written = cx.slice(&s.defined);
+    let raw = match &s.value {
+        Raw::Str(_) | Raw::Seq(_) | Raw::Map(_) => None,
+        _ => Some(written.to_string()),
+    };
+    let empty = matches!(s.value, Raw::Null) && written.trim().is_empty();
+    let value = match s.value {
+        Raw::Null => Value::Null,
+        Raw::Bool(b) => Value::Bool(b),
+        Raw::Int(i) => Value::Int(i),
+        Raw::Float(f) => Value::Float(f),
+        Raw::Str(s) => Value::Str(s),
+        Raw::Seq(v) => Value::Seq(v.into_iter().map(|e| convert(e, cx)).collect()),
+        Raw::Map(v) => Value::Map(
+            v.into_iter()
+                .map(|(k, v)| {
+                    let mut k = convert(k, cx);
+                    // Keys are looked up as text, however they were written.
+                    if !matches!(k.value, Value::Str(_)) {
+                        k.value = Value::Str(k.raw.take().unwrap_or_default());
+                    }
+                    let mut v = convert(v, cx);
+                    let block = matches!(v.value, Value::Str(_)) && v.pos.line > k.pos.line;
+                    if let Some(p) = block.then(|| block_indicator(cx, &k)).flatten() {
+                        v.pos = p;
+                    }
+                    (k, v)
+                })
+                .collect(),
+        ),
+    };
+    Node {
+        value,
+        pos,
+        raw,
+        anchor_line,
+        empty,
     }
 }
 
-/// The top-level keys of a block mapping, with the position of each key.
-pub fn top_level_keys(text: &str) -> Vec<(String, Pos)> {
-    let mut out = Vec::new();
-    for (i, l) in lines(text).iter().enumerate() {
-        // Flow-style mappings (`{title: x}`) and sequences are not block keys.
-        if l.indent != 0 || is_blank(l) || l.text.starts_with(['-', '{', '[']) {
-            continue;
-        }
-        let Some(colon) = l.text.find(':') else {
-            continue;
-        };
-        let key = l.text[..colon].trim().trim_matches(['"', '\'']);
-        if key.is_empty() || key.contains(' ') && !l.text.starts_with('"') {
-            continue;
-        }
-        out.push((
-            key.to_string(),
-            Pos::new(i + 1, 1, key.chars().count().max(1)),
-        ));
+/// A block scalar's `|` or `>` (with its modifiers) after `key:`: where its
+/// value is written, though its text starts on the next line.
+fn block_indicator(cx: &Ctx, key: &Node) -> Option<Pos> {
+    let line = cx
+        .text
+        .split('\n')
+        .nth(key.pos.line.checked_sub(cx.first_line)?)?;
+    let after: String = line.chars().skip(key.pos.col - 1 + key.pos.width).collect();
+    let value = after.trim_start().strip_prefix(':')?;
+    let token = value.trim_start();
+    if !token.starts_with(['|', '>']) {
+        return None;
     }
-    out
+    let width = token.find([' ', '\t', '#', '\r']).unwrap_or(token.len());
+    let col = key.pos.col + key.pos.width + (after.chars().count() - token.chars().count());
+    Some(Pos::new(key.pos.line, col, width))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+fn problem(e: &serde_saphyr::Error, text: &str, first_line: usize, limits: &Limits) -> Problem {
+    use serde_saphyr::Error as E;
+    let loc = e.location();
+    let (line, col, width) = loc.map_or((1, 1, 1), |l| {
+        (
+            (l.line() as usize).max(1),
+            (l.column() as usize).max(1),
+            (l.span().len() as usize).max(1),
+        )
+    });
+    let file_pos =
+        |line: usize, col: usize, width: usize| Pos::new(line + first_line - 1, col, width.max(1));
+    let inner = e.without_snippet();
+    // The parser's place is a point, except for a repeated key: underline it.
+    let mut p = Problem {
+        message: String::new(),
+        pos: file_pos(line, col, 1),
+        help: None,
+    };
+    p.message = match inner {
+        E::Budget {
+            breach: BudgetBreach::Depth { .. },
+            ..
+        } => return nesting(limits, p.pos),
+        E::Budget { .. } => format!("{} is too large or too complex", limits.what),
+        E::DuplicateMappingKey { key: Some(k), .. } => {
+            p.pos.width = width;
+            format!("`{k}` appears twice")
+        }
+        _ => serde_saphyr::UserMessageFormatter
+            .format_message(inner)
+            .into_owned(),
+    };
+    if let Some(h) = hint::syntax(text, line, col, first_line) {
+        if let Some((l, c)) = h.at {
+            p.pos = file_pos(l, c, 1);
+        }
+        if let Some(m) = h.message {
+            p.message = m;
+        }
+        p.help = Some(h.help);
+    }
+    p
+}
 
-    const CFG: &str = "site:\n  name: X\n  timezone: Mars/Base # bad\nnewsletters:\n  am:\n    name: AM\n    regions: [national, wrld]\n  pm:\n    schedule: \"0 17 * * *\"\n    image: { src: a.jpg, alt: \"\" }\n    topics:\n      - politics\n      - sprots\n";
+/// A mapping with nothing in it, for sections that are not there.
+static EMPTY: Node = Node {
+    value: Value::Map(Vec::new()),
+    pos: Pos {
+        line: 1,
+        col: 1,
+        width: 1,
+    },
+    raw: None,
+    anchor_line: None,
+    empty: true,
+};
 
-    #[test]
-    fn locates_nested_values() {
-        assert_eq!(locate(CFG, &["site", "timezone"]), Some(Pos::new(3, 13, 9)));
-        assert_eq!(
-            locate(CFG, &["newsletters", "pm", "schedule"]),
-            Some(Pos::new(9, 15, 12))
-        );
-        assert_eq!(locate(CFG, &["newsletters", "am", "schedule"]), None);
-        assert_eq!(
-            locate(CFG, &["newsletters", "pm", "topics"]).map(|p| p.line),
-            Some(11)
-        );
+impl Node {
+    /// A mapping with nothing in it (for an empty document).
+    pub fn empty_map() -> Node {
+        EMPTY.clone()
     }
 
-    #[test]
-    fn locates_flow_mapping_members_and_list_elements() {
-        assert_eq!(
-            locate(CFG, &["newsletters", "pm", "image", "alt"]),
-            Some(Pos::new(10, 31, 2))
-        );
-        let p = locate(CFG, &["newsletters", "am", "regions"]).unwrap();
-        assert_eq!(narrow(CFG, p, "wrld"), Pos::new(7, 25, 4));
-        let p = locate(CFG, &["newsletters", "pm", "topics"]).unwrap();
-        assert_eq!(narrow(CFG, p, "sprots"), Pos::new(13, 9, 6));
+    /// The same, borrowed: reading a section that is not there gives its defaults.
+    pub fn empty() -> &'static Node {
+        &EMPTY
     }
 
-    #[test]
-    fn lists_top_level_keys() {
-        let keys: Vec<_> = top_level_keys("title: a\n# c\ndate: b\n  nested: c\nregion: [x]\n")
-            .into_iter()
-            .map(|(k, p)| (k, p.line))
-            .collect();
-        assert_eq!(
-            keys,
-            vec![
-                ("title".into(), 1),
-                ("date".into(), 3),
-                ("region".into(), 5)
-            ]
-        );
+    pub fn as_str(&self) -> Option<&str> {
+        match &self.value {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
     }
 
-    #[test]
-    fn explains_libyaml_context() {
-        let (p, h) = explain(
-            "did not find expected ',' or ']' at line 3 column 5, while parsing a flow sequence at line 2 column 8",
-            1,
-        );
-        assert_eq!(p, "did not find expected ',' or ']'");
-        assert_eq!(
-            h.as_deref(),
-            Some("while parsing a flow sequence that starts on line 3")
-        );
+    /// A scalar as text: a string, or a number or boolean as it was written.
+    pub fn as_text(&self) -> Option<&str> {
+        match &self.value {
+            Value::Str(s) => Some(s),
+            Value::Bool(_) | Value::Int(_) | Value::Float(_) => self.raw.as_deref(),
+            _ => None,
+        }
     }
 
-    #[test]
-    fn parses_unknown_field_messages() {
-        let (f, exp) =
-            unknown_field("unknown field `titel`, expected one of `title`, `date`").unwrap();
-        assert_eq!(f, "titel");
-        assert_eq!(exp, vec!["title", "date"]);
+    pub fn is_null(&self) -> bool {
+        matches!(self.value, Value::Null)
+    }
+
+    /// The entries of a mapping (none for anything else).
+    pub fn entries(&self) -> &[(Node, Node)] {
+        match &self.value {
+            Value::Map(m) => m,
+            _ => &[],
+        }
+    }
+
+    pub fn entry(&self, key: &str) -> Option<(&Node, &Node)> {
+        self.entries()
+            .iter()
+            .find(|(k, _)| k.as_str() == Some(key))
+            .map(|(k, v)| (k, v))
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        self.entry(key).map(|(_, v)| v)
+    }
+
+    /// Where to point for the value of an entry: the value, or the key when
+    /// nothing is written after it or the value starts on a later line (a
+    /// block list or mapping, a `|` scalar).
+    pub fn entry_pos(key: &Node, value: &Node) -> Pos {
+        if value.empty || value.pos.line != key.pos.line {
+            key.pos
+        } else {
+            value.pos
+        }
+    }
+
+    /// The position of the value at `path` (keys, or indices into lists),
+    /// e.g. `["newsletters", "am", "schedule"]` or `["regions", "2", "id"]`.
+    pub fn locate(&self, path: &[&str]) -> Option<Pos> {
+        let mut node = self;
+        let mut pos = None;
+        for step in path {
+            match &node.value {
+                Value::Seq(items) => {
+                    let item = items.get(step.parse::<usize>().ok()?)?;
+                    pos = Some(item.pos);
+                    node = item;
+                }
+                _ => {
+                    let (k, v) = node.entry(step)?;
+                    pos = Some(Node::entry_pos(k, v));
+                    node = v;
+                }
+            }
+        }
+        pos
+    }
+
+    /// For a value reached through an alias, where it is really written.
+    pub fn alias_note(&self) -> Option<String> {
+        self.anchor_line
+            .map(|line| format!("the value comes from the anchor on line {line}"))
+    }
+
+    /// What the node is, for "found …" in messages.
+    pub fn describe(&self) -> String {
+        match &self.value {
+            Value::Null => "nothing".into(),
+            Value::Bool(b) => format!("boolean `{b}`"),
+            Value::Int(i) => format!("integer `{i}`"),
+            Value::Float(_) => format!("number `{}`", self.raw.as_deref().unwrap_or("?")),
+            Value::Str(s) => {
+                let short: String = s.chars().take(60).collect();
+                let more = if short.len() < s.len() { "…" } else { "" };
+                format!("string \"{}{more}\"", short.escape_debug())
+            }
+            Value::Seq(_) => "a list".into(),
+            Value::Map(_) => "a mapping".into(),
+        }
+    }
+
+    /// The node as JSON, for values passed through to templates.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value as J;
+        match &self.value {
+            Value::Null => J::Null,
+            Value::Bool(b) => J::Bool(*b),
+            Value::Int(i) => J::from(*i),
+            Value::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
+            Value::Str(s) => J::String(s.clone()),
+            Value::Seq(v) => J::Array(v.iter().map(Node::to_json).collect()),
+            Value::Map(m) => J::Object(
+                m.iter()
+                    .map(|(k, v)| (k.as_str().unwrap_or_default().to_string(), v.to_json()))
+                    .collect(),
+            ),
+        }
     }
 }

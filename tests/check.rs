@@ -33,7 +33,7 @@ fn every_invalid_item_fixture_gives_its_expected_diagnostic_and_others_still_ren
         .filter(|p| p.extension().is_some_and(|x| x == "md"))
         .collect();
     cases.sort();
-    assert!(cases.len() >= 12, "fixtures missing");
+    assert!(cases.len() >= 28, "fixtures missing");
     for case in cases {
         let name = case.file_name().unwrap().to_str().unwrap();
         let expected = std::fs::read_to_string(case.with_extension("expected")).unwrap();
@@ -42,7 +42,14 @@ fn every_invalid_item_fixture_gives_its_expected_diagnostic_and_others_still_ren
             &std::fs::read_to_string(&case).unwrap(),
         );
         let run = n.run(&["check", "--at", AT]);
-        assert_eq!(run.code, 1, "{name}: exit code\n{}", run.stderr);
+        // A fixture that expects only a warning loads; the others fail.
+        let errors = expected.contains(": error: ");
+        assert_eq!(
+            run.code,
+            i32::from(errors),
+            "{name}: exit code\n{}",
+            run.stderr
+        );
         assert!(
             run.stderr.contains(expected.trim_end()),
             "{name}: expected\n{expected}\n--- got\n{}",
@@ -52,14 +59,117 @@ fn every_invalid_item_fixture_gives_its_expected_diagnostic_and_others_still_ren
             expected.starts_with(&format!("content/bad/{name}:")),
             "{name}: diagnostic names the file"
         );
-        // One bad item never stops the others: both non-empty editions still render.
+        let count = |what: &str| expected.matches(&format!(": {what}: ")).count();
+        let plural = |n: usize, word: &str| match n {
+            1 => format!("1 {word}"),
+            n => format!("{n} {word}s"),
+        };
+        let summary = format!(
+            "{}, {}",
+            plural(count("error"), "error"),
+            plural(count("warning"), "warning")
+        );
+        // One bad item never stops the others: both non-empty editions still
+        // render, and the expected diagnostics are all there are.
         assert!(
-            run.stdout
-                .contains("checked 13 items and 3 newsletters (2 rendered)"),
+            run.stdout.contains(&format!(
+                "checked 13 items and 3 newsletters (2 rendered): {summary}"
+            )),
             "{name}: {}",
             run.stdout
         );
     }
+}
+
+#[test]
+fn a_broken_date_or_at_is_an_error_never_a_panic() {
+    // Each of these panicked in time.rs, slicing an empty or non-ASCII
+    // time part by bytes.
+    let item = |date: &str, expires: &str| {
+        format!(
+            "---\ntitle: T\ndate: {date}\nexpires: {expires}\nregion: world\ntopic: trade\n---\n"
+        )
+    };
+    let n = Newsroom::fixture("basic")
+        .write("content/bad/a.md", &item("2026-11-29T\u{e9}", "2026-12-01"))
+        .write("content/bad/b.md", &item("2026-11-29", "2026-11-30T"));
+    n.run(&["check", "--at", AT])
+        .code(1)
+        .stderr_has("content/bad/a.md:3:7: error: invalid time `\u{e9}`")
+        .stderr_has("content/bad/b.md:4:10: error: invalid date-time `2026-11-30T`: the time after the date is missing")
+        .stdout_has("2 errors");
+    let n = Newsroom::fixture("basic");
+    // A bad --at is bad usage, like an unknown flag.
+    for at in ["2026-11-30T", "2026-11-30T\u{e9}"] {
+        n.run(&["check", "--at", at])
+            .code(2)
+            .stderr_has(&format!("invalid --at `{at}`"));
+    }
+}
+
+#[test]
+fn deep_or_huge_front_matter_is_refused_at_once() {
+    // 100,000 levels of `[` took libyaml 21 s; now the size cap answers.
+    let deep = format!(
+        "---\ntitle: {}\n---\n",
+        "[".repeat(100_000) + &"]".repeat(100_000)
+    );
+    let nested = format!("---\ntitle: {}x{}\n---\n", "[".repeat(40), "]".repeat(40));
+    let n = Newsroom::fixture("basic")
+        .write("content/bad/deep.md", &deep)
+        .write("content/bad/nested.md", &nested);
+    n.run(&["check", "--at", AT])
+        .code(1)
+        .stderr_has("content/bad/deep.md:2:1: error: invalid YAML in front-matter: front-matter is 196 KB; at most 64 KB is allowed")
+        .stderr_has("content/bad/nested.md:2:40: error: invalid YAML in front-matter: front-matter nests lists and mappings more than 32 levels deep");
+}
+
+#[test]
+fn config_warnings_are_printed_and_count() {
+    let n = Newsroom::fixture("basic").edit(
+        "config.yaml",
+        "newsletters:\n",
+        "state: .briefing/ledger.sqlite\nnewsletters:\n",
+    );
+    n.run(&["check", "--at", AT])
+        .success()
+        .stderr_has("config.yaml:16:1: warning: `state` is now called `ledger`: rename the key")
+        .stdout_has("0 errors, 1 warning");
+    n.run(&["check", "--at", AT, "--deny-warnings"]).code(1);
+}
+
+#[test]
+fn config_values_that_would_break_later_are_errors_now() {
+    let bad = |from: &str, to: &str, want: &str| {
+        Newsroom::fixture("basic")
+            .edit("config.yaml", from, to)
+            .run(&["check", "--at", AT])
+            .code(1)
+            .stderr_has(want);
+    };
+    // Passed, then panicked in `check` subtracting it from the slot.
+    bad(
+        "lookback: 48h",
+        "lookback: 100000000d",
+        "config.yaml:33:15: error: `lookback` must be from 1m to 3660d; found `100000000d`",
+    );
+    // Sending would fail for every recipient.
+    bad(
+        "base_url: https://news.example.com",
+        "base_url: http://news.example.com",
+        "config.yaml:5:13: error: the unsubscribe URL `http://news.example.com/unsubscribe`, made from `site.base_url`, must be https://",
+    );
+    // Read from outside the newsroom.
+    bad(
+        "newsletters:\n",
+        "paths: { content: ../elsewhere }\nnewsletters:\n",
+        "config.yaml:16:19: error: `../elsewhere` must be a relative path inside the newsroom folder",
+    );
+    bad(
+        "newsletters:\n",
+        "delivery:\n  smtp:\n    url: smtp://localhost:2525\n    connections: 100000\nnewsletters:\n",
+        "config.yaml:19:18: error: `connections` must be from 1 to 200; found 100000",
+    );
 }
 
 #[test]

@@ -1,10 +1,13 @@
-//! Property tests: the front-matter parser and the YAML locator never panic,
-//! whatever an editor's file holds.
+//! Property tests: whatever an editor's file holds, the item path (split,
+//! front-matter, dates) and the config loader answer with diagnostics that
+//! point inside the file, and never panic.
 
 use std::path::Path;
 
-use briefing::config::Term;
+use briefing::config::{Newsroom, Term};
 use briefing::content::{ParseCtx, parse_item, prescan_date, split::split};
+use briefing::diag::Diagnostic;
+use briefing::time::{parse_duration, parse_when, suggest_iso};
 use proptest::prelude::*;
 
 fn ctx_terms() -> (Vec<Term>, Vec<Term>) {
@@ -15,6 +18,28 @@ fn ctx_terms() -> (Vec<Term>, Vec<Term>) {
     (vec![t("world"), t("national")], vec![t("trade")])
 }
 
+/// Asserts `d` points at a line of `text` and at most one column past its end.
+fn inside(d: &Diagnostic, text: &str) {
+    let _ = d.to_string();
+    if d.line == 0 {
+        return;
+    }
+    let lines: Vec<&str> = text.split('\n').collect();
+    assert!(
+        d.line <= lines.len(),
+        "line {} of {} in {text:?}: {d}",
+        d.line,
+        lines.len()
+    );
+    let len = lines[d.line - 1].chars().count();
+    assert!(
+        d.col <= len + 1,
+        "column {} past the end ({len}) of line {} in {text:?}: {d}",
+        d.col,
+        d.line
+    );
+}
+
 fn parse(text: &str) {
     let (regions, topics) = ctx_terms();
     let ctx = ParseCtx {
@@ -23,53 +48,68 @@ fn parse(text: &str) {
         topics: &topics,
         newsletters: vec!["am"],
     };
-    let r = parse_item("x", Path::new("content/x.md"), text, &ctx);
-    if let Err(ds) = r {
-        assert!(!ds.is_empty());
-        for d in ds {
-            // Every diagnostic renders, and its position is inside the file.
-            let _ = d.to_string();
-            // YAML breaks lines at CR, LF, NEL, LS and PS.
-            let lines = text
-                .replace("\r\n", "\n")
-                .split(['\n', '\r', '\u{85}', '\u{2028}', '\u{2029}'])
-                .count();
-            assert!(
-                d.line <= lines.max(1) + 1,
-                "line {} out of range in {text:?}",
-                d.line
-            );
+    // Positions are in the text as editors see it: CR and CRLF are line ends.
+    let normalised = text.replace("\r\n", "\n").replace('\r', "\n");
+    match parse_item("x", Path::new("content/x.md"), text, &ctx) {
+        Err(ds) => {
+            assert!(!ds.is_empty());
+            ds.iter().for_each(|d| inside(d, &normalised));
+        }
+        Ok(item) => item.warnings.iter().for_each(|d| inside(d, &normalised)),
+    }
+    let _ = split(text);
+    let _ = prescan_date(text, chrono_tz::UTC);
+}
+
+fn load_config(text: &str) {
+    match Newsroom::from_text(Path::new("config.yaml"), text.to_string()) {
+        Ok(n) => n.warnings.iter().for_each(|d| inside(d, text)),
+        Err(ds) => {
+            assert!(ds.errors() > 0, "{text:?}");
+            ds.iter().for_each(|d| inside(d, text));
         }
     }
 }
 
 const KEYS: &[&str] = &[
     "title", "date", "region", "regions", "topic", "topics", "priority", "image", "extra", "tags",
-    "titel", "draft", "expires", "link",
+    "titel", "draft", "expires", "link", "author", "authors", "summary", "- x", "? k",
 ];
 const VALUES: &[&str] = &[
     "x",
     "[a, b",
     "{ src: a, alt: b }",
     "2026-02-30",
+    "2026-11-29T",
+    "2026-11-29T\u{e9}",
+    "Nov 28, 2026",
     "2026-11-28T05:30:00-05:00",
     "\"quoted",
+    "'It's'",
+    "\"a\" b",
+    "Breaking: storm",
+    "#1 story",
     "'",
     "- item",
     "world",
     "[world, trade]",
     "&anchor x",
+    "*anchor",
     "*alias",
     "!!binary aGk=",
     "|",
     ">-",
+    "|\n  block\n  text",
     "~",
     "1e400",
+    "9999999999999999999999",
     "",
     "\t",
     "\u{feff}",
     "é",
     "\r",
+    "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[",
+    "- - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - -",
 ];
 
 fn front_matter() -> impl Strategy<Value = String> {
@@ -77,8 +117,12 @@ fn front_matter() -> impl Strategy<Value = String> {
         prop::sample::select(KEYS),
         prop::sample::select(VALUES),
         0usize..3,
+        any::<bool>(),
     )
-        .prop_map(|(k, v, indent)| format!("{}{k}: {v}", " ".repeat(indent)));
+        .prop_map(|(k, v, indent, tab)| {
+            let pad = if tab { "\t".into() } else { " ".repeat(indent) };
+            format!("{pad}{k}: {v}")
+        });
     (
         prop::collection::vec(line, 0..10),
         any::<bool>(),
@@ -96,29 +140,90 @@ fn front_matter() -> impl Strategy<Value = String> {
         })
 }
 
+const CONFIG_LINES: &[&str] = &[
+    "site:",
+    "  name: T",
+    "  base_url: https://news.example.com",
+    "  base_url: http://news.example.com/?q#f",
+    "  timezone: America/New_York",
+    "  timezone: Mars/Base",
+    "regions: [{ id: world, name: World }]",
+    "regions:\n  - { id: world, name: World }\n  - id: Bad Id",
+    "topics: [{ id: trade, name: Trade }]",
+    "topics: trade, tech",
+    "newsletters:",
+    "  am:",
+    "    name: AM",
+    "    name: #AM",
+    "    from: \"AM <am@news.example.com>\"",
+    "    schedule: \"0 6 * * MON-FRY\"",
+    "    schedule: [",
+    "    lookback: 9999999999999999w",
+    "    lookback: 100000000d",
+    "    max_delay: 15250284452w15250284452w",
+    "    regions: &r [world, wrld]",
+    "    topics: *r",
+    "    min_items: -1",
+    "    group_by: [region, region]",
+    "ledger: ../x",
+    "state: .briefing/ledger.sqlite",
+    "paths: { content: /etc, templates: .. }",
+    "delivery:",
+    "  transport: smtp",
+    "  smtp:",
+    "    url: smtp://localhost:2525",
+    "    connections: 100000",
+    "    timeout: 999999999999999d",
+    "    rate: .nan",
+    "    ca_file: /etc/ssl/ca.pem",
+    "    hello_name: \"a b\"",
+    "  unsubscribe: { url: \"http://x.example/u?a\" }",
+    "  dkim: { domain: d, selector: s, key_file: k.pem, algorithm: md5 }",
+    "\tindented: with a tab",
+    "title: Breaking: Winter storm",
+    "key: 'It's'",
+    "- a list at the top",
+    "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[",
+];
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 2000, .. ProptestConfig::default() })]
 
     #[test]
     fn arbitrary_text_never_panics(text in "\\PC{0,200}") {
         parse(&text);
-        let _ = split(&text);
-        let _ = prescan_date(&text, chrono_tz::UTC);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..300), fm in any::<bool>()) {
+        // Files arrive as bytes; the loader refuses invalid UTF-8 before
+        // parsing, so what reaches the parser is any valid text.
+        let text = String::from_utf8_lossy(&bytes);
+        let text = if fm { format!("---\n{text}\n---\nbody") } else { text.into_owned() };
+        parse(&text);
     }
 
     #[test]
     fn yaml_like_front_matter_never_panics(text in front_matter()) {
         parse(&text);
-        let _ = prescan_date(&text, chrono_tz::UTC);
     }
 
     #[test]
-    fn locator_never_panics(text in "[a-z: \\[\\],{}\\-#\"\n]{0,120}", key in "[a-z]{1,3}") {
-        let _ = briefing::yaml::locate(&text, &[key.as_str()]);
-        let _ = briefing::yaml::locate(&text, &[key.as_str(), "a"]);
-        let _ = briefing::yaml::top_level_keys(&text);
-        if let Some(p) = briefing::yaml::locate(&text, &[key.as_str()]) {
-            let _ = briefing::yaml::narrow(&text, p, "a");
+    fn dates_and_durations_never_panic(s in "\\PC{0,30}", tail in "[T t0-9:.+\\-Z\\u{e9}\\u{1F600}]{0,12}") {
+        for t in [s.clone(), format!("2026-11-29{tail}"), format!("2026-11-29T{s}")] {
+            let _ = parse_when(&t, chrono_tz::America::New_York);
+            let _ = suggest_iso(&t);
+            let _ = parse_duration(&t);
         }
+    }
+
+    #[test]
+    fn arbitrary_config_text_never_panics(text in "\\PC{0,300}") {
+        load_config(&text);
+    }
+
+    #[test]
+    fn config_like_text_never_panics(lines in prop::collection::vec(prop::sample::select(CONFIG_LINES), 0..25)) {
+        load_config(&lines.join("\n"));
     }
 }

@@ -33,8 +33,8 @@ pub fn run(ctx: &Ctx, args: &ScheduleArgs) -> Result<Exit> {
     let cfg = pipeline.config();
     let plans: Vec<_> = cfg.newsletters.iter().map(|n| (n, slots_of(n))).collect();
     // The ledger is read only if it exists: `schedule` never creates it.
-    let ledger = if cfg.state.exists() {
-        Some(Ledger::open(&cfg.state)?)
+    let ledger = if cfg.ledger.exists() {
+        Some(Ledger::open(&cfg.ledger)?)
     } else {
         None
     };

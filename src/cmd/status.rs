@@ -11,7 +11,7 @@ use crate::ledger::{DeliveryState, Ledger};
 
 pub fn run(ctx: &Ctx, args: &StatusArgs) -> Result<Exit> {
     let newsroom = ctx.newsroom()?;
-    let state = &newsroom.config.state;
+    let state = &newsroom.config.ledger;
     if !state.exists() {
         ctx.console.summary(&format!(
             "no ledger yet at {}: nothing has been sent",

@@ -6,15 +6,13 @@ use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use serde::de::DeserializeOwned;
-use serde_yaml_ng::{Mapping, Value};
 
 use super::split::{SplitError, split};
 use super::{Image, Item};
-use crate::config::{Term, check_header_value, yaml_error_at};
+use crate::config::{Term, check_header_value};
 use crate::diag::{Diagnostic, did_you_mean};
-use crate::time::parse_when;
-use crate::yaml::{self, Pos};
+use crate::time::{parse_when, suggest_iso};
+use crate::yaml::{self, Fields, Node, Source, Value};
 
 /// The keys an item's front-matter may hold.
 pub const KEYS: &[&str] = &[
@@ -64,133 +62,9 @@ pub fn prescan_date(text: &str, tz: Tz) -> Option<DateTime<Utc>> {
     parse_when(v, tz).ok()
 }
 
-struct Fields<'a> {
-    path: &'a Path,
-    text: &'a str,
-    yaml: &'a str,
-    offset: usize,
-    map: Mapping,
-    diags: Vec<Diagnostic>,
-}
-
-impl Fields<'_> {
-    /// Position of `key`'s value in the file.
-    fn pos(&self, path: &[&str]) -> Option<Pos> {
-        yaml::locate(self.yaml, path).map(|p| Pos::new(p.line + self.offset, p.col, p.width))
-    }
-
-    fn error(&mut self, path: &[&str], message: impl Into<String>) -> &mut Diagnostic {
-        let mut d = Diagnostic::error(self.path, message);
-        if let Some(p) = self.pos(path) {
-            d = d.at(self.text, p.line, p.col).span(p.width);
-        }
-        self.diags.push(d);
-        self.diags.last_mut().expect("just pushed")
-    }
-
-    /// An element inside a list value, e.g. one region of `regions: [a, b]`.
-    fn error_in(
-        &mut self,
-        key: &str,
-        element: &str,
-        message: impl Into<String>,
-    ) -> &mut Diagnostic {
-        let mut d = Diagnostic::error(self.path, message);
-        if let Some(p) = yaml::locate(self.yaml, &[key]) {
-            let p = yaml::narrow(self.yaml, p, element);
-            d = d.at(self.text, p.line + self.offset, p.col).span(p.width);
-        }
-        self.diags.push(d);
-        self.diags.last_mut().expect("just pushed")
-    }
-
-    fn get<T: DeserializeOwned>(&mut self, key: &str, expected: &str) -> Option<T> {
-        let v = self.map.get(key)?.clone();
-        if v.is_null() {
-            self.error(&[key], format!("`{key}` is empty; expected {expected}"));
-            return None;
-        }
-        match serde_yaml_ng::from_value::<T>(v) {
-            Ok(t) => Some(t),
-            Err(e) => {
-                let msg = e.to_string();
-                let msg = yaml::strip_location(&msg);
-                // "invalid type: string \"high\", expected i64" -> "found string \"high\""
-                let found = msg
-                    .strip_prefix("invalid type: ")
-                    .and_then(|m| m.split(", expected").next())
-                    .map(|f| format!("found {f}"))
-                    .unwrap_or_else(|| msg.to_string());
-                self.error(&[key], format!("`{key}` must be {expected}; {found}"));
-                None
-            }
-        }
-    }
-
-    /// A key that may be written singular (`region: x`) or plural (`regions: [x, y]`).
-    fn one_or_many(&mut self, one: &str, many: &str) -> Option<Vec<String>> {
-        match (self.map.contains_key(one), self.map.contains_key(many)) {
-            (true, true) => {
-                self.error(&[many], format!("use either `{one}` or `{many}`, not both"));
-                None
-            }
-            (true, false) => self.get::<String>(one, "a single id").map(|s| vec![s]),
-            (false, true) => {
-                let v = self.get::<Vec<String>>(many, "a list of ids like [a, b]")?;
-                if v.is_empty() {
-                    self.error(&[many], format!("`{many}` is empty; list at least one"));
-                    return None;
-                }
-                Some(v)
-            }
-            (false, false) => None,
-        }
-    }
-
-    fn date(&mut self, key: &str, tz: Tz) -> Option<DateTime<Utc>> {
-        let v = self.map.get(key)?.clone();
-        let s = match v {
-            Value::String(s) => s,
-            Value::Number(n) => n.to_string(),
-            _ => {
-                self.error(&[key], format!("`{key}` must be a date like 2026-11-28T05:30:00-05:00, 2026-11-28 05:30 or 2026-11-28"));
-                return None;
-            }
-        };
-        match parse_when(&s, tz) {
-            Ok(t) => Some(t),
-            Err(m) => {
-                self.error(&[key], m);
-                None
-            }
-        }
-    }
-
-    fn check_ids(&mut self, key: &str, ids: &[String], allowed: &[&str], what: &str) -> bool {
-        let mut ok = true;
-        for id in ids {
-            if !allowed.contains(&id.as_str()) {
-                ok = false;
-                let suggestion = did_you_mean(id, allowed.iter().copied());
-                let d = self.error_in(
-                    key,
-                    id,
-                    format!(
-                        "unknown {what} `{id}`; expected one of: {}",
-                        allowed.join(", ")
-                    ),
-                );
-                if let Some(s) = suggestion {
-                    d.help = Some(format!("did you mean `{s}`?"));
-                }
-            }
-        }
-        ok
-    }
-}
-
 /// Parses and validates one item. `path` is how the file is shown in
-/// diagnostics; `id` its id. Returns every problem found.
+/// diagnostics; `id` its id. Returns every problem found; warnings about an
+/// item that still loads ride along in `Item::warnings`.
 pub fn parse_item(
     id: &str,
     path: &Path,
@@ -222,11 +96,19 @@ pub fn parse_item(
             ]);
         }
     };
-    let offset = s.yaml_line - 1;
-    let map = match serde_yaml_ng::from_str::<Value>(s.yaml) {
-        Ok(Value::Mapping(m)) => m,
-        Ok(Value::Null) => Mapping::new(),
-        Ok(_) => {
+    let src = Source { path, text };
+    let root = match yaml::parse(s.yaml, s.yaml_line, &yaml::FRONT_MATTER) {
+        Ok(n) => n,
+        Err(p) => {
+            let mut d = src.problem(p);
+            d.message = format!("invalid YAML in front-matter: {}", d.message);
+            return Err(vec![d]);
+        }
+    };
+    let root = match root.value {
+        Value::Map(_) => root,
+        Value::Null => Node::empty_map(),
+        _ => {
             return Err(vec![
                 Diagnostic::error(
                     path,
@@ -235,191 +117,275 @@ pub fn parse_item(
                 .at(text, s.yaml_line, 1),
             ]);
         }
-        Err(e) => {
-            let mut d = yaml_error_at(path, text, &e, offset);
-            d.message = format!("invalid YAML in front-matter: {}", d.message);
-            return Err(vec![d]);
+    };
+    let mut f = Fields::new(src, &root, None, "front-matter").empty_is_error();
+    let fields = read_fields(&mut f, ctx);
+    let mut diags = f.finish();
+    let Some(mut item) = fields.filter(|_| diags.is_empty()) else {
+        if diags.is_empty() {
+            // Every missing field is reported where it is read.
+            diags.push(Diagnostic::error(path, "incomplete front-matter"));
         }
+        return Err(diags);
     };
-    let mut f = Fields {
-        path,
-        text,
-        yaml: s.yaml,
-        offset,
-        map,
-        diags: Vec::new(),
-    };
+    item.id = id.to_string();
+    item.source = path.to_path_buf();
+    item.body = s.body.to_string();
+    item.body_line = s.body_line;
+    item.warnings = expiry_warning(&src, &root, &item, ctx.timezone);
+    Ok(item)
+}
 
-    for (key, pos) in yaml::top_level_keys(s.yaml) {
-        if !KEYS.contains(&key.as_str()) {
-            let mut d = Diagnostic::error(path, format!("unknown key `{key}`"))
-                .at(text, pos.line + offset, pos.col)
-                .span(pos.width);
-            d = match did_you_mean(&key, KEYS.iter().copied()) {
-                Some(s) => d.help(format!("did you mean `{s}`?")),
-                None => d.help(format!("allowed keys: {}", KEYS.join(", "))),
+/// Reads every field, reporting each problem; `None` when a required one
+/// is missing or bad. Unknown keys are reported first, as an editor reads.
+fn read_fields(f: &mut Fields, ctx: &ParseCtx) -> Option<Item> {
+    for (k, _) in f.node().entries() {
+        let key = k.as_str().unwrap_or_default();
+        if !KEYS.contains(&key) {
+            let help = match did_you_mean(key, KEYS.iter().copied()) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => format!("allowed keys: {}", KEYS.join(", ")),
             };
-            f.diags.push(d);
+            f.error_at(Some(k.pos), format!("unknown key `{key}`")).help = Some(help);
         }
     }
-    // Keys hidden from the line scanner (flow style, quoted oddly) still count.
-    let unknown: Vec<String> = f
-        .map
-        .keys()
-        .filter_map(|k| k.as_str())
-        .filter(|k| !KEYS.contains(k))
-        .map(str::to_string)
+    // Reported above; known or not, no key is left for `finish`.
+    let keys: Vec<&str> = f
+        .node()
+        .entries()
+        .iter()
+        .filter_map(|(k, _)| k.as_str())
         .collect();
-    if !unknown.is_empty() && f.diags.is_empty() {
-        f.diags.push(
-            Diagnostic::error(path, format!("unknown key `{}`", unknown[0])).at(
-                text,
-                s.yaml_line,
-                1,
-            ),
-        );
-    }
-
-    let title = f.get::<String>("title", "the headline as text");
-    if let Some(t) = &title {
-        if t.trim().is_empty() {
-            f.error(&["title"], "`title` is empty");
-        } else if let Err(m) = check_header_value(t) {
-            f.error(
-                &["title"],
-                format!("`title` {m} (titles go into the subject line)"),
-            );
-        }
-    } else if !f.map.contains_key("title") {
-        f.diags.push(
-            Diagnostic::error(path, "missing `title`")
-                .at(text, 1, 1)
-                .span(3),
-        );
-    }
-    let date = f.date("date", ctx.timezone);
-    if !f.map.contains_key("date") {
-        f.diags.push(
-            Diagnostic::error(
-                path,
-                "missing `date`: when the item was published, e.g. 2026-11-28T05:30:00-05:00",
-            )
-            .at(text, 1, 1)
-            .span(3),
-        );
+    f.allow(&keys);
+    let title = title(f);
+    let date = read_date(f, "date", ctx.timezone);
+    if !f.has("date") {
+        f.missing("missing `date`: when the item was published, e.g. 2026-11-28T05:30:00-05:00")
+            .width = 3;
     }
     let region_ids: Vec<&str> = ctx.regions.iter().map(|t| t.id.as_str()).collect();
     let topic_ids: Vec<&str> = ctx.topics.iter().map(|t| t.id.as_str()).collect();
-    let regions = f.one_or_many("region", "regions");
-    if regions.is_none() && !f.map.contains_key("region") && !f.map.contains_key("regions") {
-        f.diags.push(
-            Diagnostic::error(
-                path,
-                format!(
-                    "missing `region`; expected one of: {}",
-                    region_ids.join(", ")
-                ),
-            )
-            .at(text, 1, 1)
-            .span(3),
-        );
-    }
-    if let Some(r) = &regions {
-        let key = if f.map.contains_key("region") {
-            "region"
-        } else {
-            "regions"
-        };
-        f.check_ids(key, r, &region_ids, "region");
-    }
-    let topics = f.one_or_many("topic", "topics");
-    if topics.is_none() && !f.map.contains_key("topic") && !f.map.contains_key("topics") {
-        f.diags.push(
-            Diagnostic::error(
-                path,
-                format!("missing `topic`; expected one of: {}", topic_ids.join(", ")),
-            )
-            .at(text, 1, 1)
-            .span(3),
-        );
-    }
-    if let Some(t) = &topics {
-        let key = if f.map.contains_key("topic") {
-            "topic"
-        } else {
-            "topics"
-        };
-        f.check_ids(key, t, &topic_ids, "topic");
-    }
+    let regions = terms(f, ("region", "regions"), &region_ids);
+    let topics = terms(f, ("topic", "topics"), &topic_ids);
     let priority = f
-        .get::<i64>("priority", "a whole number (1 is the lead)")
+        .int("priority", "a whole number (1 is the lead)")
         .unwrap_or(5);
     let summary = f
-        .get::<String>("summary", "one sentence")
-        .unwrap_or_default();
-    let authors = match (f.map.contains_key("author"), f.map.contains_key("authors")) {
-        (true, true) => {
-            f.error(&["authors"], "use either `author` or `authors`, not both");
-            Vec::new()
-        }
-        (true, false) => f.get::<String>("author", "a name").into_iter().collect(),
-        (false, true) => f
-            .get::<Vec<String>>("authors", "a list of names")
-            .unwrap_or_default(),
-        _ => Vec::new(),
-    };
-    let image = image(&mut f);
-    let link = f.get::<String>("link", "a URL");
+        .text("summary", "one sentence")
+        .unwrap_or_default()
+        .to_string();
+    let authors = authors(f);
+    let image = image(f);
+    let link = f.text("link", "a URL").map(str::to_string);
     if let Some(l) = &link {
         if !is_safe_url(l) {
             f.error(
-                &["link"],
+                "link",
                 format!("`link` must be an http(s) URL or a path on the site, found `{l}`"),
             );
         }
     }
-    let newsletters = f.get::<Vec<String>>("newsletters", "a list of newsletter ids");
+    let newsletters = f.texts("newsletters", "a list of newsletter ids");
     if let Some(n) = &newsletters {
-        f.check_ids("newsletters", n, &ctx.newsletters, "newsletter");
+        check_ids(f, n, &ctx.newsletters, "newsletter");
     }
-    let draft = f.get::<bool>("draft", "true or false").unwrap_or(false);
-    let expires = f.date("expires", ctx.timezone);
-    let tags = f
-        .get::<Vec<String>>("tags", "a list like [a, b]")
-        .unwrap_or_default();
+    let draft = f.bool("draft").unwrap_or(false);
+    let expires = read_date(f, "expires", ctx.timezone);
+    let tags = f.texts("tags", "a list like [a, b]").unwrap_or_default();
     let extra = f
-        .map
+        .node()
         .get("extra")
-        .map(|v| serde_json::to_value(v).unwrap_or(serde_json::Value::Null))
-        .unwrap_or(serde_json::Value::Null);
+        .map_or(serde_json::Value::Null, |v| v.to_json());
+    Some(Item {
+        id: String::new(),
+        source: Default::default(),
+        title: title?,
+        date: date?,
+        regions: regions?,
+        topics: topics?,
+        priority,
+        summary,
+        authors,
+        image,
+        link,
+        newsletters: newsletters.map(|n| n.iter().map(|(s, _)| s.to_string()).collect()),
+        draft,
+        expires,
+        tags: tags.iter().map(|(s, _)| s.to_string()).collect(),
+        extra,
+        body: String::new(),
+        body_line: 0,
+        warnings: Vec::new(),
+    })
+}
 
-    if !f.diags.is_empty() {
-        return Err(f.diags);
+fn title(f: &mut Fields) -> Option<String> {
+    if !f.has("title") {
+        f.missing("missing `title`").width = 3;
+        return None;
     }
-    match (title, date, regions, topics) {
-        (Some(title), Some(date), Some(regions), Some(topics)) => Ok(Item {
-            id: id.to_string(),
-            source: path.to_path_buf(),
-            title,
-            date,
-            regions,
-            topics,
-            priority,
-            summary,
-            authors,
-            image,
-            link,
-            newsletters,
-            draft,
-            expires,
-            tags,
-            extra,
-            body: s.body.to_string(),
-            body_line: s.body_line,
-        }),
-        // Every missing field was reported above.
-        _ => Err(vec![Diagnostic::error(path, "incomplete front-matter")]),
+    let t = f.text("title", "the headline as text")?;
+    if t.trim().is_empty() {
+        f.error("title", "`title` is empty");
+        return None;
     }
+    if let Err(m) = check_header_value(t) {
+        let block = f
+            .pos("title")
+            .is_some_and(|p| starts_block(f.source().text, p));
+        let d = f.error(
+            "title",
+            format!("`title` {m} (titles go into the subject line)"),
+        );
+        if block {
+            d.help = Some(
+                "a `|` or `>` block keeps its line breaks (`>` its last one): write the headline on one line, or fold it with `>-`".into(),
+            );
+        }
+        return None;
+    }
+    Some(t.to_string())
+}
+
+fn read_date(f: &mut Fields, key: &'static str, tz: Tz) -> Option<DateTime<Utc>> {
+    const EXPECTED: &str = "a date like 2026-11-28T05:30:00-05:00, 2026-11-28 05:30 or 2026-11-28";
+    let s = f.text(key, EXPECTED)?;
+    match parse_when(s, tz) {
+        Ok(t) => Some(t),
+        Err(m) => {
+            let d = f.error(key, m);
+            d.help = suggest_iso(s).map(|iso| format!("write it as {key}: {iso}"));
+            None
+        }
+    }
+}
+
+/// Whether a block scalar's `|` or `>` is written at `p`.
+fn starts_block(text: &str, p: yaml::Pos) -> bool {
+    text.lines()
+        .nth(p.line.saturating_sub(1))
+        .and_then(|l| l.chars().nth(p.col.saturating_sub(1)))
+        .is_some_and(|c| c == '|' || c == '>')
+}
+
+/// `region: x` or `regions: [x, y]` (and the same for topics), checked
+/// against the ids config declares.
+fn terms(
+    f: &mut Fields,
+    (one, many): (&'static str, &'static str),
+    allowed: &[&str],
+) -> Option<Vec<String>> {
+    let what = one;
+    let ids = match (f.has(one), f.has(many)) {
+        (true, true) => {
+            f.error(many, format!("use either `{one}` or `{many}`, not both"));
+            return None;
+        }
+        (false, false) => {
+            f.missing(format!(
+                "missing `{one}`; expected one of: {}",
+                allowed.join(", ")
+            ))
+            .width = 3;
+            return None;
+        }
+        (true, false) => {
+            if let Some(Value::Seq(items)) = f.node().get(one).map(|n| &n.value) {
+                let list: Vec<&str> = items.iter().filter_map(|n| n.as_text()).collect();
+                let d = f.error(one, format!("`{one}` must be a single id; found a list"));
+                d.help = Some(format!(
+                    "use `{many}:` for several: {many}: [{}]",
+                    list.join(", ")
+                ));
+                return None;
+            }
+            let (id, node) = f.text_node(one, "a single id")?;
+            vec![(id, node)]
+        }
+        (false, true) => {
+            let ids = f.texts(many, "a list of ids like [a, b]")?;
+            if ids.is_empty() {
+                f.error(many, format!("`{many}` is empty; list at least one"));
+                return None;
+            }
+            ids
+        }
+    };
+    check_ids(f, &ids, allowed, what).then(|| ids.iter().map(|(s, _)| s.to_string()).collect())
+}
+
+fn check_ids(f: &mut Fields, ids: &[(&str, &Node)], allowed: &[&str], what: &str) -> bool {
+    let mut ok = true;
+    for (id, node) in ids {
+        if !allowed.contains(id) {
+            ok = false;
+            let suggestion = did_you_mean(id, allowed.iter().copied());
+            let d = f.error_at(
+                Some(node.pos),
+                format!(
+                    "unknown {what} `{id}`; expected one of: {}",
+                    allowed.join(", ")
+                ),
+            );
+            d.help = match (suggestion, node.alias_note()) {
+                (Some(s), Some(n)) => Some(format!("did you mean `{s}`? ({n})")),
+                (Some(s), None) => Some(format!("did you mean `{s}`?")),
+                (None, n) => n,
+            };
+        }
+    }
+    ok
+}
+
+fn authors(f: &mut Fields) -> Vec<String> {
+    match (f.has("author"), f.has("authors")) {
+        (true, true) => {
+            f.error("authors", "use either `author` or `authors`, not both");
+            Vec::new()
+        }
+        (true, false) => {
+            if let Some(Value::Seq(items)) = f.node().get("author").map(|n| &n.value) {
+                let list: Vec<&str> = items.iter().filter_map(|n| n.as_text()).collect();
+                let d = f.error("author", "`author` must be a name; found a list");
+                d.help = Some(format!(
+                    "use `authors:` for several: authors: [{}]",
+                    list.join(", ")
+                ));
+                return Vec::new();
+            }
+            f.text("author", "a name")
+                .map(str::to_string)
+                .into_iter()
+                .collect()
+        }
+        (false, true) => f
+            .texts("authors", "a list of names")
+            .map(|v| v.iter().map(|(s, _)| s.to_string()).collect())
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    }
+}
+
+/// An item that expires at or before its own date can never be in an
+/// edition: editions carry items dated before their slot and not expired at it.
+fn expiry_warning(src: &Source, root: &Node, item: &Item, tz: Tz) -> Vec<Diagnostic> {
+    let Some(expires) = item.expires.filter(|e| *e <= item.date) else {
+        return Vec::new();
+    };
+    let local = |t: DateTime<Utc>| t.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string();
+    let pos = root.entry("expires").map(|(k, v)| Node::entry_pos(k, v));
+    let d = src
+        .error(
+            pos,
+            format!(
+                "`expires` ({}) is not after `date` ({}): the item can never appear in an edition",
+                local(expires),
+                local(item.date)
+            ),
+        )
+        .into_warning()
+        .help("an item is carried by editions after its date and before it expires; fix one of the two");
+    vec![d]
 }
 
 /// http(s) URLs, site-relative paths, and relative paths; never `javascript:`
@@ -441,50 +407,48 @@ pub fn is_safe_url(url: &str) -> bool {
 }
 
 fn image(f: &mut Fields) -> Option<Image> {
-    let v = f.map.get("image")?.clone();
-    let Value::Mapping(m) = v else {
-        f.error(&["image"], "`image` must be a mapping like { src: images/x.jpg, alt: \"what it shows\", credit: \"Photo: Staff\" }");
+    let node = f.node().get("image")?;
+    if !matches!(node.value, Value::Map(_)) {
+        f.allow(&["image"]);
+        f.error("image", "`image` must be a mapping like { src: images/x.jpg, alt: \"what it shows\", credit: \"Photo: Staff\" }");
         return None;
-    };
-    let mut ok = true;
-    for k in m.keys() {
-        let k = k.as_str().unwrap_or("?");
-        if !["src", "alt", "credit"].contains(&k) {
-            ok = false;
-            let d = f.error(&["image", k], format!("unknown key `{k}` in `image`"));
-            d.help = Some("allowed: src, alt, credit".into());
-        }
     }
-    let text = |key: &str| m.get(key).and_then(|v| v.as_str()).map(str::to_string);
-    let src = text("src");
-    let alt = text("alt");
-    match &src {
-        None => {
-            ok = false;
-            f.error(&["image"], "`image` needs `src`");
+    let mut m = f.fields("image", false)?;
+    let src = m.text("src", "a URL or a path");
+    let alt = m.text("alt", "text");
+    let credit = m.text("credit", "text").filter(|c| !c.trim().is_empty());
+    let before = m.diags.len();
+    match src {
+        None if !m.has("src") => {
+            f.error("image", "`image` needs `src`");
         }
         Some(s) if !is_safe_url(s) => {
-            ok = false;
-            f.error(
-                &["image", "src"],
+            m.error(
+                "src",
                 format!("`image.src` must be an http(s) URL or a path, found `{s}`"),
             );
         }
         _ => {}
     }
-    if alt.as_deref().is_none_or(|a| a.trim().is_empty()) {
-        ok = false;
+    if alt.is_none_or(|a| a.trim().is_empty()) && m.diags.len() == before {
         let d = f.error(
-            &["image"],
+            "image",
             "`image` needs `alt` text: readers with images off or a screen reader get only that",
         );
         d.help = Some("add alt: \"what the picture shows\"".into());
     }
-    ok.then(|| Image {
-        src: src.unwrap_or_default(),
-        alt: alt.unwrap_or_default(),
-        credit: text("credit").filter(|c| !c.trim().is_empty()),
-    })
+    let image = Image {
+        src: src.unwrap_or_default().to_string(),
+        alt: alt.unwrap_or_default().to_string(),
+        credit: credit.map(str::to_string),
+    };
+    let ok = image_ok(&image) && m.diags.is_empty();
+    f.absorb(m);
+    ok.then_some(image)
+}
+
+fn image_ok(i: &Image) -> bool {
+    !i.src.is_empty() && is_safe_url(&i.src) && !i.alt.trim().is_empty()
 }
 
 #[cfg(test)]
@@ -599,6 +563,37 @@ mod tests {
         assert!(!is_safe_url("javascript:alert(1)"));
         assert!(!is_safe_url("JaVaScRiPt:alert(1)"));
         assert!(!is_safe_url("data:text/html,x"));
+    }
+
+    #[test]
+    fn anchors_block_scalars_and_comments_keep_file_positions() {
+        let it = parse("---\n# desk: world\ntitle: 1984 # a number, read as text\ndate: &d 2026-11-28\nexpires: 2026-12-01\nregion: world\ntopic: trade\nsummary: >-\n  Folded\n  summary.\nextra: { published: *d }\n---\nBody\n").unwrap();
+        assert_eq!(it.title, "1984");
+        assert_eq!(it.summary, "Folded summary.");
+        assert_eq!(it.extra["published"], "2026-11-28");
+        assert!(it.warnings.is_empty());
+        let h = headlines(parse(
+            "---\ntitle: T # c\ndate: 2026-11-28\nregion: &r wrld\ntopics: [trade]\nnewsletters: [*r]\n---\n",
+        ));
+        assert_eq!(
+            h,
+            [
+                "content/world/x.md:4:12: error: unknown region `wrld`; expected one of: national, world",
+                "content/world/x.md:6:15: error: unknown newsletter `wrld`; expected one of: am",
+            ]
+        );
+    }
+
+    #[test]
+    fn an_item_that_expires_before_its_date_loads_with_a_warning() {
+        let it = parse("---\ntitle: T\ndate: 2026-11-28 06:00\nexpires: 2026-11-28 06:00\nregion: world\ntopic: trade\n---\n").unwrap();
+        let w: Vec<String> = it.warnings.iter().map(|d| d.headline()).collect();
+        assert_eq!(
+            w,
+            [
+                "content/world/x.md:4:10: warning: `expires` (2026-11-28 06:00) is not after `date` (2026-11-28 06:00): the item can never appear in an edition"
+            ]
+        );
     }
 
     #[test]

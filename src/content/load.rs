@@ -313,8 +313,9 @@ pub fn load(newsroom: &Newsroom, scope: &Scope) -> Library {
 
     for (o, file) in outcomes.into_iter().zip(&files) {
         match o {
-            Loaded::Item(i) => {
+            Loaded::Item(mut i) => {
                 lib.parsed += 1;
+                lib.diagnostics.extend(std::mem::take(&mut i.warnings));
                 lib.items.push(*i);
             }
             Loaded::Bad(ds, date) => {

@@ -58,6 +58,9 @@ pub struct Item {
     pub body: String,
     /// 1-based line of the body's first line in the file.
     pub body_line: usize,
+    /// Problems that do not stop the item from loading (`check` reports them).
+    #[serde(skip)]
+    pub warnings: Vec<crate::diag::Diagnostic>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]

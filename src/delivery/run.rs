@@ -25,7 +25,7 @@ use crate::ledger::{
 use crate::mail::sender::{
     Job, LeasedLedger, MessageSource, OutcomeSink, Progress, SendOptions, deliver,
 };
-use crate::mail::transport::{SmtpConnector, SmtpSettings, Transport};
+use crate::mail::transport::{SmtpConnector, Transport};
 use crate::messages::{Message, human, plural, progress_reporter};
 use crate::pipeline::Pipeline;
 use crate::time::slot_stamp;
@@ -296,7 +296,7 @@ pub fn record_missed(
 }
 
 pub fn open_ledger(newsroom: &Newsroom) -> Result<Ledger> {
-    let path = &newsroom.config.state;
+    let path = &newsroom.config.ledger;
     Ledger::open(path).with_context(|| format!("cannot open the ledger {}", path.display()))
 }
 
@@ -508,20 +508,7 @@ pub fn transport(newsroom: &Newsroom, n: &Newsletter, slot: DateTime<Utc>) -> Re
             let s = d.smtp.as_ref().ok_or_else(|| {
                 anyhow!("delivery.transport is smtp but delivery.smtp is missing")
             })?;
-            Transport::Smtp(SmtpSettings {
-                url: s.url.clone(),
-                username: s.username.clone(),
-                password_env: s.password_env.clone(),
-                connections: s.connections,
-                rate: s.rate,
-                retries: s.retries,
-                timeout: s
-                    .timeout
-                    .to_std()
-                    .unwrap_or(std::time::Duration::from_secs(30)),
-                allow_insecure: s.allow_insecure,
-                ..SmtpSettings::default()
-            })
+            Transport::Smtp(s.clone())
         }
     })
 }
