@@ -491,3 +491,28 @@ fn a_row_whose_message_cannot_be_composed_is_skipped_not_failed() {
         .success()
         .stdout_lacks("failed: ");
 }
+
+#[test]
+fn an_empty_or_header_only_list_stops_the_edition_unless_allowed() {
+    for (csv, why) in [
+        ("", "the header row has no `email` column"),
+        ("email,name\n", "yields nobody to send to (it has no rows)"),
+        (
+            "email,name\nnot-an-address,Broken\n",
+            "yields nobody to send to (none of its 1 rows is a valid subscriber)",
+        ),
+    ] {
+        let room = outbox_room(&[]).write("subscribers/am.csv", csv);
+        send(&room).code(1).stderr_has(why);
+        assert!(!in_ledger(&room), "{csv:?}: frozen anyway");
+        room.run(&["check", "--at", AT]).code(1).stderr_has(why);
+    }
+    let room = outbox_room(&[])
+        .write("subscribers/am.csv", "email,name\n")
+        .edit(
+            "config.yaml",
+            "    subscribers: subscribers/am.csv",
+            "    subscribers: subscribers/am.csv\n    allow_empty: true",
+        );
+    send(&room).success().stdout_has("sent 0");
+}

@@ -46,6 +46,10 @@ pub struct Newsletter {
     pub subscribers: Option<PathBuf>,
     /// An edition whose slot is older than this is never started.
     pub max_delay: Duration,
+    /// A list with no valid subscriber may be sent to (nobody): otherwise
+    /// such a list stops the edition before it is frozen, since it is far
+    /// more often a broken export than a newsletter without readers.
+    pub allow_empty: bool,
 }
 
 impl Newsletter {
@@ -139,6 +143,7 @@ fn read_one(n: &mut Fields, id: &str, cx: &Ctx) -> Newsletter {
     let subscribers = path(n, "subscribers", cx.root);
     let max_delay = duration(n, "max_delay", Duration::zero(), Duration::days(366))
         .unwrap_or(Duration::hours(DEFAULT_MAX_DELAY_HOURS));
+    let allow_empty = n.bool("allow_empty").unwrap_or(false);
     Newsletter {
         id: id.to_string(),
         name,
@@ -156,6 +161,7 @@ fn read_one(n: &mut Fields, id: &str, cx: &Ctx) -> Newsletter {
         template,
         subscribers,
         max_delay,
+        allow_empty,
     }
 }
 

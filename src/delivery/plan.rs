@@ -95,6 +95,17 @@ pub fn plan(pipeline: &Pipeline, edition: &Edition) -> Result<Plan> {
     })?;
     let mut list = audience::load_subscribers(list_path)
         .with_context(|| format!("cannot load the subscribers of `{}`", n.id))?;
+    if list.subscribers.is_empty() && !n.allow_empty {
+        let why = match list.rejected.len() {
+            0 => "it has no rows".to_string(),
+            k => format!("none of its {k} rows is a valid subscriber"),
+        };
+        return Err(anyhow!(
+            "newsletter `{}`: the list {} yields nobody to send to ({why}); fix the export, or set `allow_empty: true` on the newsletter if an empty list is expected",
+            n.id,
+            display_path(&newsroom.root, list_path).display()
+        ));
+    }
     let mut warnings: Vec<Diagnostic> = Vec::new();
     let mut stats = PlanStats {
         invalid: list.rejected.len(),

@@ -294,6 +294,7 @@ mod tests {
             template: "digest".into(),
             subscribers: None,
             max_delay: Duration::hours(2),
+            allow_empty: false,
         }
     }
 
