@@ -13,20 +13,33 @@ pub struct Cli {
         global = true,
         env = "BRIEFING_CONFIG",
         default_value = "config.yaml",
-        value_name = "PATH"
+        value_name = "PATH",
+        help_heading = "Global options"
     )]
     pub config: PathBuf,
 
-    /// More log output (repeat for more).
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    /// More log output: progress lines off a terminal; repeat for debugging.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = "Global options")]
     pub verbose: u8,
 
     /// Only errors.
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    #[arg(
+        short,
+        long,
+        global = true,
+        conflicts_with = "verbose",
+        help_heading = "Global options"
+    )]
     pub quiet: bool,
 
     /// Log format: `text` for people, `json` (one object per line) for cron and log collectors.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t = LogFormat::Text,
+        help_heading = "Global options"
+    )]
     pub log_format: LogFormat,
 
     #[command(subcommand)]
@@ -86,7 +99,7 @@ pub enum Command {
     /// sender holds the edition; 1 errors (failed recipients, missed edition, bad config).
     ///
     /// Examples:
-    ///   briefing send --newsletter am --dry-run
+    ///   briefing send --newsletter am --at 2026-11-30T08:00 --dry-run
     ///   briefing send --newsletter am --to editor@example.com
     ///   briefing send --newsletter am --at 2026-11-30T08:00 --now 2026-11-30T06:01
     ///   briefing send --due                      # what cron runs every few minutes
@@ -222,6 +235,8 @@ pub struct SendArgs {
     pub now: Option<String>,
 
     /// Print the plan (recipients, suppressed, invalid, empty, sections) and send nothing.
+    /// Works for any edition: a late one says a send would record it missed,
+    /// a sent one shows what was sent.
     #[arg(long)]
     pub dry_run: bool,
 

@@ -13,11 +13,17 @@ use briefing::messages::Console;
 use briefing::{cmd, exit};
 
 fn init_logging(cli: &Cli) {
-    let default = match (cli.quiet, cli.verbose) {
-        (true, _) => "error",
-        (_, 0) => "info",
-        (_, 1) => "debug",
-        _ => "trace",
+    // Progress lines (INFO) are for a person watching: a terminal, the JSON
+    // log, the interactive servers, or `-v`. A cron mail gets warnings,
+    // errors and the one result line per edition.
+    let watched = cli.log_format == LogFormat::Json
+        || std::io::stderr().is_terminal()
+        || matches!(cli.command, Command::Preview(_));
+    let levels = ["error", "warn", "info", "debug", "trace"];
+    let base = if watched { 2 } else { 1 };
+    let default = match cli.quiet {
+        true => "error",
+        false => levels[(base + usize::from(cli.verbose)).min(levels.len() - 1)],
     };
     // BRIEFING_LOG overrides the level, e.g. BRIEFING_LOG=briefing=debug.
     let filter = EnvFilter::try_from_env("BRIEFING_LOG")

@@ -73,9 +73,9 @@ pub fn run(ctx: &Ctx, args: &BuildArgs) -> Result<Exit> {
                 write_edition(&dir, newsroom, &ed, &r)
                     .with_context(|| format!("cannot write {}", dir.display()))?;
                 lines.push(format!(
-                    "{:<12} {local}  {:>2} items  {:>8}  {:>4} words  {}/",
+                    "{:<12} {local}  {:>8}  {:>8}  {:>4} words  {}/",
                     n.id,
-                    ed.item_count(),
+                    plural(ed.item_count(), "item"),
                     kb(r.html.len()),
                     r.word_count,
                     dir.display()

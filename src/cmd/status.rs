@@ -6,7 +6,8 @@ use chrono_tz::Tz;
 use super::Ctx;
 use crate::cli::StatusArgs;
 use crate::delivery::PlanStats;
-use crate::exit::Exit;
+use crate::diag::did_you_mean;
+use crate::exit::{Exit, usage};
 use crate::ledger::{DeliveryState, Ledger};
 
 pub fn run(ctx: &Ctx, args: &StatusArgs) -> Result<Exit> {
@@ -23,11 +24,14 @@ pub fn run(ctx: &Ctx, args: &StatusArgs) -> Result<Exit> {
         .with_context(|| format!("cannot open the ledger {}", state.display()))?;
     let mut editions = ledger.editions(args.newsletter.as_deref())?;
     if let Some(id) = &args.edition {
+        let hint = did_you_mean(id, editions.iter().map(|e| e.id.as_str()))
+            .map(|s| format!(" (did you mean `{s}`?)"))
+            .unwrap_or_default();
         editions.retain(|e| &e.id == id);
         if editions.is_empty() {
-            ctx.console
-                .summary(&format!("no edition `{id}` in the ledger"));
-            return Ok(Exit::Ok);
+            return Err(usage(format!(
+                "no edition `{id}` in the ledger{hint}; `briefing status` lists them"
+            )));
         }
     }
     if editions.is_empty() {
@@ -67,7 +71,9 @@ pub fn run(ctx: &Ctx, args: &StatusArgs) -> Result<Exit> {
                 ));
             }
         }
-        if args.failed {
+        if args.failed && c.failed + c.deferred == 0 {
+            ctx.console.summary("  no failed or deferred recipients");
+        } else if args.failed {
             // Deferred ones too: why they wait is what an operator asks next.
             for (state, n) in [
                 (DeliveryState::Failed, c.failed),

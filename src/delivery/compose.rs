@@ -25,10 +25,14 @@ pub fn secret(newsroom: &Newsroom) -> Result<Vec<u8>> {
         ),
         Ok(s) if !s.is_empty() => Ok(s.into_bytes()),
         _ if d.transport == TransportKind::Outbox => {
-            tracing::warn!(
-                "{} is not set: unsubscribe links use the development secret (fine for the outbox, never for real mail)",
-                d.unsubscribe.secret_env
-            );
+            // Said once per run, however many editions it sends.
+            static SAID: std::sync::Once = std::sync::Once::new();
+            SAID.call_once(|| {
+                tracing::warn!(
+                    "{} is not set: unsubscribe links use the development secret (fine for the outbox, never for real mail)",
+                    d.unsubscribe.secret_env
+                )
+            });
             Ok(DEV_SECRET.to_vec())
         }
         _ => bail!(

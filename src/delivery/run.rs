@@ -16,7 +16,7 @@ use super::lease::{LEASE_TTL, holder, lease};
 use super::plan::{Plan, PlanStats, SectionPlan, plan};
 use crate::audience;
 use crate::config::{Newsletter, Newsroom, TransportKind};
-use crate::diag::Diagnostics;
+use crate::diag::{Diagnostics, display_path};
 use crate::edition::{Edition, Slot, edition_id};
 use crate::exit::Exit;
 use crate::ledger::{
@@ -82,16 +82,25 @@ pub enum EditionOutcome {
     Held { files: Vec<String> },
     /// Another sender is working on it.
     Busy(String),
-    /// `--dry-run` of an edition not started yet: what it would do.
+    /// `--dry-run` of an edition not started yet: what it would do, and
+    /// what a real send would say first (late, missed or skipped earlier).
     Planned {
         subject: String,
         stats: PlanStats,
         sections: Vec<SectionPlan>,
+        note: Option<String>,
     },
-    /// `--dry-run` of an edition frozen earlier: where it stands.
+    /// `--dry-run` of an edition frozen earlier: where it stands (for a
+    /// complete one, what was sent).
     Frozen { counts: Counts, stats: PlanStats },
-    /// `--to`: test copies sent, not recorded.
-    Tested { sent: u64, failed: u64 },
+    /// `--to`: test copies sent, not recorded; `via` says where they went
+    /// (the outbox folder or the relay).
+    Tested {
+        sent: u64,
+        failed: u64,
+        to: Vec<String>,
+        via: String,
+    },
 }
 
 impl EditionOutcome {
@@ -195,19 +204,21 @@ impl EditionRun {
                 subject,
                 stats: s,
                 sections,
+                note,
             } => {
-                let mut out = vec![
-                    format!("{id} ({}): \"{subject}\"", self.local),
-                    format!(
-                        "  {} would get it ({} listed, {} suppressed, {} invalid rows, {} with nothing in this edition), {}",
-                        plural(s.recipients, "recipient"),
-                        s.listed,
-                        s.suppressed,
-                        s.invalid,
-                        s.empty,
-                        plural(s.variants, "rendering")
-                    ),
-                ];
+                let mut out = vec![format!("{id} ({}): \"{subject}\"", self.local)];
+                if let Some(note) = note {
+                    out.push(format!("  note: {note}"));
+                }
+                out.push(format!(
+                    "  {} would get it ({} listed, {} suppressed, {} invalid rows, {} with nothing in this edition), {}",
+                    plural(s.recipients, "recipient"),
+                    s.listed,
+                    s.suppressed,
+                    s.invalid,
+                    s.empty,
+                    plural(s.variants, "rendering")
+                ));
                 for sec in sections {
                     let title = if sec.title.is_empty() {
                         "(all)"
@@ -215,14 +226,16 @@ impl EditionRun {
                         &sec.title
                     };
                     out.push(format!(
-                        "  {title:<28} {:>3} items  {:>6} recipients",
-                        sec.items, sec.recipients
+                        "  {title:<28} {:>9}  {:>6} recipients",
+                        plural(sec.items, "item"),
+                        sec.recipients
                     ));
                 }
                 out
             }
             EditionOutcome::Frozen { counts: c, stats } => vec![format!(
-                "{id}: frozen earlier; {} sent, {} pending, {} deferred, {} failed (suppressed {}, invalid {}, empty {})",
+                "{id}: {} earlier; {} sent, {} pending, {} deferred, {} failed (suppressed {}, invalid {}, empty {})",
+                if c.unsent() == 0 { "sent" } else { "frozen" },
                 c.sent,
                 c.pending,
                 c.deferred,
@@ -231,8 +244,14 @@ impl EditionRun {
                 stats.invalid,
                 stats.empty
             )],
-            EditionOutcome::Tested { sent, failed } => vec![format!(
-                "{id}: test copies: {sent} sent, {failed} failed (not recorded)"
+            EditionOutcome::Tested {
+                sent,
+                failed,
+                to,
+                via,
+            } => vec![format!(
+                "{id}: test copies to {}: {sent} sent, {failed} failed, via {via} (not recorded)",
+                to.join(", ")
             )],
         }
     }
@@ -276,7 +295,9 @@ fn stub(n: &Newsletter, slot_at: DateTime<Utc>) -> EditionStub {
     }
 }
 
-/// Records the slot as missed (unless a dry run) and says so.
+/// Records the slot as missed (unless a dry run) and says so. A first
+/// run's passed slot is recorded as skipped: nothing was missed on
+/// briefing's watch, and `status` should not say so.
 pub fn record_missed(
     newsroom: &Newsroom,
     n: &Newsletter,
@@ -286,7 +307,11 @@ pub fn record_missed(
     dry_run: bool,
 ) -> Result<EditionRun> {
     if !dry_run {
-        open_ledger(newsroom)?.record_missed(&stub(n, slot_at), &reason)?;
+        let mut ledger = open_ledger(newsroom)?;
+        match first_run {
+            true => ledger.record_skipped(&stub(n, slot_at), &reason)?,
+            false => ledger.record_missed(&stub(n, slot_at), &reason)?,
+        }
     }
     let run = EditionRun::new(n, slot_at, EditionOutcome::Missed { reason, first_run });
     if !first_run {
@@ -312,18 +337,29 @@ pub fn send(
     let id = edition_id(n, slot.at);
     let mut ledger = open_ledger(newsroom)?;
     let stored = ledger.edition(&id)?;
+    // What a real send would do first; a dry run shows the plan whatever
+    // the answer, with the answer as a note.
+    let mut note = None;
     if opts.to.is_empty() {
         let outcome = match stored.as_ref().map(|s| s.state) {
+            Some(EditionState::Complete | EditionState::Frozen | EditionState::Sending)
+                if opts.dry_run =>
+            {
+                Some(EditionOutcome::Frozen {
+                    counts: ledger.counts(&id)?,
+                    stats: stats(&ledger, &id)?,
+                })
+            }
             Some(EditionState::Complete) => Some(EditionOutcome::AlreadyComplete {
                 counts: ledger.counts(&id)?,
             }),
+            Some(state @ (EditionState::Missed | EditionState::Skipped)) if opts.dry_run => {
+                note = Some(format!("{state} earlier; a send would do nothing"));
+                None
+            }
             Some(state @ (EditionState::Missed | EditionState::Skipped)) => {
                 Some(EditionOutcome::Closed(state))
             }
-            Some(_) if opts.dry_run => Some(EditionOutcome::Frozen {
-                counts: ledger.counts(&id)?,
-                stats: stats(&ledger, &id)?,
-            }),
             Some(_) => {
                 preflight(newsroom, n, slot.at)?;
                 return resume(newsroom, n, &id, ledger, opts);
@@ -334,7 +370,7 @@ pub fn send(
             return Ok(EditionRun::new(n, slot.at, outcome));
         }
         let late_by = now - slot.at;
-        if late_by > n.max_delay {
+        if late_by > n.max_delay && stored.is_none() {
             let local = EditionRun::new(n, slot.at, EditionOutcome::Closed(EditionState::Missed));
             let reason = format!(
                 "slot {} was {} late when the sender ran, max_delay is {}",
@@ -342,7 +378,10 @@ pub fn send(
                 human(late_by),
                 human(n.max_delay)
             );
-            return record_missed(newsroom, n, slot.at, reason, false, opts.dry_run);
+            if !opts.dry_run {
+                return record_missed(newsroom, n, slot.at, reason, false, false);
+            }
+            note = Some(format!("a send now would record it missed: {reason}"));
         }
     }
 
@@ -375,14 +414,22 @@ pub fn send(
     let plan = plan(pipeline, &ed)?;
     diagnostics.extend(plan.warnings.iter().cloned());
     let mut run = if !opts.to.is_empty() {
-        let p = send_test_copies(newsroom, n, &plan, &opts.to)?;
+        let (p, via) = send_test_copies(newsroom, n, &plan, &opts.to)?;
         let (sent, failed) = (p.sent, p.failed + p.deferred);
-        EditionRun::new(n, slot.at, EditionOutcome::Tested { sent, failed })
+        let to = opts.to.clone();
+        let outcome = EditionOutcome::Tested {
+            sent,
+            failed,
+            to,
+            via,
+        };
+        EditionRun::new(n, slot.at, outcome)
     } else if opts.dry_run {
         let outcome = EditionOutcome::Planned {
             subject: plan.frozen.subject.clone(),
             stats: plan.stats.clone(),
             sections: plan.sections.clone(),
+            note,
         };
         EditionRun::new(n, slot.at, outcome)
     } else {
@@ -597,19 +644,35 @@ fn deliver_frozen(
     })
 }
 
-/// Sends test copies of a plan's full edition to `to` (not recorded).
+/// Sends test copies of a plan's full edition to `to` (not recorded), and
+/// says where they went.
 fn send_test_copies(
     newsroom: &Newsroom,
     n: &Newsletter,
     plan: &Plan,
     to: &[String],
-) -> Result<Progress> {
+) -> Result<(Progress, String)> {
     let composer =
         Arc::new(Composer::new(newsroom, n, &plan.frozen.id, secret(newsroom)?)?.test_copies());
     let mut transport = transport(newsroom, n, plan.frozen.slot_utc)?;
-    if let Transport::Outbox { dir } = &mut transport {
-        *dir = dir.join("test");
-    }
+    let via = match &mut transport {
+        Transport::Outbox { dir } => {
+            *dir = dir.join("test");
+            format!(
+                "the outbox, {}/",
+                display_path(&newsroom.root, dir).display()
+            )
+        }
+        Transport::Smtp(s) => {
+            // The host only: never whatever user part a URL may carry.
+            let rest = s.url.split_once("://").map_or(s.url.as_str(), |(_, r)| r);
+            let host = rest.rsplit('@').next().unwrap_or(rest);
+            format!(
+                "the relay {}",
+                host.split(['?', '/']).next().unwrap_or(host)
+            )
+        }
+    };
     let content = Arc::new((
         plan.frozen.subject.clone(),
         plan.frozen.html.clone(),
@@ -633,7 +696,7 @@ fn send_test_copies(
     }
     let options = SendOptions::new(&plan.frozen.id, composer.envelope_from());
     let (p, _) = runtime()?.block_on(deliver(&transport, jobs, options, Discard, |_| {}))?;
-    Ok(p)
+    Ok((p, via))
 }
 
 /// Test copies are not deliveries: their outcomes go nowhere.
