@@ -25,8 +25,9 @@ use crate::mail::message::{DkimSigner, MessageSpec, compose, message_id};
 use crate::mail::sender::{
     BoxError, Job, LeasedLedger, MessageSource, OutcomeSink, Progress, SendOptions, deliver,
 };
+use crate::mail::smtp::{SmtpConnector, SmtpSettings};
 use crate::mail::token::{DEV_SECRET, unsubscribe_url};
-use crate::mail::transport::{SmtpConnector, SmtpSettings, Transport};
+use crate::mail::transport::Transport;
 use crate::mail::variant::{Fields, fill, subscriber_context};
 use crate::render::{Bodies, Renderer};
 use crate::time::slot_stamp;

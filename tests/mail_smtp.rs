@@ -17,8 +17,9 @@ use briefing::mail::message::{MessageSpec, compose, message_id};
 use briefing::mail::sender::{
     Job, LeasedLedger, MessageSource, OutcomeSink, Progress, SendError, SendOptions, deliver,
 };
+use briefing::mail::smtp::SmtpSettings;
 use briefing::mail::token::unsubscribe_url;
-use briefing::mail::transport::{SmtpSettings, Transport};
+use briefing::mail::transport::Transport;
 use chrono::TimeZone;
 use mail_parser::MessageParser;
 
@@ -463,6 +464,7 @@ async fn refused_envelope_sender_stops_without_failing_readers() {
         SendError::Stopped { failure, sent } => {
             assert_eq!(sent, 0);
             assert!(failure.to_string().contains("envelope sender"), "{failure}");
+            assert!(failure.is_fatal());
         }
         other => panic!("expected Stopped, got {other}"),
     }
@@ -532,6 +534,10 @@ async fn untrusted_certificate_stops_before_sending() {
         .expect_err("refuses");
     match err {
         SendError::Connect(failure) => {
+            assert!(
+                failure.is_fatal(),
+                "a certificate that does not verify is not transient"
+            );
             let text = failure.to_string();
             assert!(text.starts_with("TLS handshake with localhost:"), "{text}");
             assert!(text.contains("certificate"), "{text}");

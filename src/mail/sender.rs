@@ -24,9 +24,9 @@ use thiserror::Error;
 use tokio::sync::{Notify, oneshot};
 
 use crate::ledger::{DeliveryState, Ledger, LedgerError, Outcome};
-use crate::mail::transport::{
-    Outbox, SmtpConnector, SmtpFailure, SmtpSession, Transport, TransportError,
-};
+use crate::mail::outbox::{Outbox, OutboxError};
+use crate::mail::smtp::{SettingsError, SmtpConnector, SmtpFailure, SmtpSession};
+use crate::mail::transport::Transport;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -171,7 +171,9 @@ impl SendOptions {
 #[derive(Debug, Error)]
 pub enum SendError {
     #[error(transparent)]
-    Transport(#[from] TransportError),
+    Settings(#[from] SettingsError),
+    #[error(transparent)]
+    Outbox(#[from] OutboxError),
     /// The first session could not be opened: nothing was attempted.
     #[error("cannot open an SMTP session: {0}")]
     Connect(SmtpFailure),
