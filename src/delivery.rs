@@ -603,6 +603,7 @@ pub fn deliver_frozen(
                 sent: counts.sent,
                 deferred: counts.deferred,
                 failed: counts.failed,
+                in_doubt: counts.in_doubt,
             }
         } else {
             progress

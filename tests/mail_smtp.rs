@@ -142,7 +142,8 @@ async fn delivers_200_messages_each_to_its_reader() {
             total: 200,
             sent: 200,
             deferred: 0,
-            failed: 0
+            failed: 0,
+            in_doubt: 0,
         }
     );
     let last = *log.lock().unwrap().last().unwrap();
@@ -778,5 +779,127 @@ async fn pipelined_refusals_are_classified_and_the_session_goes_on() {
             pipelined.load(Ordering::SeqCst),
             "MAIL, RCPT and DATA were not sent together"
         );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Delivery semantics (issue 9: 15, 17, 18, 19), against a real smtp-sink.
+
+fn lossy(sink: &common::SmtpSink, data_timeout: Duration) -> Transport {
+    Transport::Smtp(SmtpSettings {
+        url: sink.url(),
+        connections: 2,
+        retries: 2,
+        timeout: Duration::from_secs(5),
+        data_timeout,
+        ..SmtpSettings::default()
+    })
+}
+
+/// How many messages each envelope recipient got.
+fn copies(sinks: &[&common::SmtpSink]) -> std::collections::BTreeMap<String, usize> {
+    let mut tally = std::collections::BTreeMap::new();
+    for dump in sinks.iter().flat_map(|s| s.received()) {
+        *tally.entry(dump.rcpt).or_default() += 1;
+    }
+    tally
+}
+
+#[tokio::test]
+async fn a_lost_final_dot_reply_is_in_doubt_and_never_retried_in_the_run() {
+    // Issue 9.18: `-q .` reads the whole message, keeps it, and hangs up
+    // without a reply; `-W .:30` keeps it and holds the reply longer than
+    // data_timeout. With retries: 2, each reader got 3 copies.
+    for (flags, data_timeout, lost) in [
+        (
+            ["-q", "."],
+            Duration::from_secs(5),
+            "the server closed the connection",
+        ),
+        (
+            ["-W", ".:30"],
+            Duration::from_millis(700),
+            "timed out after 700ms",
+        ),
+    ] {
+        let sink = common::SmtpSink::start(&flags);
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = frozen_ledger(dir.path(), 3);
+        let jobs = jobs(&ledger);
+        let (done, ledger) = deliver(&lossy(&sink, data_timeout), jobs, options(), ledger, |_| {})
+            .await
+            .expect("delivers");
+        assert_eq!(
+            (done.sent, done.deferred, done.failed, done.in_doubt),
+            (0, 0, 0, 3),
+            "{flags:?}"
+        );
+        let got = copies(&[&sink]);
+        assert_eq!(got.len(), 3, "{flags:?}: {got:?}");
+        assert!(
+            got.values().all(|n| *n == 1),
+            "{flags:?}: resent within the run: {got:?}"
+        );
+        for d in ledger.deliveries(EDITION).unwrap() {
+            assert_eq!(
+                (d.state, d.attempts, d.doubts),
+                (DeliveryState::InDoubt, 1, 1)
+            );
+            let reply = d.last_reply.unwrap();
+            assert!(reply.starts_with("in doubt: "), "{reply}");
+            assert!(reply.contains(lost), "{flags:?}: {reply}");
+        }
+        let counts = ledger.counts(EDITION).unwrap();
+        assert_eq!((counts.in_doubt, counts.resend, counts.unsent()), (3, 3, 3));
+    }
+}
+
+#[tokio::test]
+async fn an_in_doubt_reader_is_resent_at_most_once_on_later_runs() {
+    // Run 1 loses every final-dot reply. Run 2 resends once: to a healthy
+    // relay that delivers; to the same lossy relay that leaves them in
+    // doubt for good, and run 3 then sends nobody a third copy.
+    for second_is_lossy in [false, true] {
+        let lossy_sink = common::SmtpSink::start(&["-q", "."]);
+        let healthy = common::SmtpSink::start(&[]);
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = frozen_ledger(dir.path(), 3);
+        let run = |ledger: Ledger, sink: &common::SmtpSink| {
+            let jobs = jobs(&ledger);
+            let transport = lossy(sink, Duration::from_secs(5));
+            async move {
+                deliver(&transport, jobs, options(), ledger, |_| {})
+                    .await
+                    .unwrap()
+            }
+        };
+        let (first, ledger) = run(ledger, &lossy_sink).await;
+        assert_eq!(first.in_doubt, 3);
+        let second_sink = if second_is_lossy {
+            &lossy_sink
+        } else {
+            &healthy
+        };
+        let (second, ledger) = run(ledger, second_sink).await;
+        assert_eq!(
+            second.total, 3,
+            "{second_is_lossy}: the in-doubt readers are resent"
+        );
+        let counts = ledger.counts(EDITION).unwrap();
+        if second_is_lossy {
+            assert_eq!(second.in_doubt, 3);
+            assert_eq!((counts.in_doubt, counts.resend, counts.unsent()), (3, 0, 0));
+        } else {
+            assert_eq!(second.sent, 3);
+            assert_eq!((counts.sent, counts.in_doubt, counts.unsent()), (3, 0, 0));
+        }
+        let (third, _) = run(ledger, &healthy).await;
+        assert_eq!(
+            third.total, 0,
+            "{second_is_lossy}: nobody is left to send to"
+        );
+        let got = copies(&[&lossy_sink, &healthy]);
+        assert_eq!(got.len(), 3);
+        assert!(got.values().all(|n| *n == 2), "{second_is_lossy}: {got:?}");
     }
 }

@@ -3,15 +3,25 @@
 //! and one ledger writer that makes every outcome durable before the session
 //! that produced it moves on.
 //!
-//! # Crash-safety bound
+//! # What can be sent twice
 //!
-//! A worker does not start its next transaction until the ledger writer has
-//! committed the outcome of its previous one (SQLite `synchronous=FULL`). So
-//! after a crash or power cut, at most **one message per connection** is in
-//! doubt: accepted by the relay but still `pending`/`deferred` in the ledger,
-//! and sent again on resume. Every other accepted message is recorded `sent`.
-//! Interim transient failures are recorded too (as `deferred`), so a retry
-//! waiting in the queue is never in doubt.
+//! - **A crash or power cut.** A worker does not start its next transaction
+//!   until the ledger writer has committed the outcome of its previous one
+//!   (SQLite `synchronous=FULL`). So after a crash, at most **one message per
+//!   connection** is in doubt: accepted by the relay but still
+//!   `pending`/`deferred` in the ledger, and sent again on resume. Every
+//!   other accepted message is recorded `sent`. Interim transient failures
+//!   are recorded too (as `deferred`), so a retry waiting in the queue is
+//!   never in doubt. The bound holds per crash: each crash can add one copy
+//!   per connection.
+//! - **A lost final-dot reply.** When the whole message was written and the
+//!   reply to its final dot never came (connection dropped, `data_timeout`),
+//!   the relay may have accepted it. It is not retried in this run but
+//!   recorded `in_doubt`; the next run resends it once, and a second loss
+//!   ends it (see [`DeliveryState::InDoubt`]).
+//!
+//! Any other failure happened before the relay had the whole message, and is
+//! retried (4xx, lost connections) or final (5xx) as usual.
 
 use std::collections::VecDeque;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -131,11 +141,13 @@ pub struct Progress {
     pub sent: u64,
     pub deferred: u64,
     pub failed: u64,
+    /// The final-dot reply was lost: the relay may have the message.
+    pub in_doubt: u64,
 }
 
 impl Progress {
     pub fn done(&self) -> u64 {
-        self.sent + self.deferred + self.failed
+        self.sent + self.deferred + self.failed + self.in_doubt
     }
 }
 
@@ -306,6 +318,7 @@ pub async fn deliver<S: OutcomeSink>(
         sent = progress.sent,
         deferred = progress.deferred,
         failed = progress.failed,
+        in_doubt = progress.in_doubt,
         "delivery finished"
     );
     Ok((progress, sink))
@@ -371,6 +384,7 @@ fn ledger_writer<S: OutcomeSink>(
                     DeliveryState::Sent => counts.sent += 1,
                     DeliveryState::Deferred | DeliveryState::Pending => counts.deferred += 1,
                     DeliveryState::Failed => counts.failed += 1,
+                    DeliveryState::InDoubt => counts.in_doubt += 1,
                 }
             }
             let _ = record.durable.send(true);
@@ -646,12 +660,24 @@ impl Worker {
                     if !self.session.as_ref().is_some_and(SmtpSession::is_usable) {
                         self.session = None;
                     }
-                    if let SmtpFailure::Fatal(_) = failure {
-                        self.shared.fail(failure);
-                        self.shared.finish(Some((Instant::now(), job)), true);
-                        return;
+                    match failure {
+                        SmtpFailure::Fatal(_) => {
+                            self.shared.fail(failure);
+                            self.shared.finish(Some((Instant::now(), job)), true);
+                            return;
+                        }
+                        SmtpFailure::InDoubt(reply) => {
+                            // Retrying could deliver it twice: the next run
+                            // decides, from the ledger.
+                            tracing::warn!(email = %job.target.email, "{reply}");
+                            let ok = self
+                                .record(&job.target, DeliveryState::InDoubt, 1, reply, true)
+                                .await;
+                            self.shared.finish(None, false);
+                            ok
+                        }
+                        failure => self.after_failure(job, failure).await,
                     }
-                    self.after_failure(job, failure).await
                 }
             };
             if !keep_going {
