@@ -584,6 +584,12 @@ pub fn deliver_frozen(
     let mut ledger = Ledger::open(&newsroom.config.state)?;
     let (progress, stopped) = match result {
         Ok((p, _sink)) => (p, None),
+        // The relay is unreachable for now: nobody was tried, everyone is
+        // left for the next run, which the exit code (75) asks for.
+        Err(e) if e.is_transient() => {
+            tracing::warn!(edition = %stored.id, "not sent, the relay is unavailable: {e}");
+            (Progress::default(), None)
+        }
         Err(e) => {
             let chain: Vec<String> = anyhow::Error::from(e)
                 .chain()

@@ -186,7 +186,9 @@ pub enum SendError {
     Settings(#[from] SettingsError),
     #[error(transparent)]
     Outbox(#[from] OutboxError),
-    /// The first session could not be opened: nothing was attempted.
+    /// The first session could not be opened, after `retries` retries with
+    /// backoff when the failure was transient: nothing was attempted and
+    /// every recipient is still pending. See [`SendError::is_transient`].
     #[error("cannot open an SMTP session: {0}")]
     Connect(SmtpFailure),
     /// Recording failed (disk full, lease lost): sending stopped. See the
@@ -201,14 +203,28 @@ pub enum SendError {
     Stopped { failure: SmtpFailure, sent: u64 },
 }
 
+impl SendError {
+    /// The relay could not be reached for now (refused or dropped
+    /// connections, a 421 greeting, timeouts): nothing was attempted, and a
+    /// later run may well succeed (exit 75, EX_TEMPFAIL). Everything else is
+    /// a problem a person must fix.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, SendError::Connect(failure) if !failure.is_fatal())
+    }
+}
+
 /// Delivers `jobs` through `transport`, recording every outcome in `sink`.
 /// Returns the final counts and the sink.
 ///
-/// SMTP: `connections` workers each own one session; transient failures
-/// (4xx, timeouts, dropped connections) are retried up to `retries` times with
-/// exponential backoff and then left `deferred`; 5xx replies are `failed` at
-/// once with the server's text. Throttling replies (421, 450, 451, 452, 454)
-/// halve the shared rate, which recovers by 10% per 20 successes.
+/// SMTP: `connections` workers each own one session. The first session is opened before any recipient is tried,
+/// retried with backoff like a message when the failure is transient; a
+/// relay still unreachable after that is [`SendError::Connect`] with every
+/// recipient untouched. Transient failures (4xx, timeouts, dropped
+/// connections) are retried up to `retries` times with exponential backoff
+/// and then left `deferred`; 5xx replies are `failed` at once with the
+/// server's text; a lost final-dot reply is `in_doubt`, never retried here.
+/// Throttling replies (421, 450, 451, 452, 454) halve the shared rate, which
+/// recovers by 10% per 20 successes.
 /// Outbox: one worker writes `<message-id>.eml` files.
 ///
 /// `progress` is called from the ledger writer after each commit.
@@ -220,7 +236,7 @@ pub async fn deliver<S: OutcomeSink>(
     progress: impl FnMut(Progress) + Send + 'static,
 ) -> Result<(Progress, S), SendError> {
     let total = jobs.len() as u64;
-    let (channel, workers, retries, rate) = match transport {
+    let (channel, connections, retries, rate) = match transport {
         Transport::Outbox { dir } => (Channel::Outbox(Outbox::new(dir)?), 1, 0, None),
         Transport::Smtp(settings) => {
             let connector = Arc::new(SmtpConnector::new(settings)?);
@@ -232,15 +248,10 @@ pub async fn deliver<S: OutcomeSink>(
             )
         }
     };
-    // Fail fast on a wrong password or an unreachable relay, before any
-    // recipient is touched.
-    let first_session = match &channel {
-        Channel::Smtp(connector) if !jobs.is_empty() => {
-            Some(connector.connect().await.map_err(SendError::Connect)?)
-        }
-        _ => None,
-    };
+    let workers = connections;
 
+    // The writer runs from the start: it also keeps the lease alive while
+    // the first connection is retried.
     let (record_tx, record_rx) = mpsc::channel::<Record>();
     let (done_tx, done_rx) = oneshot::channel();
     let max_batch = options.max_batch.max(1);
@@ -281,9 +292,26 @@ pub async fn deliver<S: OutcomeSink>(
         fatal: Mutex::new(None),
     });
 
+    // Fail fast on a wrong password or a relay that refuses us, and wait out
+    // a short outage, before any recipient is touched.
+    let mut first_session = None;
+    if let Channel::Smtp(connector) = &channel
+        && workers > 0
+    {
+        match shared.first_session(connector).await {
+            Ok(session) => first_session = Some(session),
+            Err(failure) => {
+                shared.close_records();
+                drop(shared);
+                // A writer that failed (lease lost) says more than the relay.
+                done_rx.await.map_err(|_| SendError::WriterGone)??;
+                return Err(SendError::Connect(failure));
+            }
+        }
+    }
+
     tracing::info!(total, workers, "delivering");
     let mut handles = Vec::with_capacity(workers);
-    let mut first_session = first_session;
     for _ in 0..workers {
         let worker = Worker {
             shared: Arc::clone(&shared),
@@ -301,10 +329,7 @@ pub async fn deliver<S: OutcomeSink>(
             shared.abort.store(true, Ordering::SeqCst);
         }
     }
-    // Closing the channel lets the writer finish once it has drained it.
-    if let Ok(mut tx) = shared.record_tx.lock() {
-        tx.take();
-    }
+    shared.close_records();
     let fatal = shared.fatal.lock().ok().and_then(|mut f| f.take());
     drop(shared);
     let (progress, sink) = done_rx.await.map_err(|_| SendError::WriterGone)??;
@@ -545,6 +570,48 @@ impl Shared {
     fn stop(&self) {
         self.abort.store(true, Ordering::SeqCst);
         self.notify.notify_waiters();
+    }
+
+    /// Closing the channel lets the writer finish once it has drained it.
+    fn close_records(&self) {
+        if let Ok(mut tx) = self.record_tx.lock() {
+            tx.take();
+        }
+    }
+
+    /// The first session, retried with backoff (as a message would be) while
+    /// the failure is transient: a relay restarting, a 421 "too busy"
+    /// greeting, a banner that does not come. A refusal no retry can fix
+    /// comes back at once.
+    async fn first_session(&self, connector: &SmtpConnector) -> Result<SmtpSession, SmtpFailure> {
+        let mut attempts = 0;
+        loop {
+            let failure = match connector.connect().await {
+                Ok(session) => return Ok(session),
+                Err(failure) if failure.is_fatal() => return Err(failure),
+                Err(failure) => failure,
+            };
+            attempts += 1;
+            if attempts > self.retries || self.stop_requested() {
+                return Err(failure);
+            }
+            let wait = self.backoff(&connector.endpoint().host, attempts);
+            tracing::warn!(
+                "cannot open an SMTP session ({failure}); retry {attempts} of {} in {:.1} s",
+                self.retries,
+                wait.as_secs_f64()
+            );
+            let until = Instant::now() + wait;
+            // Short naps, so that a stop (SIGTERM) is not held up by a long backoff.
+            while Instant::now() < until && !self.stop_requested() {
+                tokio::time::sleep(
+                    until
+                        .saturating_duration_since(Instant::now())
+                        .min(STOP_POLL),
+                )
+                .await;
+            }
+        }
     }
 
     /// Stops the send because of a failure no retry can fix.
