@@ -1104,3 +1104,70 @@ async fn an_in_doubt_reader_is_resent_at_most_once_on_later_runs() {
         assert!(got.values().all(|n| *n == 2), "{second_is_lossy}: {got:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn never_more_sessions_than_readers() {
+    // Issue 9.19: with 8 connections and 2 readers whose RCPT is soft
+    // rejected, idle workers picked up the retries and opened sessions of
+    // their own (6 to 8 sessions on the old code). Several threads, as in
+    // the binary, so that any idle worker can win a retry.
+    let sink = common::SmtpSink::start(&["-r", "RCPT"]);
+    let front = Front::start(sink.port, Vec::new(), Duration::ZERO).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = frozen_ledger(dir.path(), 2);
+    let jobs = jobs(&ledger);
+    let transport = Transport::Smtp(SmtpSettings {
+        url: front.url(),
+        connections: 8,
+        retries: 4,
+        timeout: Duration::from_secs(5),
+        ..SmtpSettings::default()
+    });
+    let (done, _) = deliver(&transport, jobs, options(), ledger, |_| {})
+        .await
+        .expect("delivers");
+    assert_eq!(done.deferred, 2);
+    assert!(
+        front.accepted() <= 2,
+        "{} sessions for 2 readers",
+        front.accepted()
+    );
+}
+
+#[tokio::test]
+async fn throttling_never_speeds_up_a_slow_configured_rate() {
+    // Issue 9.15: `rate: 0.4` (one message every 2.5 s) and a relay that
+    // answers every RCPT with 450: backing off took it to 0.5/s, a message
+    // every 2 s.
+    let sink = common::SmtpSink::start(&["-r", "RCPT"]);
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = frozen_ledger(dir.path(), 3);
+    let jobs = jobs(&ledger);
+    let transport = Transport::Smtp(SmtpSettings {
+        url: sink.url(),
+        connections: 1,
+        retries: 0,
+        rate: Some(0.4),
+        timeout: Duration::from_secs(5),
+        ..SmtpSettings::default()
+    });
+    let (done, ledger) = deliver(&transport, jobs, options(), ledger, |_| {})
+        .await
+        .expect("delivers");
+    assert_eq!(done.deferred, 3);
+    let mut times: Vec<_> = ledger
+        .deliveries(EDITION)
+        .unwrap()
+        .into_iter()
+        .map(|d| d.updated_at)
+        .collect();
+    times.sort();
+    let gaps: Vec<i64> = times
+        .windows(2)
+        .map(|w| (w[1] - w[0]).num_milliseconds())
+        .collect();
+    assert!(
+        gaps.iter().all(|gap| *gap >= 2_300),
+        "attempts closer than 1/rate (2.5 s): {gaps:?} ms"
+    );
+}

@@ -216,15 +216,16 @@ impl SendError {
 /// Delivers `jobs` through `transport`, recording every outcome in `sink`.
 /// Returns the final counts and the sink.
 ///
-/// SMTP: `connections` workers each own one session. The first session is opened before any recipient is tried,
+/// SMTP: `connections` workers (never more than there are jobs) each own one
+/// session. The first session is opened before any recipient is tried,
 /// retried with backoff like a message when the failure is transient; a
 /// relay still unreachable after that is [`SendError::Connect`] with every
 /// recipient untouched. Transient failures (4xx, timeouts, dropped
 /// connections) are retried up to `retries` times with exponential backoff
 /// and then left `deferred`; 5xx replies are `failed` at once with the
 /// server's text; a lost final-dot reply is `in_doubt`, never retried here.
-/// Throttling replies (421, 450, 451, 452, 454) halve the shared rate, which
-/// recovers by 10% per 20 successes.
+/// Throttling replies (421, 450, 451, 452, 454) halve the shared rate (never
+/// above the configured one), which recovers by 10% per 20 successes.
 /// Outbox: one worker writes `<message-id>.eml` files.
 ///
 /// `progress` is called from the ledger writer after each commit.
@@ -248,7 +249,8 @@ pub async fn deliver<S: OutcomeSink>(
             )
         }
     };
-    let workers = connections;
+    // A session per recipient at most: an idle one only costs the relay.
+    let workers = connections.min(jobs.len());
 
     // The writer runs from the start: it also keeps the lease alive while
     // the first connection is retried.
@@ -958,7 +960,10 @@ impl RateLimiter {
     }
 
     /// Halves the rate, once per wave: throttles from attempts that started
-    /// before the last cut were sent at the old rate and are ignored.
+    /// before the last cut were sent at the old rate and are ignored. The
+    /// floor is [`MIN_RATE`], or the configured rate when that is lower: a
+    /// send configured slower than the floor stays at its own pace, since
+    /// backing off must never speed it up.
     fn throttle(&self, attempt_started: Instant) -> Option<f64> {
         let mut s = self.lock();
         if s.last_cut.is_some_and(|cut| attempt_started < cut) {
@@ -974,11 +979,19 @@ impl RateLimiter {
                 observed
             }
         };
-        let new = (base / 2.0).max(MIN_RATE);
+        let floor = s.configured.map_or(MIN_RATE, |c| c.min(MIN_RATE));
+        let new = (base / 2.0).max(floor);
         s.current = Some(new);
         s.last_cut = Some(Instant::now());
         s.successes_since_change = 0;
-        tracing::warn!(rate = new, "relay is throttling: halving the send rate");
+        if new < base {
+            tracing::warn!(rate = new, "relay is throttling: halving the send rate");
+        } else {
+            tracing::warn!(
+                rate = new,
+                "relay is throttling; already at the lowest send rate"
+            );
+        }
         Some(new)
     }
 
@@ -1021,6 +1034,24 @@ mod tests {
         assert_eq!(limiter.current(), Some(MIN_RATE));
         limiter.throttle(Instant::now());
         assert_eq!(limiter.current(), Some(MIN_RATE));
+    }
+
+    #[test]
+    fn throttle_never_raises_a_slow_configured_rate() {
+        // Issue 9.15: with rate 0.1, (0.1 / 2).max(0.5) made it 0.5/s.
+        for configured in [0.1, 0.3, 0.5, 0.9, 2.0] {
+            let limiter = RateLimiter::new(Some(configured));
+            for _ in 0..3 {
+                limiter.throttle(Instant::now());
+                let now = limiter.current().unwrap();
+                assert!(now <= configured, "{configured} became {now}");
+                assert!(now > 0.0);
+            }
+            for _ in 0..RECOVER_EVERY * 20 {
+                limiter.success();
+            }
+            assert_eq!(limiter.current(), Some(configured));
+        }
     }
 
     #[test]
