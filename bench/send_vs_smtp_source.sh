@@ -8,6 +8,8 @@
 #
 #   bench/send_vs_smtp_source.sh                   # defaults below
 #   RECIPIENTS=5000 CONNECTIONS=8 RUNS=5 bench/send_vs_smtp_source.sh
+#   BRIEFING_BIN=/tmp/briefing-old bench/send_vs_smtp_source.sh
+#                                  # a binary built elsewhere (before/after)
 #
 # The edition is the sample newsroom's Evening Brief (`pm`) of 2026-11-30
 # 17:00: 28 KB rendered (22.7 KB HTML + 5.3 KB text), about 31 KB per message
@@ -33,9 +35,14 @@ for tool in smtp-sink smtp-source; do
     }
 done
 
-echo "== building briefing (release, -j$JOBS)"
-cargo build --quiet --release -j"$JOBS" --bin briefing
-BIN=$TARGET_DIR/release/briefing
+if [ -n "${BRIEFING_BIN:-}" ]; then
+    BIN=$(realpath "$BRIEFING_BIN")
+    echo "== using $BIN"
+else
+    echo "== building briefing (release, -j$JOBS)"
+    cargo build --quiet --release -j"$JOBS" --bin briefing
+    BIN=$TARGET_DIR/release/briefing
+fi
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/briefing-send-bench.XXXXXX")
 SINK_PID=
@@ -115,7 +122,7 @@ done
 "$BIN" status --edition pm-2026-11-30T1700 | sed 's/^/   /'
 
 echo
-echo "== results ($(nproc) cores, $(date -u +%Y-%m-%d), $RECIPIENTS messages of about 30 KB, $CONNECTIONS connections)"
+echo "== results ($(nproc) cores, $(date -u +%Y-%m-%d), $RECIPIENTS messages of about 30 KB, $CONNECTIONS connections, load average $(cut -d' ' -f1-3 /proc/loadavg))"
 sort -k1,1n "$WORK/times" | awk -v n="$RECIPIENTS" '{ s[NR] = $1 } END { m = s[int((NR + 1) / 2)]; printf "   smtp-source:   %6.0f msg/s (median of %d runs, %.2f s)\n", n / m, NR, m }'
 sort -k2,2n "$WORK/times" | awk -v n="$RECIPIENTS" '{ b[NR] = $2 } END { m = b[int((NR + 1) / 2)]; printf "   briefing send: %6.0f msg/s (median of %d runs, %.2f s for the whole command: plan, freeze, deliver, ledger on)\n", n / m, NR, m }'
 awk -v n="$RECIPIENTS" '{ printf "   run %d: smtp-source %6.0f msg/s, briefing %6.0f msg/s, ratio %.2f\n", NR, n / $1, n / $2, $1 / $2 }' "$WORK/times"

@@ -68,7 +68,41 @@ const MIGRATIONS: &[&str] = &[
         expires_at TEXT NOT NULL
     );
     "#,
+    // 2: the `in_doubt` delivery state and `doubts`, how many messages to
+    // the reader were left in doubt. SQLite cannot change a CHECK
+    // constraint in place: the table is rebuilt, rows kept in freeze order.
+    r#"
+    CREATE TABLE deliveries_v2 (
+        edition_id TEXT NOT NULL REFERENCES editions (id),
+        email      TEXT NOT NULL,
+        name       TEXT,
+        variant    TEXT NOT NULL,
+        fields     TEXT NOT NULL DEFAULT '{}',
+        state      TEXT NOT NULL
+                   CHECK (state IN ('pending', 'sent', 'deferred', 'failed', 'in_doubt')),
+        attempts   INTEGER NOT NULL DEFAULT 0,
+        last_reply TEXT,
+        updated_at TEXT NOT NULL,
+        doubts     INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (edition_id, email)
+    );
+    INSERT INTO deliveries_v2
+        (edition_id, email, name, variant, fields, state, attempts, last_reply, updated_at)
+        SELECT edition_id, email, name, variant, fields, state, attempts, last_reply, updated_at
+        FROM deliveries ORDER BY rowid;
+    DROP TABLE deliveries;
+    ALTER TABLE deliveries_v2 RENAME TO deliveries;
+    CREATE INDEX deliveries_by_state ON deliveries (edition_id, state);
+    "#,
 ];
+
+/// Messages to one reader that may be left in doubt before the ledger stops
+/// resending: the first one, and the one resend of it on the next run.
+pub const MAX_DOUBTS: u32 = 2;
+
+/// SQL condition for the deliveries a run still tries: pending, deferred,
+/// and in doubt fewer than [`MAX_DOUBTS`] times.
+const OPEN: &str = "(state IN ('pending', 'deferred') OR (state = 'in_doubt' AND doubts < 2))";
 
 #[derive(Debug, Error)]
 pub enum LedgerError {
@@ -158,13 +192,30 @@ string_enum! {
 }
 
 string_enum! {
-    /// Where one delivery stands. `Deferred` is retried on the next run;
-    /// `Failed` (a 5xx reply) never is.
+    /// Where one delivery stands.
+    ///
+    /// - `Pending`: not tried yet (frozen, or left by a run that stopped).
+    /// - `Sent`: the relay accepted the message (2xx to the final dot).
+    /// - `Deferred`: a transient failure (4xx, a connection that broke
+    ///   before the message was complete) after every retry of the run;
+    ///   the next run tries again.
+    /// - `Failed`: refused for good (a 5xx reply, a message the relay cannot
+    ///   take); never retried.
+    /// - `InDoubt`: the whole message and its final dot were written and the
+    ///   reply never came (the connection dropped or `data_timeout` ran
+    ///   out). The relay may have accepted it, so it is never retried within
+    ///   the run. The next run resends it **once**: a reader whose resend is
+    ///   in doubt again ([`MAX_DOUBTS`] messages in doubt) is not sent a
+    ///   third copy. It stays `in_doubt` for good and counts as done, like
+    ///   `failed`, so the edition can complete: a possible duplicate is
+    ///   bounded at two copies, and a reader who got neither is visible in
+    ///   `status` rather than mailed again and again.
     DeliveryState {
         Pending => "pending",
         Sent => "sent",
         Deferred => "deferred",
         Failed => "failed",
+        InDoubt => "in_doubt",
     }
 }
 
@@ -267,6 +318,9 @@ pub struct Delivery {
     pub last_reply: Option<String>,
     pub updated_at: DateTime<Utc>,
     pub fields: BTreeMap<String, String>,
+    /// Messages to this reader left in doubt so far (see
+    /// [`DeliveryState::InDoubt`]).
+    pub doubts: u32,
 }
 
 /// The result of delivery attempts, as reported by the sender.
@@ -274,7 +328,8 @@ pub struct Delivery {
 pub struct Outcome {
     pub edition_id: String,
     pub email: String,
-    /// `Sent`, `Deferred` or `Failed` (`Pending` is accepted but pointless).
+    /// `Sent`, `Deferred`, `Failed` or `InDoubt` (`Pending` is accepted but
+    /// pointless).
     pub state: DeliveryState,
     /// Attempts made since the last recorded outcome; added to the total.
     pub attempts: u32,
@@ -282,22 +337,29 @@ pub struct Outcome {
     pub reply: Option<String>,
 }
 
+/// Deliveries of one edition by state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {
     pub pending: u64,
     pub sent: u64,
     pub deferred: u64,
     pub failed: u64,
+    /// Every delivery in state `in_doubt`, resent or not.
+    pub in_doubt: u64,
+    /// Of `in_doubt`, those the next run resends (once): in doubt for the
+    /// first time. The rest are final.
+    pub resend: u64,
 }
 
 impl Counts {
     pub fn total(&self) -> u64 {
-        self.pending + self.sent + self.deferred + self.failed
+        self.pending + self.sent + self.deferred + self.failed + self.in_doubt
     }
 
-    /// Nothing left to try in this run (deferred ones wait for the next).
+    /// What a later run still sends: pending, deferred, and the in-doubt
+    /// deliveries due their one resend. Zero means the edition is complete.
     pub fn unsent(&self) -> u64 {
-        self.pending + self.deferred
+        self.pending + self.deferred + self.resend
     }
 }
 
@@ -675,9 +737,10 @@ impl Ledger {
         Ok(())
     }
 
-    /// Deliveries still to try: pending and deferred, in freeze order.
+    /// Deliveries still to try, in freeze order: pending, deferred, and in
+    /// doubt for the first time (see [`DeliveryState::InDoubt`]).
     pub fn pending(&self, edition_id: &str) -> Result<Vec<Delivery>> {
-        self.deliveries_where(edition_id, "AND state IN ('pending', 'deferred')")
+        self.deliveries_where(edition_id, &format!("AND {OPEN}"))
     }
 
     /// Every delivery of an edition, in freeze order.
@@ -713,7 +776,8 @@ impl Ledger {
 
     fn deliveries_where(&self, edition_id: &str, filter: &str) -> Result<Vec<Delivery>> {
         let sql = format!(
-            "SELECT edition_id, email, name, variant, state, attempts, last_reply, updated_at, fields
+            "SELECT edition_id, email, name, variant, state, attempts, last_reply, updated_at, fields,
+                    doubts
              FROM deliveries WHERE edition_id = ?1 {filter} ORDER BY rowid"
         );
         let mut stmt = self.conn.prepare_cached(&sql)?;
@@ -728,12 +792,24 @@ impl Ledger {
                 r.get::<_, Option<String>>(6)?,
                 r.get::<_, String>(7)?,
                 r.get::<_, String>(8)?,
+                r.get::<_, u32>(9)?,
             ))
         })?;
         rows.map(|row| {
-            let (edition_id, email, name, variant, state, attempts, last_reply, updated, fields) =
-                row?;
+            let (
+                edition_id,
+                email,
+                name,
+                variant,
+                state,
+                attempts,
+                last_reply,
+                updated,
+                fields,
+                doubts,
+            ) = row?;
             Ok(Delivery {
+                doubts,
                 fields: serde_json::from_str(&fields)?,
                 edition_id,
                 email,
@@ -748,10 +824,11 @@ impl Ledger {
         .collect()
     }
 
-    /// Records a group of outcomes in one transaction (one fsync). A delivery
-    /// already `sent` or `failed` is never changed: a late or duplicate
-    /// outcome cannot turn a sent message back into a pending one. Returns the
-    /// number of deliveries updated.
+    /// Records a group of outcomes in one transaction (one fsync). Only a
+    /// delivery a run may still try changes: one `sent`, `failed` or in
+    /// doubt for good never does, so a late or duplicate outcome cannot turn
+    /// a sent message back into a pending one. An `InDoubt` outcome counts
+    /// one more doubt. Returns the number of deliveries updated.
     pub fn record_batch(&mut self, outcomes: &[Outcome]) -> Result<usize> {
         let now = ts(Utc::now());
         let tx = self
@@ -759,12 +836,13 @@ impl Ledger {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut changed = 0;
         {
-            let mut update = tx.prepare_cached(
+            let mut update = tx.prepare_cached(&format!(
                 "UPDATE deliveries
                  SET state = ?3, attempts = attempts + ?4,
-                     last_reply = COALESCE(?5, last_reply), updated_at = ?6
-                 WHERE edition_id = ?1 AND email = ?2 AND state IN ('pending', 'deferred')",
-            )?;
+                     last_reply = COALESCE(?5, last_reply), updated_at = ?6,
+                     doubts = doubts + (?3 = 'in_doubt')
+                 WHERE edition_id = ?1 AND email = ?2 AND {OPEN}"
+            ))?;
             for o in outcomes {
                 changed += update.execute(params![
                     o.edition_id,
@@ -887,18 +965,25 @@ impl Ledger {
 
     /// Delivery counts by state.
     pub fn counts(&self, edition_id: &str) -> Result<Counts> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT state, COUNT(*) FROM deliveries WHERE edition_id = ?1 GROUP BY state",
-        )?;
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT state, COUNT(*), COALESCE(SUM({OPEN}), 0) FROM deliveries
+             WHERE edition_id = ?1 GROUP BY state"
+        ))?;
         let mut counts = Counts::default();
-        let rows = stmt.query_map([edition_id], |r| Ok((r.get::<_, String>(0)?, count(r, 1)?)))?;
+        let rows = stmt.query_map([edition_id], |r| {
+            Ok((r.get::<_, String>(0)?, count(r, 1)?, count(r, 2)?))
+        })?;
         for row in rows {
-            let (state, n) = row?;
+            let (state, n, open) = row?;
             match state.parse()? {
                 DeliveryState::Pending => counts.pending = n,
                 DeliveryState::Sent => counts.sent = n,
                 DeliveryState::Deferred => counts.deferred = n,
                 DeliveryState::Failed => counts.failed = n,
+                DeliveryState::InDoubt => {
+                    counts.in_doubt = n;
+                    counts.resend = open;
+                }
             }
         }
         Ok(counts)
@@ -912,7 +997,9 @@ impl Ledger {
                     COALESCE(SUM(d.state = 'pending'), 0),
                     COALESCE(SUM(d.state = 'sent'), 0),
                     COALESCE(SUM(d.state = 'deferred'), 0),
-                    COALESCE(SUM(d.state = 'failed'), 0)
+                    COALESCE(SUM(d.state = 'failed'), 0),
+                    COALESCE(SUM(d.state = 'in_doubt'), 0),
+                    COALESCE(SUM(d.state = 'in_doubt' AND d.doubts < 2), 0)
              FROM editions e LEFT JOIN deliveries d ON d.edition_id = e.id
              WHERE ?1 IS NULL OR e.newsletter = ?1
              GROUP BY e.id
@@ -936,6 +1023,8 @@ impl Ledger {
                     sent: count(r, 10)?,
                     deferred: count(r, 11)?,
                     failed: count(r, 12)?,
+                    in_doubt: count(r, 13)?,
+                    resend: count(r, 14)?,
                 },
             ))
         })?;
@@ -1257,9 +1346,157 @@ mod tests {
                 pending: 1,
                 sent: 2,
                 deferred: 0,
-                failed: 1
+                failed: 1,
+                in_doubt: 0,
+                resend: 0,
             }
         );
+    }
+
+    #[test]
+    fn in_doubt_is_resent_once_then_final() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ledger = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+        ledger
+            .freeze_edition(&edition("am-1"), &recipients(3))
+            .unwrap();
+        let lost = "in doubt: connection lost";
+        ledger
+            .record_batch(&[
+                outcome("r0@example.com", DeliveryState::InDoubt, lost),
+                outcome("r1@example.com", DeliveryState::InDoubt, lost),
+                outcome("r2@example.com", DeliveryState::Sent, "250 ok"),
+            ])
+            .unwrap();
+        let counts = ledger.counts("am-1").unwrap();
+        assert_eq!((counts.in_doubt, counts.resend, counts.unsent()), (2, 2, 2));
+        assert_eq!(counts.total(), 3);
+        // The next run resends both, once.
+        let again: Vec<_> = ledger
+            .pending("am-1")
+            .unwrap()
+            .into_iter()
+            .map(|d| (d.email, d.doubts))
+            .collect();
+        assert_eq!(
+            again,
+            [
+                ("r0@example.com".to_owned(), 1),
+                ("r1@example.com".to_owned(), 1)
+            ]
+        );
+        // r0's resend is in doubt again: final. r1's is accepted.
+        let changed = ledger
+            .record_batch(&[
+                outcome("r0@example.com", DeliveryState::InDoubt, lost),
+                outcome("r1@example.com", DeliveryState::Sent, "250 ok"),
+            ])
+            .unwrap();
+        assert_eq!(changed, 2);
+        let counts = ledger.counts("am-1").unwrap();
+        assert_eq!(
+            (counts.in_doubt, counts.resend, counts.sent, counts.unsent()),
+            (1, 0, 2, 0),
+            "in doubt twice counts as done"
+        );
+        assert!(ledger.pending("am-1").unwrap().is_empty());
+        let r0 = &ledger.deliveries("am-1").unwrap()[0];
+        assert_eq!(
+            (r0.state, r0.doubts, r0.attempts),
+            (DeliveryState::InDoubt, 2, 2)
+        );
+        // Nothing moves it any more, not even a stale outcome.
+        let changed = ledger
+            .record_batch(&[outcome("r0@example.com", DeliveryState::Sent, "250 ok")])
+            .unwrap();
+        assert_eq!(changed, 0);
+        assert_eq!(
+            ledger.replies("am-1", DeliveryState::InDoubt).unwrap(),
+            [("r0@example.com".to_owned(), lost.to_owned())]
+        );
+        let summary = &ledger.editions(None).unwrap()[0];
+        assert_eq!(summary.counts, ledger.counts("am-1").unwrap());
+        // The SQL spells MAX_DOUBTS out.
+        assert!(OPEN.contains(&format!("doubts < {MAX_DOUBTS}")));
+    }
+
+    #[test]
+    fn a_deferred_resend_keeps_its_doubt() {
+        // In doubt, then the resend meets a 4xx before the message: still one
+        // resend allowed after it, never a third message in doubt.
+        let dir = tempfile::tempdir().unwrap();
+        let mut ledger = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+        ledger
+            .freeze_edition(&edition("am-1"), &recipients(1))
+            .unwrap();
+        for (state, open) in [
+            (DeliveryState::InDoubt, true),
+            (DeliveryState::Deferred, true),
+            (DeliveryState::InDoubt, false),
+        ] {
+            ledger
+                .record_batch(&[outcome("r0@example.com", state, "x")])
+                .unwrap();
+            assert_eq!(ledger.pending("am-1").unwrap().len() == 1, open, "{state}");
+        }
+    }
+
+    #[test]
+    fn migrates_a_version_1_ledger_keeping_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.sqlite");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            conn.execute_batch(
+                "INSERT INTO editions (id, newsletter, slot_utc, zone, state, created_at)
+                 VALUES ('am-1', 'am', '2026-11-30T06:00:00.000Z', 'UTC', 'sending',
+                         '2026-11-30T06:00:00.000Z');
+                 INSERT INTO deliveries (edition_id, email, variant, state, attempts, last_reply, updated_at)
+                 VALUES ('am-1', 'z@example.com', 'main', 'sent', 1, '250 ok', '2026-11-30T06:00:01.000Z'),
+                        ('am-1', 'a@example.com', 'main', 'deferred', 2, '451 later', '2026-11-30T06:00:02.000Z');",
+            )
+            .unwrap();
+            let refused = conn.execute(
+                "UPDATE deliveries SET state = 'in_doubt' WHERE email = 'a@example.com'",
+                [],
+            );
+            assert!(refused.is_err(), "version 1 has no in_doubt");
+        }
+        let mut ledger = Ledger::open(&path).unwrap();
+        let all = ledger.deliveries("am-1").unwrap();
+        let rows: Vec<_> = all
+            .iter()
+            .map(|d| (d.email.as_str(), d.state, d.attempts, d.doubts))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ("z@example.com", DeliveryState::Sent, 1, 0),
+                ("a@example.com", DeliveryState::Deferred, 2, 0)
+            ],
+            "rows and their freeze order survive"
+        );
+        ledger
+            .record_batch(&[Outcome {
+                edition_id: "am-1".into(),
+                email: "a@example.com".into(),
+                state: DeliveryState::InDoubt,
+                attempts: 1,
+                reply: None,
+            }])
+            .unwrap();
+        assert_eq!(ledger.counts("am-1").unwrap().in_doubt, 1);
+        let index: i64 = ledger
+            .conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'deliveries_by_state'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(index, 1);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! rejects and dropped connections.
 
 mod common;
+mod util;
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -17,8 +18,9 @@ use briefing::mail::message::{MessageSpec, compose, message_id};
 use briefing::mail::sender::{
     Job, LeasedLedger, MessageSource, OutcomeSink, Progress, SendError, SendOptions, deliver,
 };
+use briefing::mail::smtp::SmtpSettings;
 use briefing::mail::token::unsubscribe_url;
-use briefing::mail::transport::{SmtpSettings, Transport};
+use briefing::mail::transport::Transport;
 use chrono::TimeZone;
 use mail_parser::MessageParser;
 
@@ -141,7 +143,8 @@ async fn delivers_200_messages_each_to_its_reader() {
             total: 200,
             sent: 200,
             deferred: 0,
-            failed: 0
+            failed: 0,
+            in_doubt: 0,
         }
     );
     let last = *log.lock().unwrap().last().unwrap();
@@ -398,6 +401,10 @@ async fn unreachable_relay_fails_before_touching_readers() {
         .await
         .expect_err("fails");
     assert!(matches!(err, SendError::Connect(_)), "{err}");
+    assert!(
+        err.is_transient(),
+        "a refused connection is worth another run"
+    );
     let ledger = Ledger::open(&dir.path().join("state/ledger.sqlite")).unwrap();
     assert_eq!(ledger.counts(EDITION).unwrap().pending, 3);
 }
@@ -419,6 +426,7 @@ async fn starttls_is_required_unless_plain_was_asked_for() {
         .await
         .expect_err("refuses");
     assert!(err.to_string().contains("STARTTLS"), "{err}");
+    assert!(!err.is_transient());
     assert!(sink.dumps().is_empty());
 }
 
@@ -463,6 +471,7 @@ async fn refused_envelope_sender_stops_without_failing_readers() {
         SendError::Stopped { failure, sent } => {
             assert_eq!(sent, 0);
             assert!(failure.to_string().contains("envelope sender"), "{failure}");
+            assert!(failure.is_fatal());
         }
         other => panic!("expected Stopped, got {other}"),
     }
@@ -532,6 +541,10 @@ async fn untrusted_certificate_stops_before_sending() {
         .expect_err("refuses");
     match err {
         SendError::Connect(failure) => {
+            assert!(
+                failure.is_fatal(),
+                "a certificate that does not verify is not transient"
+            );
             let text = failure.to_string();
             assert!(text.starts_with("TLS handshake with localhost:"), "{text}");
             assert!(text.contains("certificate"), "{text}");
@@ -585,6 +598,7 @@ async fn authenticates_with_the_password_from_the_environment() {
     .await
     .expect_err("refuses");
     assert!(err.to_string().contains("authentication failed"), "{err}");
+    assert!(!err.is_transient());
     assert!(no_auth.dumps().is_empty());
 }
 
@@ -773,4 +787,387 @@ async fn pipelined_refusals_are_classified_and_the_session_goes_on() {
             "MAIL, RCPT and DATA were not sent together"
         );
     }
+}
+
+// ---------------------------------------------------------------------------
+// Delivery semantics (issue 9: 15, 17, 18, 19), against a real smtp-sink.
+
+/// What [`Front`] does with one of the first connections it accepts.
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    /// Accept, then close at once: no greeting.
+    Close,
+    /// Greet with `421 4.3.2` and close, as a relay that is too busy does.
+    Busy,
+    /// Accept and say nothing, as a relay whose banner never comes.
+    Silent,
+}
+
+/// A TCP front for a real smtp-sink: its first connections meet `faults`,
+/// in order; every later one is passed through to the sink untouched. It
+/// counts the connections it accepted.
+struct Front {
+    port: u16,
+    accepted: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Front {
+    /// `listen_after`: the port refuses connections (nothing listens on it)
+    /// for that long, then the front starts.
+    async fn start(sink_port: u16, faults: Vec<Fault>, listen_after: Duration) -> Front {
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = std_listener.local_addr().unwrap().port();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = Arc::clone(&accepted);
+        let listener = if listen_after.is_zero() {
+            std_listener.set_nonblocking(true).unwrap();
+            Some(tokio::net::TcpListener::from_std(std_listener).unwrap())
+        } else {
+            drop(std_listener);
+            None
+        };
+        tokio::spawn(async move {
+            let listener = match listener {
+                Some(l) => l,
+                None => {
+                    tokio::time::sleep(listen_after).await;
+                    tokio::net::TcpListener::bind(("127.0.0.1", port))
+                        .await
+                        .expect("the front's port is still free")
+                }
+            };
+            while let Ok((mut client, _)) = listener.accept().await {
+                let n = count.fetch_add(1, Ordering::SeqCst);
+                let fault = faults.get(n).copied();
+                tokio::spawn(async move {
+                    use tokio::io::AsyncWriteExt;
+                    match fault {
+                        Some(Fault::Close) => {}
+                        Some(Fault::Busy) => {
+                            let _ = client
+                                .write_all(b"421 4.3.2 Service busy, try again later\r\n")
+                                .await;
+                        }
+                        Some(Fault::Silent) => {
+                            tokio::time::sleep(Duration::from_secs(30)).await;
+                        }
+                        None => {
+                            if let Ok(mut sink) =
+                                tokio::net::TcpStream::connect(("127.0.0.1", sink_port)).await
+                            {
+                                let _ = tokio::io::copy_bidirectional(&mut client, &mut sink).await;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        Front { port, accepted }
+    }
+
+    fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}?tls=none", self.port)
+    }
+
+    fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+}
+
+/// Backoff long enough for a relay to come back within a test.
+fn patient_options() -> SendOptions {
+    SendOptions {
+        backoff: Duration::from_millis(100),
+        max_backoff: Duration::from_millis(400),
+        ..options()
+    }
+}
+
+#[tokio::test]
+async fn a_short_outage_on_the_first_connection_is_waited_out() {
+    // Issue 9.17: each of these made the whole send fail at once.
+    let sink = common::SmtpSink::start(&[]);
+    for (what, faults, refuse_for) in [
+        ("connection refused", vec![], Duration::from_millis(250)),
+        (
+            "closed before the greeting",
+            vec![Fault::Close; 2],
+            Duration::ZERO,
+        ),
+        ("421 greeting", vec![Fault::Busy; 2], Duration::ZERO),
+        ("banner timeout", vec![Fault::Silent], Duration::ZERO),
+    ] {
+        let front = Front::start(sink.port, faults.clone(), refuse_for).await;
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = frozen_ledger(dir.path(), 3);
+        let jobs = jobs(&ledger);
+        let transport = Transport::Smtp(SmtpSettings {
+            url: front.url(),
+            connections: 1,
+            retries: 3,
+            timeout: Duration::from_millis(500),
+            ..SmtpSettings::default()
+        });
+        let (done, ledger) = deliver(&transport, jobs, patient_options(), ledger, |_| {})
+            .await
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!((done.sent, done.deferred), (3, 0), "{what}");
+        assert_eq!(
+            front.accepted(),
+            faults.len() + 1,
+            "{what}: one session after the faults"
+        );
+        for delivery in ledger.deliveries(EDITION).unwrap() {
+            assert_eq!(
+                delivery.attempts, 1,
+                "{what}: the outage was charged to a reader"
+            );
+        }
+    }
+    assert_eq!(sink.dumps().len(), 12);
+}
+
+#[tokio::test]
+async fn a_lasting_outage_leaves_every_reader_pending_as_transient() {
+    let sink = common::SmtpSink::start(&[]);
+    let front = Front::start(sink.port, vec![Fault::Busy; 10], Duration::ZERO).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = frozen_ledger(dir.path(), 3);
+    let jobs = jobs(&ledger);
+    let transport = Transport::Smtp(SmtpSettings {
+        url: front.url(),
+        retries: 2,
+        timeout: Duration::from_secs(2),
+        ..SmtpSettings::default()
+    });
+    let err = deliver(&transport, jobs, options(), ledger, |_| {})
+        .await
+        .expect_err("the relay never took a session");
+    assert!(err.is_transient(), "{err}");
+    assert!(err.to_string().contains("421 4.3.2 Service busy"), "{err}");
+    assert_eq!(front.accepted(), 3, "the first try and two retries");
+    let ledger = Ledger::open(&dir.path().join("state/ledger.sqlite")).unwrap();
+    let counts = ledger.counts(EDITION).unwrap();
+    assert_eq!((counts.pending, counts.unsent()), (3, 3));
+    assert!(sink.dumps().is_empty());
+}
+
+#[test]
+fn send_exits_75_when_the_relay_is_down_and_a_rerun_delivers() {
+    // The binary end to end: the fixture's relay (port 9) refuses every
+    // connection. Transient, so exit 75 (EX_TEMPFAIL), not 1, and the
+    // edition waits for the next run instead of failing anyone.
+    const SEND: [&str; 7] = [
+        "send",
+        "-n",
+        "am",
+        "--at",
+        "2026-11-30T08:00",
+        "--now",
+        "2026-11-30T06:01",
+    ];
+    let secret = [("BRIEFING_UNSUBSCRIBE_SECRET", "send-test-secret")];
+    let room = util::Newsroom::fixture("delivery");
+    room.run_env(&SEND, &secret)
+        .code(75)
+        .stdout_has("sent 0, deferred 0, failed 0")
+        .stdout_has("3 deferred to the next run")
+        .stderr_has("the relay is unavailable")
+        .stderr_has("cannot connect to 127.0.0.1:9");
+    let ledger = Ledger::open(&room.path().join("state/ledger.sqlite")).unwrap();
+    assert_eq!(ledger.counts(EDITION).unwrap().pending, 3);
+
+    let sink = common::SmtpSink::start(&[]);
+    let room = room.edit("config.yaml", "smtp://127.0.0.1:9?tls=none", &sink.url());
+    room.run_env(&SEND, &secret)
+        .success()
+        .stdout_has("sent 3, deferred 0, failed 0")
+        .stdout_has("[resumed]");
+    assert_eq!(sink.dumps().len(), 3);
+}
+
+fn lossy(sink: &common::SmtpSink, data_timeout: Duration) -> Transport {
+    Transport::Smtp(SmtpSettings {
+        url: sink.url(),
+        connections: 2,
+        retries: 2,
+        timeout: Duration::from_secs(5),
+        data_timeout,
+        ..SmtpSettings::default()
+    })
+}
+
+/// How many messages each envelope recipient got.
+fn copies(sinks: &[&common::SmtpSink]) -> std::collections::BTreeMap<String, usize> {
+    let mut tally = std::collections::BTreeMap::new();
+    for dump in sinks.iter().flat_map(|s| s.received()) {
+        *tally.entry(dump.rcpt).or_default() += 1;
+    }
+    tally
+}
+
+#[tokio::test]
+async fn a_lost_final_dot_reply_is_in_doubt_and_never_retried_in_the_run() {
+    // Issue 9.18: `-q .` reads the whole message, keeps it, and hangs up
+    // without a reply; `-W .:30` keeps it and holds the reply longer than
+    // data_timeout. With retries: 2, each reader got 3 copies.
+    for (flags, data_timeout, lost) in [
+        (
+            ["-q", "."],
+            Duration::from_secs(5),
+            "the server closed the connection",
+        ),
+        (
+            ["-W", ".:30"],
+            Duration::from_millis(700),
+            "timed out after 700ms",
+        ),
+    ] {
+        let sink = common::SmtpSink::start(&flags);
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = frozen_ledger(dir.path(), 3);
+        let jobs = jobs(&ledger);
+        let (done, ledger) = deliver(&lossy(&sink, data_timeout), jobs, options(), ledger, |_| {})
+            .await
+            .expect("delivers");
+        assert_eq!(
+            (done.sent, done.deferred, done.failed, done.in_doubt),
+            (0, 0, 0, 3),
+            "{flags:?}"
+        );
+        let got = copies(&[&sink]);
+        assert_eq!(got.len(), 3, "{flags:?}: {got:?}");
+        assert!(
+            got.values().all(|n| *n == 1),
+            "{flags:?}: resent within the run: {got:?}"
+        );
+        for d in ledger.deliveries(EDITION).unwrap() {
+            assert_eq!(
+                (d.state, d.attempts, d.doubts),
+                (DeliveryState::InDoubt, 1, 1)
+            );
+            let reply = d.last_reply.unwrap();
+            assert!(reply.starts_with("in doubt: "), "{reply}");
+            assert!(reply.contains(lost), "{flags:?}: {reply}");
+        }
+        let counts = ledger.counts(EDITION).unwrap();
+        assert_eq!((counts.in_doubt, counts.resend, counts.unsent()), (3, 3, 3));
+    }
+}
+
+#[tokio::test]
+async fn an_in_doubt_reader_is_resent_at_most_once_on_later_runs() {
+    // Run 1 loses every final-dot reply. Run 2 resends once: to a healthy
+    // relay that delivers; to the same lossy relay that leaves them in
+    // doubt for good, and run 3 then sends nobody a third copy.
+    for second_is_lossy in [false, true] {
+        let lossy_sink = common::SmtpSink::start(&["-q", "."]);
+        let healthy = common::SmtpSink::start(&[]);
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = frozen_ledger(dir.path(), 3);
+        let run = |ledger: Ledger, sink: &common::SmtpSink| {
+            let jobs = jobs(&ledger);
+            let transport = lossy(sink, Duration::from_secs(5));
+            async move {
+                deliver(&transport, jobs, options(), ledger, |_| {})
+                    .await
+                    .unwrap()
+            }
+        };
+        let (first, ledger) = run(ledger, &lossy_sink).await;
+        assert_eq!(first.in_doubt, 3);
+        let second_sink = if second_is_lossy {
+            &lossy_sink
+        } else {
+            &healthy
+        };
+        let (second, ledger) = run(ledger, second_sink).await;
+        assert_eq!(
+            second.total, 3,
+            "{second_is_lossy}: the in-doubt readers are resent"
+        );
+        let counts = ledger.counts(EDITION).unwrap();
+        if second_is_lossy {
+            assert_eq!(second.in_doubt, 3);
+            assert_eq!((counts.in_doubt, counts.resend, counts.unsent()), (3, 0, 0));
+        } else {
+            assert_eq!(second.sent, 3);
+            assert_eq!((counts.sent, counts.in_doubt, counts.unsent()), (3, 0, 0));
+        }
+        let (third, _) = run(ledger, &healthy).await;
+        assert_eq!(
+            third.total, 0,
+            "{second_is_lossy}: nobody is left to send to"
+        );
+        let got = copies(&[&lossy_sink, &healthy]);
+        assert_eq!(got.len(), 3);
+        assert!(got.values().all(|n| *n == 2), "{second_is_lossy}: {got:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn never_more_sessions_than_readers() {
+    // Issue 9.19: with 8 connections and 2 readers whose RCPT is soft
+    // rejected, idle workers picked up the retries and opened sessions of
+    // their own (6 to 8 sessions on the old code). Several threads, as in
+    // the binary, so that any idle worker can win a retry.
+    let sink = common::SmtpSink::start(&["-r", "RCPT"]);
+    let front = Front::start(sink.port, Vec::new(), Duration::ZERO).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = frozen_ledger(dir.path(), 2);
+    let jobs = jobs(&ledger);
+    let transport = Transport::Smtp(SmtpSettings {
+        url: front.url(),
+        connections: 8,
+        retries: 4,
+        timeout: Duration::from_secs(5),
+        ..SmtpSettings::default()
+    });
+    let (done, _) = deliver(&transport, jobs, options(), ledger, |_| {})
+        .await
+        .expect("delivers");
+    assert_eq!(done.deferred, 2);
+    assert!(
+        front.accepted() <= 2,
+        "{} sessions for 2 readers",
+        front.accepted()
+    );
+}
+
+#[tokio::test]
+async fn throttling_never_speeds_up_a_slow_configured_rate() {
+    // Issue 9.15: `rate: 0.4` (one message every 2.5 s) and a relay that
+    // answers every RCPT with 450: backing off took it to 0.5/s, a message
+    // every 2 s.
+    let sink = common::SmtpSink::start(&["-r", "RCPT"]);
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = frozen_ledger(dir.path(), 3);
+    let jobs = jobs(&ledger);
+    let transport = Transport::Smtp(SmtpSettings {
+        url: sink.url(),
+        connections: 1,
+        retries: 0,
+        rate: Some(0.4),
+        timeout: Duration::from_secs(5),
+        ..SmtpSettings::default()
+    });
+    let (done, ledger) = deliver(&transport, jobs, options(), ledger, |_| {})
+        .await
+        .expect("delivers");
+    assert_eq!(done.deferred, 3);
+    let mut times: Vec<_> = ledger
+        .deliveries(EDITION)
+        .unwrap()
+        .into_iter()
+        .map(|d| d.updated_at)
+        .collect();
+    times.sort();
+    let gaps: Vec<i64> = times
+        .windows(2)
+        .map(|w| (w[1] - w[0]).num_milliseconds())
+        .collect();
+    assert!(
+        gaps.iter().all(|gap| *gap >= 2_300),
+        "attempts closer than 1/rate (2.5 s): {gaps:?} ms"
+    );
 }

@@ -10,7 +10,7 @@ use super::site::Site;
 use super::{check_header_value, duration, path};
 use crate::mail::message::{DkimAlgorithm, DkimSettings};
 use crate::mail::token::unsubscribe_url;
-use crate::mail::transport::SmtpSettings;
+use crate::mail::smtp::SmtpSettings;
 use crate::yaml::{Fields, Node, Pos};
 
 /// More sessions than this only queue at the relay and cost memory (1.37 GB
@@ -256,6 +256,10 @@ fn smtp(d: &mut Fields, root: &Path) -> Option<SmtpSettings> {
     }
     if let Some(t) = duration(&mut s, "timeout", Duration::seconds(1), Duration::hours(1)) {
         out.timeout = t.to_std().unwrap_or(out.timeout);
+    }
+    // RFC 5321 4.5.3.2.6 recommends 10 minutes for the final dot's reply.
+    if let Some(t) = duration(&mut s, "data_timeout", Duration::seconds(1), Duration::hours(1)) {
+        out.data_timeout = t.to_std().unwrap_or(out.data_timeout);
     }
     if let Some(b) = s.bool("allow_insecure") {
         out.allow_insecure = b;

@@ -1,5 +1,5 @@
 use super::*;
-use crate::mail::transport::SmtpSettings;
+use crate::mail::smtp::SmtpSettings;
 
 const GOOD: &str = "site:\n  name: T\n  base_url: https://news.example.com/\n  timezone: America/New_York\nregions:\n  - { id: world, name: World }\ntopics:\n  - { id: trade, name: Trade }\nnewsletters:\n  am:\n    name: AM\n    from: \"AM <am@news.example.com>\"\n    schedule: \"0 6 * * MON-FRI\"\n    lookback: 36h\n";
 

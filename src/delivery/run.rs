@@ -25,7 +25,8 @@ use crate::ledger::{
 use crate::mail::sender::{
     Job, LeasedLedger, MessageSource, OutcomeSink, Progress, SendOptions, deliver,
 };
-use crate::mail::transport::{SmtpConnector, Transport};
+use crate::mail::smtp::SmtpConnector;
+use crate::mail::transport::Transport;
 use crate::messages::{Message, human, plural, progress_reporter};
 use crate::pipeline::Pipeline;
 use crate::time::slot_stamp;
@@ -614,6 +615,12 @@ fn deliver_frozen(
     let mut ledger = open_ledger(newsroom)?;
     let (progress, stopped) = match result {
         Ok((p, _sink)) => (p, None),
+        // The relay is unreachable for now: nobody was tried, everyone is
+        // left for the next run, which the exit code (75) asks for.
+        Err(e) if e.is_transient() => {
+            tracing::warn!(edition = %stored.id, "not sent, the relay is unavailable: {e}");
+            (Progress::default(), None)
+        }
         Err(e) => {
             let chain: Vec<String> = anyhow::Error::from(e)
                 .chain()
@@ -632,6 +639,7 @@ fn deliver_frozen(
             sent: counts.sent,
             deferred: counts.deferred,
             failed: counts.failed,
+            in_doubt: counts.in_doubt,
         },
         None => progress,
     };

@@ -3,15 +3,25 @@
 //! and one ledger writer that makes every outcome durable before the session
 //! that produced it moves on.
 //!
-//! # Crash-safety bound
+//! # What can be sent twice
 //!
-//! A worker does not start its next transaction until the ledger writer has
-//! committed the outcome of its previous one (SQLite `synchronous=FULL`). So
-//! after a crash or power cut, at most **one message per connection** is in
-//! doubt: accepted by the relay but still `pending`/`deferred` in the ledger,
-//! and sent again on resume. Every other accepted message is recorded `sent`.
-//! Interim transient failures are recorded too (as `deferred`), so a retry
-//! waiting in the queue is never in doubt.
+//! - **A crash or power cut.** A worker does not start its next transaction
+//!   until the ledger writer has committed the outcome of its previous one
+//!   (SQLite `synchronous=FULL`). So after a crash, at most **one message per
+//!   connection** is in doubt: accepted by the relay but still
+//!   `pending`/`deferred` in the ledger, and sent again on resume. Every
+//!   other accepted message is recorded `sent`. Interim transient failures
+//!   are recorded too (as `deferred`), so a retry waiting in the queue is
+//!   never in doubt. The bound holds per crash: each crash can add one copy
+//!   per connection.
+//! - **A lost final-dot reply.** When the whole message was written and the
+//!   reply to its final dot never came (connection dropped, `data_timeout`),
+//!   the relay may have accepted it. It is not retried in this run but
+//!   recorded `in_doubt`; the next run resends it once, and a second loss
+//!   ends it (see [`DeliveryState::InDoubt`]).
+//!
+//! Any other failure happened before the relay had the whole message, and is
+//! retried (4xx, lost connections) or final (5xx) as usual.
 
 use std::collections::VecDeque;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -24,9 +34,9 @@ use thiserror::Error;
 use tokio::sync::{Notify, oneshot};
 
 use crate::ledger::{DeliveryState, Ledger, LedgerError, Outcome};
-use crate::mail::transport::{
-    Outbox, SmtpConnector, SmtpFailure, SmtpSession, Transport, TransportError,
-};
+use crate::mail::outbox::{Outbox, OutboxError};
+use crate::mail::smtp::{SettingsError, SmtpConnector, SmtpFailure, SmtpSession};
+use crate::mail::transport::Transport;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -131,11 +141,13 @@ pub struct Progress {
     pub sent: u64,
     pub deferred: u64,
     pub failed: u64,
+    /// The final-dot reply was lost: the relay may have the message.
+    pub in_doubt: u64,
 }
 
 impl Progress {
     pub fn done(&self) -> u64 {
-        self.sent + self.deferred + self.failed
+        self.sent + self.deferred + self.failed + self.in_doubt
     }
 }
 
@@ -171,8 +183,12 @@ impl SendOptions {
 #[derive(Debug, Error)]
 pub enum SendError {
     #[error(transparent)]
-    Transport(#[from] TransportError),
-    /// The first session could not be opened: nothing was attempted.
+    Settings(#[from] SettingsError),
+    #[error(transparent)]
+    Outbox(#[from] OutboxError),
+    /// The first session could not be opened, after `retries` retries with
+    /// backoff when the failure was transient: nothing was attempted and
+    /// every recipient is still pending. See [`SendError::is_transient`].
     #[error("cannot open an SMTP session: {0}")]
     Connect(SmtpFailure),
     /// Recording failed (disk full, lease lost): sending stopped. See the
@@ -187,14 +203,29 @@ pub enum SendError {
     Stopped { failure: SmtpFailure, sent: u64 },
 }
 
+impl SendError {
+    /// The relay could not be reached for now (refused or dropped
+    /// connections, a 421 greeting, timeouts): nothing was attempted, and a
+    /// later run may well succeed (exit 75, EX_TEMPFAIL). Everything else is
+    /// a problem a person must fix.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, SendError::Connect(failure) if !failure.is_fatal())
+    }
+}
+
 /// Delivers `jobs` through `transport`, recording every outcome in `sink`.
 /// Returns the final counts and the sink.
 ///
-/// SMTP: `connections` workers each own one session; transient failures
-/// (4xx, timeouts, dropped connections) are retried up to `retries` times with
-/// exponential backoff and then left `deferred`; 5xx replies are `failed` at
-/// once with the server's text. Throttling replies (421, 450, 451, 452, 454)
-/// halve the shared rate, which recovers by 10% per 20 successes.
+/// SMTP: `connections` workers (never more than there are jobs) each own one
+/// session. The first session is opened before any recipient is tried,
+/// retried with backoff like a message when the failure is transient; a
+/// relay still unreachable after that is [`SendError::Connect`] with every
+/// recipient untouched. Transient failures (4xx, timeouts, dropped
+/// connections) are retried up to `retries` times with exponential backoff
+/// and then left `deferred`; 5xx replies are `failed` at once with the
+/// server's text; a lost final-dot reply is `in_doubt`, never retried here.
+/// Throttling replies (421, 450, 451, 452, 454) halve the shared rate (never
+/// above the configured one), which recovers by 10% per 20 successes.
 /// Outbox: one worker writes `<message-id>.eml` files.
 ///
 /// `progress` is called from the ledger writer after each commit.
@@ -206,7 +237,7 @@ pub async fn deliver<S: OutcomeSink>(
     progress: impl FnMut(Progress) + Send + 'static,
 ) -> Result<(Progress, S), SendError> {
     let total = jobs.len() as u64;
-    let (channel, workers, retries, rate) = match transport {
+    let (channel, connections, retries, rate) = match transport {
         Transport::Outbox { dir } => (Channel::Outbox(Outbox::new(dir)?), 1, 0, None),
         Transport::Smtp(settings) => {
             let connector = Arc::new(SmtpConnector::new(settings)?);
@@ -218,15 +249,11 @@ pub async fn deliver<S: OutcomeSink>(
             )
         }
     };
-    // Fail fast on a wrong password or an unreachable relay, before any
-    // recipient is touched.
-    let first_session = match &channel {
-        Channel::Smtp(connector) if !jobs.is_empty() => {
-            Some(connector.connect().await.map_err(SendError::Connect)?)
-        }
-        _ => None,
-    };
+    // A session per recipient at most: an idle one only costs the relay.
+    let workers = connections.min(jobs.len());
 
+    // The writer runs from the start: it also keeps the lease alive while
+    // the first connection is retried.
     let (record_tx, record_rx) = mpsc::channel::<Record>();
     let (done_tx, done_rx) = oneshot::channel();
     let max_batch = options.max_batch.max(1);
@@ -267,9 +294,26 @@ pub async fn deliver<S: OutcomeSink>(
         fatal: Mutex::new(None),
     });
 
+    // Fail fast on a wrong password or a relay that refuses us, and wait out
+    // a short outage, before any recipient is touched.
+    let mut first_session = None;
+    if let Channel::Smtp(connector) = &channel
+        && workers > 0
+    {
+        match shared.first_session(connector).await {
+            Ok(session) => first_session = Some(session),
+            Err(failure) => {
+                shared.close_records();
+                drop(shared);
+                // A writer that failed (lease lost) says more than the relay.
+                done_rx.await.map_err(|_| SendError::WriterGone)??;
+                return Err(SendError::Connect(failure));
+            }
+        }
+    }
+
     tracing::info!(total, workers, "delivering");
     let mut handles = Vec::with_capacity(workers);
-    let mut first_session = first_session;
     for _ in 0..workers {
         let worker = Worker {
             shared: Arc::clone(&shared),
@@ -287,10 +331,7 @@ pub async fn deliver<S: OutcomeSink>(
             shared.abort.store(true, Ordering::SeqCst);
         }
     }
-    // Closing the channel lets the writer finish once it has drained it.
-    if let Ok(mut tx) = shared.record_tx.lock() {
-        tx.take();
-    }
+    shared.close_records();
     let fatal = shared.fatal.lock().ok().and_then(|mut f| f.take());
     drop(shared);
     let (progress, sink) = done_rx.await.map_err(|_| SendError::WriterGone)??;
@@ -304,6 +345,7 @@ pub async fn deliver<S: OutcomeSink>(
         sent = progress.sent,
         deferred = progress.deferred,
         failed = progress.failed,
+        in_doubt = progress.in_doubt,
         "delivery finished"
     );
     Ok((progress, sink))
@@ -369,6 +411,7 @@ fn ledger_writer<S: OutcomeSink>(
                     DeliveryState::Sent => counts.sent += 1,
                     DeliveryState::Deferred | DeliveryState::Pending => counts.deferred += 1,
                     DeliveryState::Failed => counts.failed += 1,
+                    DeliveryState::InDoubt => counts.in_doubt += 1,
                 }
             }
             let _ = record.durable.send(true);
@@ -531,6 +574,48 @@ impl Shared {
         self.notify.notify_waiters();
     }
 
+    /// Closing the channel lets the writer finish once it has drained it.
+    fn close_records(&self) {
+        if let Ok(mut tx) = self.record_tx.lock() {
+            tx.take();
+        }
+    }
+
+    /// The first session, retried with backoff (as a message would be) while
+    /// the failure is transient: a relay restarting, a 421 "too busy"
+    /// greeting, a banner that does not come. A refusal no retry can fix
+    /// comes back at once.
+    async fn first_session(&self, connector: &SmtpConnector) -> Result<SmtpSession, SmtpFailure> {
+        let mut attempts = 0;
+        loop {
+            let failure = match connector.connect().await {
+                Ok(session) => return Ok(session),
+                Err(failure) if failure.is_fatal() => return Err(failure),
+                Err(failure) => failure,
+            };
+            attempts += 1;
+            if attempts > self.retries || self.stop_requested() {
+                return Err(failure);
+            }
+            let wait = self.backoff(&connector.endpoint().host, attempts);
+            tracing::warn!(
+                "cannot open an SMTP session ({failure}); retry {attempts} of {} in {:.1} s",
+                self.retries,
+                wait.as_secs_f64()
+            );
+            let until = Instant::now() + wait;
+            // Short naps, so that a stop (SIGTERM) is not held up by a long backoff.
+            while Instant::now() < until && !self.stop_requested() {
+                tokio::time::sleep(
+                    until
+                        .saturating_duration_since(Instant::now())
+                        .min(STOP_POLL),
+                )
+                .await;
+            }
+        }
+    }
+
     /// Stops the send because of a failure no retry can fix.
     fn fail(&self, failure: SmtpFailure) {
         tracing::error!("stopping the send: {failure}");
@@ -644,12 +729,24 @@ impl Worker {
                     if !self.session.as_ref().is_some_and(SmtpSession::is_usable) {
                         self.session = None;
                     }
-                    if let SmtpFailure::Fatal(_) = failure {
-                        self.shared.fail(failure);
-                        self.shared.finish(Some((Instant::now(), job)), true);
-                        return;
+                    match failure {
+                        SmtpFailure::Fatal(_) => {
+                            self.shared.fail(failure);
+                            self.shared.finish(Some((Instant::now(), job)), true);
+                            return;
+                        }
+                        SmtpFailure::InDoubt(reply) => {
+                            // Retrying could deliver it twice: the next run
+                            // decides, from the ledger.
+                            tracing::warn!(email = %job.target.email, "{reply}");
+                            let ok = self
+                                .record(&job.target, DeliveryState::InDoubt, 1, reply, true)
+                                .await;
+                            self.shared.finish(None, false);
+                            ok
+                        }
+                        failure => self.after_failure(job, failure).await,
                     }
-                    self.after_failure(job, failure).await
                 }
             };
             if !keep_going {
@@ -863,7 +960,10 @@ impl RateLimiter {
     }
 
     /// Halves the rate, once per wave: throttles from attempts that started
-    /// before the last cut were sent at the old rate and are ignored.
+    /// before the last cut were sent at the old rate and are ignored. The
+    /// floor is [`MIN_RATE`], or the configured rate when that is lower: a
+    /// send configured slower than the floor stays at its own pace, since
+    /// backing off must never speed it up.
     fn throttle(&self, attempt_started: Instant) -> Option<f64> {
         let mut s = self.lock();
         if s.last_cut.is_some_and(|cut| attempt_started < cut) {
@@ -879,11 +979,19 @@ impl RateLimiter {
                 observed
             }
         };
-        let new = (base / 2.0).max(MIN_RATE);
+        let floor = s.configured.map_or(MIN_RATE, |c| c.min(MIN_RATE));
+        let new = (base / 2.0).max(floor);
         s.current = Some(new);
         s.last_cut = Some(Instant::now());
         s.successes_since_change = 0;
-        tracing::warn!(rate = new, "relay is throttling: halving the send rate");
+        if new < base {
+            tracing::warn!(rate = new, "relay is throttling: halving the send rate");
+        } else {
+            tracing::warn!(
+                rate = new,
+                "relay is throttling; already at the lowest send rate"
+            );
+        }
         Some(new)
     }
 
@@ -926,6 +1034,24 @@ mod tests {
         assert_eq!(limiter.current(), Some(MIN_RATE));
         limiter.throttle(Instant::now());
         assert_eq!(limiter.current(), Some(MIN_RATE));
+    }
+
+    #[test]
+    fn throttle_never_raises_a_slow_configured_rate() {
+        // Issue 9.15: with rate 0.1, (0.1 / 2).max(0.5) made it 0.5/s.
+        for configured in [0.1, 0.3, 0.5, 0.9, 2.0] {
+            let limiter = RateLimiter::new(Some(configured));
+            for _ in 0..3 {
+                limiter.throttle(Instant::now());
+                let now = limiter.current().unwrap();
+                assert!(now <= configured, "{configured} became {now}");
+                assert!(now > 0.0);
+            }
+            for _ in 0..RECOVER_EVERY * 20 {
+                limiter.success();
+            }
+            assert_eq!(limiter.current(), Some(configured));
+        }
     }
 
     #[test]
