@@ -325,7 +325,7 @@ pub struct Delivery {
 
 /// The result of delivery attempts, as reported by the sender.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outcome {
+pub struct DeliveryUpdate {
     pub edition_id: String,
     pub email: String,
     /// `Sent`, `Deferred`, `Failed` or `InDoubt` (`Pending` is accepted but
@@ -829,7 +829,7 @@ impl Ledger {
     /// doubt for good never does, so a late or duplicate outcome cannot turn
     /// a sent message back into a pending one. An `InDoubt` outcome counts
     /// one more doubt. Returns the number of deliveries updated.
-    pub fn record_batch(&mut self, outcomes: &[Outcome]) -> Result<usize> {
+    pub fn record_batch(&mut self, outcomes: &[DeliveryUpdate]) -> Result<usize> {
         let now = ts(Utc::now());
         let tx = self
             .conn
@@ -1146,8 +1146,8 @@ mod tests {
             .collect()
     }
 
-    fn outcome(email: &str, state: DeliveryState, reply: &str) -> Outcome {
-        Outcome {
+    fn outcome(email: &str, state: DeliveryState, reply: &str) -> DeliveryUpdate {
+        DeliveryUpdate {
             edition_id: "am-1".to_owned(),
             email: email.to_owned(),
             state,
@@ -1479,7 +1479,7 @@ mod tests {
             "rows and their freeze order survive"
         );
         ledger
-            .record_batch(&[Outcome {
+            .record_batch(&[DeliveryUpdate {
                 edition_id: "am-1".into(),
                 email: "a@example.com".into(),
                 state: DeliveryState::InDoubt,

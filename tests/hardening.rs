@@ -210,7 +210,7 @@ fn run_into_closed_pipe(room: &Newsroom, args: &[&str]) -> (Option<i32>, String)
 
 #[test]
 fn printing_into_a_closed_pipe_ends_quietly() {
-    use briefing::ledger::{DeliveryState, FrozenEdition, Ledger, Outcome, Recipient};
+    use briefing::ledger::{DeliveryState, DeliveryUpdate, FrozenEdition, Ledger, Recipient};
     let room = outbox_room(&["ana@example.org,Ana"]);
     // An edition with 20,000 failed recipients: far more than a pipe holds.
     let mut ledger = Ledger::open(&room.path().join("state/ledger.sqlite")).unwrap();
@@ -234,9 +234,9 @@ fn printing_into_a_closed_pipe_ends_quietly() {
         })
         .collect();
     ledger.freeze_edition(&edition, &recipients).unwrap();
-    let failed: Vec<Outcome> = recipients
+    let failed: Vec<DeliveryUpdate> = recipients
         .iter()
-        .map(|r| Outcome {
+        .map(|r| DeliveryUpdate {
             edition_id: edition.id.clone(),
             email: r.email.clone(),
             state: DeliveryState::Failed,

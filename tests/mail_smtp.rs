@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use briefing::ledger::{
-    DeliveryState, FrozenEdition, LeaseOutcome, Ledger, MAIN_VARIANT, Outcome, Recipient,
+    DeliveryState, DeliveryUpdate, FrozenEdition, LeaseOutcome, Ledger, MAIN_VARIANT, Recipient,
 };
 use briefing::mail::message::{MessageSpec, compose, message_id};
 use briefing::mail::sender::{
@@ -288,7 +288,7 @@ struct FailingSink {
     ledger: Ledger,
     commits: usize,
     fail_at: usize,
-    recorded: Arc<Mutex<Vec<Outcome>>>,
+    recorded: Arc<Mutex<Vec<DeliveryUpdate>>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -298,7 +298,7 @@ struct DiskFull;
 impl OutcomeSink for FailingSink {
     type Error = DiskFull;
 
-    fn record(&mut self, outcomes: &[Outcome]) -> Result<(), DiskFull> {
+    fn record(&mut self, outcomes: &[DeliveryUpdate]) -> Result<(), DiskFull> {
         self.commits += 1;
         if self.commits >= self.fail_at {
             return Err(DiskFull);
@@ -1170,4 +1170,29 @@ async fn throttling_never_speeds_up_a_slow_configured_rate() {
         gaps.iter().all(|gap| *gap >= 2_300),
         "attempts closer than 1/rate (2.5 s): {gaps:?} ms"
     );
+}
+
+/// A message we cannot compose is our failure, not the recipient's: the run
+/// stops with everyone still pending, so a fix and a rerun deliver them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_that_cannot_be_composed_stops_the_run_and_fails_nobody() {
+    let sink = common::SmtpSink::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = frozen_ledger(dir.path(), 20);
+    let mut jobs = jobs(&ledger);
+    jobs[5].message = MessageSource::Compose(Box::new(|| Err("Subject is too long".into())));
+    let err = deliver(&smtp(&sink, 2, 1), jobs, options(), ledger, |_| {})
+        .await
+        .err()
+        .expect("the run stops");
+    assert!(
+        err.to_string()
+            .contains("cannot compose the message to reader005@example.org"),
+        "{err}"
+    );
+    let ledger = Ledger::open(&dir.path().join("state/ledger.sqlite")).unwrap();
+    let counts = ledger.counts(EDITION).unwrap();
+    assert_eq!(counts.failed, 0, "{counts:?}");
+    assert!(counts.pending >= 1, "{counts:?}");
+    assert_eq!(counts.sent + counts.pending, 20, "{counts:?}");
 }

@@ -9,8 +9,8 @@ use chrono::Duration;
 use super::site::Site;
 use super::{check_header_value, duration, path};
 use crate::mail::message::{DkimAlgorithm, DkimSettings};
-use crate::mail::token::unsubscribe_url;
 use crate::mail::smtp::SmtpSettings;
+use crate::mail::token::unsubscribe_url;
 use crate::yaml::{Fields, Node, Pos};
 
 /// More sessions than this only queue at the relay and cost memory (1.37 GB
@@ -30,7 +30,7 @@ pub enum TransportKind {
 
 /// How and where editions are delivered.
 #[derive(Debug, Clone)]
-pub struct Delivery {
+pub struct DeliverySettings {
     pub transport: TransportKind,
     /// Root of the outbox; messages land in `<outbox>/<newsletter>/<slot>/`.
     pub outbox: PathBuf,
@@ -51,7 +51,7 @@ pub struct Unsubscribe {
 }
 
 /// Reads `delivery:` (every key optional).
-pub(super) fn read(f: &mut Fields, site: &Site, root: &Path) -> Delivery {
+pub(super) fn read(f: &mut Fields, site: &Site, root: &Path) -> DeliverySettings {
     // Without the section the same reads give the defaults, and the
     // unsubscribe URL derived from site.base_url is still checked.
     let mut d = f
@@ -72,7 +72,7 @@ pub(super) fn read(f: &mut Fields, site: &Site, root: &Path) -> Delivery {
         );
     }
     f.absorb(d);
-    Delivery {
+    DeliverySettings {
         transport,
         outbox,
         suppressions,
@@ -258,7 +258,12 @@ fn smtp(d: &mut Fields, root: &Path) -> Option<SmtpSettings> {
         out.timeout = t.to_std().unwrap_or(out.timeout);
     }
     // RFC 5321 4.5.3.2.6 recommends 10 minutes for the final dot's reply.
-    if let Some(t) = duration(&mut s, "data_timeout", Duration::seconds(1), Duration::hours(1)) {
+    if let Some(t) = duration(
+        &mut s,
+        "data_timeout",
+        Duration::seconds(1),
+        Duration::hours(1),
+    ) {
         out.data_timeout = t.to_std().unwrap_or(out.data_timeout);
     }
     if let Some(b) = s.bool("allow_insecure") {

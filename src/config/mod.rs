@@ -20,7 +20,7 @@ use crate::diag::{Diagnostic, Diagnostics, did_you_mean};
 use crate::time::{DurationError, format_duration, parse_duration};
 use crate::yaml::{self, Fields, Source};
 
-pub use delivery::{Delivery, TransportKind, Unsubscribe};
+pub use delivery::{DeliverySettings, TransportKind, Unsubscribe};
 pub use newsletter::{DEFAULT_MAX_DELAY_HOURS, GroupBy, Newsletter};
 pub use site::Site;
 pub use taxonomy::Term;
@@ -68,7 +68,7 @@ pub struct Config {
     pub topics: Vec<Term>,
     pub newsletters: Vec<Newsletter>,
     pub markdown: MarkdownConfig,
-    pub delivery: Delivery,
+    pub delivery: DeliverySettings,
     /// The send ledger's path, resolved against the newsroom root.
     pub ledger: PathBuf,
 }

@@ -20,7 +20,7 @@ use crate::diag::{Diagnostics, display_path};
 use crate::edition::{Edition, Slot, edition_id};
 use crate::exit::Exit;
 use crate::ledger::{
-    Counts, EditionState, EditionStub, Ledger, MAIN_VARIANT, Outcome, StoredEdition,
+    Counts, DeliveryUpdate, EditionState, EditionStub, Ledger, MAIN_VARIANT, StoredEdition,
 };
 use crate::mail::sender::{
     Job, LeasedLedger, MessageSource, OutcomeSink, Progress, SendOptions, deliver,
@@ -712,7 +712,7 @@ struct Discard;
 
 impl OutcomeSink for Discard {
     type Error = std::convert::Infallible;
-    fn record(&mut self, _: &[Outcome]) -> Result<(), Self::Error> {
+    fn record(&mut self, _: &[DeliveryUpdate]) -> Result<(), Self::Error> {
         Ok(())
     }
 }

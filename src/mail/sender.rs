@@ -33,7 +33,7 @@ use lettre::Address;
 use thiserror::Error;
 use tokio::sync::{Notify, oneshot};
 
-use crate::ledger::{DeliveryState, Ledger, LedgerError, Outcome};
+use crate::ledger::{DeliveryState, DeliveryUpdate, Ledger, LedgerError};
 use crate::mail::outbox::{Outbox, OutboxError};
 use crate::mail::smtp::{SettingsError, SmtpConnector, SmtpFailure, SmtpSession};
 use crate::mail::transport::Transport;
@@ -63,7 +63,7 @@ pub trait OutcomeSink: Send + 'static {
     type Error: std::error::Error + Send + Sync + 'static;
 
     /// Records a group of outcomes durably (one transaction).
-    fn record(&mut self, outcomes: &[Outcome]) -> Result<(), Self::Error>;
+    fn record(&mut self, outcomes: &[DeliveryUpdate]) -> Result<(), Self::Error>;
 
     /// Called after each commit and at least every few seconds while idle.
     /// An error stops the send.
@@ -75,7 +75,7 @@ pub trait OutcomeSink: Send + 'static {
 impl OutcomeSink for Ledger {
     type Error = LedgerError;
 
-    fn record(&mut self, outcomes: &[Outcome]) -> Result<(), LedgerError> {
+    fn record(&mut self, outcomes: &[DeliveryUpdate]) -> Result<(), LedgerError> {
         self.record_batch(outcomes).map(|_| ())
     }
 }
@@ -114,7 +114,7 @@ impl LeasedLedger {
 impl OutcomeSink for LeasedLedger {
     type Error = LeasedLedgerError;
 
-    fn record(&mut self, outcomes: &[Outcome]) -> Result<(), LeasedLedgerError> {
+    fn record(&mut self, outcomes: &[DeliveryUpdate]) -> Result<(), LeasedLedgerError> {
         self.ledger.record_batch(outcomes)?;
         Ok(())
     }
@@ -353,7 +353,7 @@ pub async fn deliver<S: OutcomeSink>(
 
 /// An outcome on its way to the writer, with the worker waiting for it.
 struct Record {
-    outcome: Outcome,
+    outcome: DeliveryUpdate,
     /// Set when this is the delivery's last outcome in this run.
     is_final: bool,
     durable: oneshot::Sender<bool>,
@@ -381,7 +381,7 @@ fn ledger_writer<S: OutcomeSink>(
         ..Progress::default()
     };
     let mut batch: Vec<Record> = Vec::with_capacity(max_batch);
-    let mut outcomes: Vec<Outcome> = Vec::with_capacity(max_batch);
+    let mut outcomes: Vec<DeliveryUpdate> = Vec::with_capacity(max_batch);
     loop {
         match records.recv_timeout(WRITER_TICK) {
             Ok(record) => batch.push(record),
@@ -659,15 +659,15 @@ impl Worker {
                         bytes
                     }
                     Err(err) => {
-                        let reply = format!("cannot compose the message: {err}");
-                        let ok = self
-                            .record(&job.target, DeliveryState::Failed, 0, reply, true)
-                            .await;
-                        self.shared.finish(None, false);
-                        if !ok {
-                            return;
-                        }
-                        continue;
+                        // Our failure, not the recipient's: nobody is marked
+                        // failed. The run stops with this recipient and the
+                        // rest still pending, so fixing the cause and running
+                        // again delivers them.
+                        let why =
+                            format!("cannot compose the message to {}: {err}", job.target.email);
+                        self.shared.fail(SmtpFailure::Fatal(why));
+                        self.shared.finish(Some((Instant::now(), job)), true);
+                        return;
                     }
                 },
             };
@@ -836,7 +836,7 @@ impl Worker {
     ) -> bool {
         let (durable_tx, durable_rx) = oneshot::channel();
         let record = Record {
-            outcome: Outcome {
+            outcome: DeliveryUpdate {
                 edition_id: self.shared.options.edition_id.clone(),
                 email: job.email.clone(),
                 state,
