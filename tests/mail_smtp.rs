@@ -1183,8 +1183,7 @@ async fn a_message_that_cannot_be_composed_stops_the_run_and_fails_nobody() {
     jobs[5].message = MessageSource::Compose(Box::new(|| Err("Subject is too long".into())));
     let err = deliver(&smtp(&sink, 2, 1), jobs, options(), ledger, |_| {})
         .await
-        .err()
-        .expect("the run stops");
+        .expect_err("the run stops");
     assert!(
         err.to_string()
             .contains("cannot compose the message to reader005@example.org"),
