@@ -1,3 +1,0 @@
-//! Support for tests that need real mail servers.
-
-pub mod postfix;
