@@ -19,16 +19,16 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use briefing::config::Newsroom;
 use briefing::delivery::compose::Composer;
 use briefing::delivery::plan;
-use briefing::ledger::Variant;
+use briefing::ledger::Rendering;
 use briefing::mail::message::{DkimAlgorithm, DkimSettings};
 use briefing::pipeline::Pipeline;
 use briefing::time::parse_when;
 
 const EDITION_AT: &str = "2026-11-30T17:00";
 
-/// The sample newsroom and the full-edition variant of its `pm` edition:
-/// every item, every subscriber field present (as placeholders).
-fn edition() -> (Newsroom, String, Variant) {
+/// The sample newsroom and the whole rendering of its `pm` edition: every
+/// item, every subscriber field a placeholder.
+fn edition() -> (Newsroom, String, Rendering) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let newsroom = Newsroom::load(&root.join("config.yaml")).expect("the sample config is valid");
     let cfg = &newsroom.config;
@@ -38,13 +38,13 @@ fn edition() -> (Newsroom, String, Variant) {
     let pipeline = Pipeline::open(newsroom.clone(), &Pipeline::scope_at([&n], at));
     let ed = pipeline.edition(&n, at).expect("a slot");
     let plan = plan(&pipeline, &ed).expect("the edition plans");
-    let variant = plan
+    let main = plan
         .frozen
-        .variants
+        .renderings
         .into_iter()
-        .find(|v| v.key == "regions=*;topics=*;fields=city,email,name,unsubscribe_url")
-        .expect("a reader with every field and no preferences in subscribers/pm.csv");
-    (newsroom, plan.frozen.id, variant)
+        .next()
+        .expect("the whole edition's rendering");
+    (newsroom, plan.frozen.id, main)
 }
 
 /// A reader's template fields as the ledger keeps them.

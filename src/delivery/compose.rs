@@ -171,6 +171,7 @@ impl Composer {
         let mut f = fields.clone();
         f.insert("unsubscribe_url".into(), unsubscribe_url.clone());
         f.insert("email".into(), email.to_string());
+        f.insert("name".into(), name.unwrap_or_default().to_string());
         let f = Fields(f);
         // Built from its parts, so that lettre quotes or encodes the name as
         // needed: "Lima, Ana" or "Ana <3" are names, not address syntax.

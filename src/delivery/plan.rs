@@ -10,12 +10,12 @@ use anyhow::{Context as _, Result, anyhow};
 use serde::{Deserialize, Serialize};
 
 use super::compose::Composer;
-use crate::audience::{self, PreferenceKey};
+use crate::audience;
 use crate::config::Newsroom;
 use crate::diag::{Diagnostic, DiagnosticError, display_path};
 use crate::edition::Edition;
-use crate::ledger::{FrozenEdition, Recipient, Variant};
-use crate::mail::variant::{Fields, Placeholders};
+use crate::ledger::{FrozenEdition, Recipient, Rendering};
+use crate::mail::variant::Placeholders;
 use crate::pipeline::Pipeline;
 use crate::render::SubscriberCtx;
 use crate::render::context::SAMPLE_EMAIL;
@@ -65,10 +65,6 @@ pub struct Plan {
     pub sections: Vec<SectionPlan>,
     /// Rejected subscriber rows and suppression lines, as warnings.
     pub warnings: Vec<Diagnostic>,
-}
-
-fn variant_key(pref: &PreferenceKey, fields: &Fields) -> String {
-    format!("{pref};fields={}", fields.present().join(","))
 }
 
 fn rejected_diag(newsroom: &Newsroom, r: &audience::Rejected) -> Diagnostic {
@@ -141,12 +137,11 @@ pub fn plan(pipeline: &Pipeline, edition: &Edition) -> Result<Plan> {
 
     // Content cannot know these marks, so it cannot forge a placeholder.
     let marks = Placeholders::new();
-    let seal = |r: crate::render::Rendered| {
-        (
-            marks.seal(&r.subject, false),
-            marks.seal(&r.html, true),
-            marks.seal(&r.text, false),
-        )
+    let seal = |r: crate::render::Rendered, ed: &Edition| Rendering {
+        subject: marks.seal(&r.subject, false),
+        html: marks.seal(&r.html, true),
+        text: marks.seal(&r.text, false),
+        item_ids: ed.items().map(|p| p.item.id.clone()).collect(),
     };
     // The main rendering: the whole edition with every field filled in, the
     // copy `status` and test copies show. What no recipient's message could
@@ -163,14 +158,14 @@ pub fn plan(pipeline: &Pipeline, edition: &Edition) -> Result<Plan> {
     let main = pipeline
         .render(edition, &everyone.placeholders(|k| marks.mark(k)))
         .map_err(DiagnosticError)?;
-    let (subject, html, text) = seal(main);
+    let main = seal(main, edition);
     // The secret only changes the token's value, not its form: checks run
     // without it, so that `check` and `--dry-run` need none.
     let composer = Composer::new(newsroom, n, &edition.id, b"plan".to_vec())?;
     composer
         .check(
             &edition.id,
-            &subject,
+            &main.subject,
             SAMPLE_EMAIL,
             None,
             &everyone.values(),
@@ -181,8 +176,15 @@ pub fn plan(pipeline: &Pipeline, edition: &Edition) -> Result<Plan> {
                 n.id
             )
         })?;
-    let mut variants: Vec<Variant> = Vec::new();
-    let mut by_key: HashMap<String, Option<usize>> = HashMap::new();
+    // What a rendering depends on: the preference set, and which of the
+    // fields the templates test are filled in. Fields only printed are a
+    // placeholder in every rendering.
+    let tested = pipeline.renderer().and_then(|r| r.tested_fields(n));
+    let is_tested = |k: &str| tested.as_ref().is_none_or(|t| t.contains(k));
+    let mut renderings = vec![main];
+    let mut by_content: HashMap<(String, String, String), u32> = HashMap::new();
+    by_content.insert(content_key(&renderings[0]), 0);
+    let mut by_key: HashMap<String, Option<u32>> = HashMap::new();
     let mut recipients = Vec::new();
     let mut section_recipients: HashMap<String, usize> = HashMap::new();
     for s in &list.subscribers {
@@ -190,8 +192,12 @@ pub fn plan(pipeline: &Pipeline, edition: &Edition) -> Result<Plan> {
         // The unsubscribe link depends on the secret: it is filled in per
         // message. "-" marks it present for the variant.
         let subscriber = SubscriberCtx::of(s, "-".into());
-        let fields = Fields(subscriber.values());
-        let key = variant_key(&pref, &fields);
+        let values = subscriber.values();
+        let present: Vec<&str> = (values.iter())
+            .filter(|(k, v)| !v.is_empty() && is_tested(k))
+            .map(|(k, _)| k.as_str())
+            .collect();
+        let key = format!("{pref};fields={}", present.join(","));
         let slot = match by_key.get(&key) {
             Some(v) => *v,
             None => {
@@ -199,23 +205,28 @@ pub fn plan(pipeline: &Pipeline, edition: &Edition) -> Result<Plan> {
                 let v = if ed.item_count() == 0 {
                     None
                 } else {
+                    let mark = |k: &str| match values.get(k).is_some_and(|v| !v.is_empty())
+                        || !is_tested(k)
+                    {
+                        true => marks.mark(k),
+                        false => String::new(),
+                    };
                     let ctx = SubscriberCtx {
                         regions: pref.regions.clone(),
                         topics: pref.topics.clone(),
-                        ..subscriber.placeholders(|k| marks.mark(k))
+                        ..subscriber.placeholders_with(mark)
                     };
                     let r = pipeline.render(&ed, &ctx).map_err(DiagnosticError)?;
-                    let (subject, html, text) = seal(r);
-                    variants.push(Variant {
-                        key: key.clone(),
-                        subject,
-                        html,
-                        text,
-                        item_ids: ed.items().map(|p| p.item.id.clone()).collect(),
+                    let r = seal(r, &ed);
+                    // Two keys that render the same (preferences that
+                    // select the same items) share one stored rendering.
+                    let idx = *by_content.entry(content_key(&r)).or_insert_with(|| {
+                        renderings.push(r);
+                        (renderings.len() - 1) as u32
                     });
-                    Some(variants.len() - 1)
+                    Some(idx)
                 };
-                by_key.insert(key.clone(), v);
+                by_key.insert(key, v);
                 v
             }
         };
@@ -223,14 +234,15 @@ pub fn plan(pipeline: &Pipeline, edition: &Edition) -> Result<Plan> {
             stats.empty += 1;
             continue;
         };
+        let rendering = &renderings[i as usize];
         // One row the message cannot be made for is skipped and reported,
         // never a failure in the middle of sending.
         if let Err(m) = composer.check(
             &edition.id,
-            &variants[i].subject,
+            &rendering.subject,
             &s.email,
             s.name.as_deref(),
-            &fields.0,
+            &values,
         ) {
             stats.invalid += 1;
             stats.listed -= 1;
@@ -242,21 +254,33 @@ pub fn plan(pipeline: &Pipeline, edition: &Edition) -> Result<Plan> {
             warnings.push(d);
             continue;
         }
-        let ed_items = &variants[i].item_ids;
         for sec in &edition.sections {
-            if sec.items.iter().any(|p| ed_items.contains(&p.item.id)) {
+            if sec
+                .items
+                .iter()
+                .any(|p| rendering.item_ids.contains(&p.item.id))
+            {
                 *section_recipients.entry(sec.id()).or_default() += 1;
             }
         }
         recipients.push(Recipient {
             email: s.email.clone(),
             name: s.name.clone(),
-            variant: key,
-            fields: fields.0,
+            rendering: i,
+            // Only what a placeholder needs: the columns, when not empty.
+            // Address, name and link are stored or made per message.
+            fields: (s.fields.iter())
+                .filter(|(_, v)| !v.is_empty())
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
         });
     }
     stats.recipients = recipients.len();
-    stats.variants = variants.len();
+    stats.variants = by_key
+        .values()
+        .flatten()
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
 
     let sections = edition
         .sections
@@ -274,17 +298,17 @@ pub fn plan(pipeline: &Pipeline, edition: &Edition) -> Result<Plan> {
             newsletter: n.id.clone(),
             slot_utc: edition.slot.at,
             zone: n.timezone.name().to_string(),
-            subject,
-            html,
-            text,
-            item_ids: edition.items().map(|p| p.item.id.clone()).collect(),
-            variants,
+            renderings,
         },
         recipients,
         stats,
         sections,
         warnings,
     })
+}
+
+fn content_key(r: &Rendering) -> (String, String, String) {
+    (r.subject.clone(), r.html.clone(), r.text.clone())
 }
 
 /// What `check` learns by planning each newsletter's edition at `at` as a

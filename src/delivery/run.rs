@@ -20,7 +20,7 @@ use crate::diag::{Diagnostics, display_path};
 use crate::edition::{Edition, Slot, edition_id};
 use crate::exit::Exit;
 use crate::ledger::{
-    Counts, DeliveryUpdate, EditionState, EditionStub, Ledger, MAIN_VARIANT, StoredEdition,
+    Counts, DeliveryUpdate, EditionState, EditionStub, Ledger, MAIN_RENDERING, StoredEdition,
 };
 use crate::mail::sender::{
     Job, LeasedLedger, MessageSource, OutcomeSink, Progress, SendOptions, deliver,
@@ -427,7 +427,7 @@ pub fn send(
         EditionRun::new(n, slot.at, outcome)
     } else if opts.dry_run {
         let outcome = EditionOutcome::Planned {
-            subject: plan.frozen.subject.clone(),
+            subject: (plan.frozen.main()).map_or_else(String::new, |m| m.subject.clone()),
             stats: plan.stats.clone(),
             sections: plan.sections.clone(),
             note,
@@ -597,8 +597,8 @@ fn deliver_frozen(
                 email: d.email.clone(),
                 message: MessageSource::Compose(Box::new(move || {
                     let content = stored
-                        .content(&d.variant)
-                        .or_else(|| stored.content(MAIN_VARIANT))
+                        .content(d.rendering)
+                        .or_else(|| stored.content(MAIN_RENDERING))
                         .ok_or("the frozen edition has no content for this recipient")?;
                     composer.compose(&stored.id, content, &d.email, d.name.as_deref(), &d.fields)
                 })),
@@ -681,11 +681,8 @@ fn send_test_copies(
             )
         }
     };
-    let content = Arc::new((
-        plan.frozen.subject.clone(),
-        plan.frozen.html.clone(),
-        plan.frozen.text.clone(),
-    ));
+    let main = (plan.frozen.main()).ok_or_else(|| anyhow!("the edition has no rendering"))?;
+    let content = Arc::new((main.subject.clone(), main.html.clone(), main.text.clone()));
     let mut jobs = Vec::new();
     for addr in to {
         let email = audience::normalize_email(addr).map_err(|e| anyhow!("--to {addr}: {e}"))?;

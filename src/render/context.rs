@@ -295,24 +295,23 @@ impl SubscriberCtx {
     /// becomes `placeholder(field)`, each empty one stays empty, so that
     /// `{% if subscriber.name %}` still decides per variant.
     pub fn placeholders(&self, placeholder: impl Fn(&str) -> String) -> SubscriberCtx {
-        let p = |k: &str, v: &str| {
-            if v.is_empty() {
-                String::new()
-            } else {
-                placeholder(k)
-            }
-        };
+        let values = self.values();
+        self.placeholders_with(|k| match values.get(k).is_some_and(|v| !v.is_empty()) {
+            true => placeholder(k),
+            false => String::new(),
+        })
+    }
+
+    /// This subscriber with each field replaced by what `mark` says for its
+    /// name (a placeholder, or empty).
+    pub fn placeholders_with(&self, mark: impl Fn(&str) -> String) -> SubscriberCtx {
         SubscriberCtx {
-            email: p("email", &self.email),
-            name: p("name", &self.name),
-            unsubscribe_url: p("unsubscribe_url", &self.unsubscribe_url),
+            email: mark("email"),
+            name: mark("name"),
+            unsubscribe_url: mark("unsubscribe_url"),
             regions: self.regions.clone(),
             topics: self.topics.clone(),
-            fields: self
-                .fields
-                .iter()
-                .map(|(k, v)| (k.clone(), p(k, v)))
-                .collect(),
+            fields: self.fields.keys().map(|k| (k.clone(), mark(k))).collect(),
         }
     }
 }

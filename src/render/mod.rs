@@ -14,7 +14,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 use tera::{Context, Tera};
 
-use crate::config::{Newsroom, check_header_value};
+use crate::config::{Newsletter, Newsroom, check_header_value};
 use crate::content::Item;
 use crate::diag::Diagnostic;
 use crate::edition::Edition;
@@ -251,6 +251,13 @@ impl Renderer {
             word_count,
             reading_minutes,
         })
+    }
+
+    /// The `subscriber` fields the templates of newsletter `n` can test for
+    /// emptiness (see [`templates::tested_subscriber_fields`]).
+    pub fn tested_fields(&self, n: &Newsletter) -> Option<std::collections::BTreeSet<String>> {
+        let extra = [Some(n.subject.as_str()), n.preheader.as_deref()];
+        templates::tested_subscriber_fields(self.sources.texts().chain(extra.into_iter().flatten()))
     }
 
     /// Where a template came from (for messages about its output).

@@ -157,3 +157,91 @@ pub fn load(tera: &mut Tera, root: &Path, templates_dir: &Path) -> Result<Source
         .map_err(|e| sources.diagnostic("digest.html", &e))?;
     Ok(sources)
 }
+
+/// The `subscriber` fields whose emptiness a template can test: those named
+/// inside a `{% … %}` tag (`{% if subscriber.name %}`), or in a `{{ … }}`
+/// with a filter or an inline `if`. `None` when a template uses
+/// `subscriber` in a way this cannot follow (a loop over it, a copy into a
+/// variable, `subscriber[...]`): then every field counts as tested.
+///
+/// Delivery renders an edition once per distinct combination of tested
+/// fields that are filled in; a field that is only printed is a placeholder
+/// in every rendering, so 20,000 subscribers with sparse extra columns make
+/// a few renderings, not thousands.
+pub fn tested_subscriber_fields<'a>(
+    texts: impl IntoIterator<Item = &'a str>,
+) -> Option<std::collections::BTreeSet<String>> {
+    let mut out = std::collections::BTreeSet::new();
+    for text in texts {
+        for (open, close) in [("{%", "%}"), ("{{", "}}")] {
+            let mut rest = text;
+            while let Some(i) = rest.find(open) {
+                let after = &rest[i + open.len()..];
+                let Some(j) = after.find(close) else { break };
+                let tag = &after[..j];
+                rest = &after[j + close.len()..];
+                if !tag.contains("subscriber") {
+                    continue;
+                }
+                let conditional = open == "{%" || tag.contains('|') || tag.contains(" if ");
+                for (k, _) in tag.match_indices("subscriber") {
+                    let before = tag[..k].chars().next_back();
+                    if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '.') {
+                        continue;
+                    }
+                    let field = tag[k + "subscriber".len()..].strip_prefix('.')?;
+                    let name: String = field
+                        .chars()
+                        .take_while(|c| c.is_alphanumeric() || *c == '_')
+                        .collect();
+                    if name.is_empty() {
+                        return None;
+                    }
+                    if conditional {
+                        out.insert(name);
+                    }
+                }
+            }
+        }
+    }
+    Some(out)
+}
+
+impl Sources {
+    /// Every template's text (the newsroom's and the built-in ones).
+    pub fn texts(&self) -> impl Iterator<Item = &str> {
+        self.files.values().map(|(_, t)| t.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tested_fields_tests {
+    use super::tested_subscriber_fields as tested;
+
+    #[test]
+    fn conditions_count_printing_does_not() {
+        let t = tested([
+            "{% if subscriber.name %}Hi {{ subscriber.name }}{% endif %} {{ subscriber.city }}",
+            "{{ subscriber.email | upper }} {% elif subscriber.zip %}",
+        ])
+        .unwrap();
+        assert_eq!(t.into_iter().collect::<Vec<_>>(), ["email", "name", "zip"]);
+        assert!(
+            tested(["{{ subscriber.city }} {{ subscriber.email }}"])
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn what_cannot_be_followed_means_every_field() {
+        assert!(tested(["{% for k in subscriber %}{% endfor %}"]).is_none());
+        assert!(tested(["{% set s = subscriber %}"]).is_none());
+        assert!(tested(["{% if subscriber[\"city\"] %}"]).is_none());
+        assert!(
+            tested(["{{ my_subscriber.x }} {% if not_subscriber %}"])
+                .unwrap()
+                .is_empty()
+        );
+    }
+}

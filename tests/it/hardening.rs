@@ -209,7 +209,9 @@ fn run_into_closed_pipe(room: &Newsroom, args: &[&str]) -> (Option<i32>, String)
 
 #[test]
 fn printing_into_a_closed_pipe_ends_quietly() {
-    use briefing::ledger::{DeliveryState, DeliveryUpdate, FrozenEdition, Ledger, Recipient};
+    use briefing::ledger::{
+        DeliveryState, DeliveryUpdate, FrozenEdition, Ledger, Recipient, Rendering,
+    };
     let room = outbox_room(&["ana@example.org,Ana"]);
     // An edition with 20,000 failed recipients: far more than a pipe holds.
     let mut ledger = Ledger::open(&room.path().join("state/ledger.sqlite")).unwrap();
@@ -218,17 +220,18 @@ fn printing_into_a_closed_pipe_ends_quietly() {
         newsletter: "am".into(),
         slot_utc: "2026-11-30T11:00:00Z".parse().unwrap(),
         zone: "America/New_York".into(),
-        subject: "s".into(),
-        html: "h".into(),
-        text: "t".into(),
-        item_ids: vec![],
-        variants: vec![],
+        renderings: vec![Rendering {
+            subject: "s".into(),
+            html: "h".into(),
+            text: "t".into(),
+            item_ids: vec![],
+        }],
     };
     let recipients: Vec<Recipient> = (0..20_000)
         .map(|i| Recipient {
             email: format!("reader{i}@example.org"),
             name: None,
-            variant: "main".into(),
+            rendering: 0,
             fields: Default::default(),
         })
         .collect();

@@ -1,0 +1,627 @@
+//! The SQLite ledger's behaviour: freezing, outcomes, leases, migrations,
+//! the return path.
+
+use super::sqlite::{MIGRATIONS, OPEN};
+use super::*;
+use chrono::{TimeDelta, TimeZone};
+use rusqlite::Connection;
+
+fn edition(id: &str) -> FrozenEdition {
+    FrozenEdition {
+        id: id.to_owned(),
+        newsletter: "am".to_owned(),
+        slot_utc: Utc.with_ymd_and_hms(2026, 11, 30, 6, 0, 0).unwrap(),
+        zone: "Europe/Lisbon".to_owned(),
+        renderings: vec![
+            Rendering {
+                subject: "Morning Brief".to_owned(),
+                html: "<p>all</p>".to_owned(),
+                text: "all".to_owned(),
+                item_ids: vec!["world/trade".to_owned(), "local/rain".to_owned()],
+            },
+            Rendering {
+                subject: "Morning Brief (EU)".to_owned(),
+                html: "<p>eu</p>".to_owned(),
+                text: "eu".to_owned(),
+                item_ids: vec!["world/trade".to_owned()],
+            },
+        ],
+    }
+}
+
+fn recipients(n: usize) -> Vec<Recipient> {
+    (0..n)
+        .map(|i| Recipient {
+            email: format!("r{i}@example.com"),
+            name: Some(format!("Reader {i}")),
+            fields: [("city".to_string(), format!("City {i}"))].into(),
+            rendering: (i % 2) as u32,
+        })
+        .collect()
+}
+
+fn outcome(email: &str, state: DeliveryState, reply: &str) -> DeliveryUpdate {
+    DeliveryUpdate {
+        edition_id: "am-1".to_owned(),
+        email: email.to_owned(),
+        state,
+        attempts: 1,
+        reply: Some(reply.to_owned()),
+    }
+}
+
+#[test]
+fn open_creates_parent_dir_and_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state/nested/ledger.sqlite");
+    {
+        let mut ledger = Ledger::open(&path).unwrap();
+        assert!(
+            ledger
+                .freeze_edition(&edition("am-1"), &recipients(4))
+                .unwrap()
+        );
+        ledger
+            .record_batch(&[outcome("r0@example.com", DeliveryState::Sent, "250 ok")])
+            .unwrap();
+    }
+    let ledger = Ledger::open(&path).unwrap();
+    let stored = ledger.edition("am-1").unwrap().unwrap();
+    assert_eq!(stored.subject.as_deref(), Some("Morning Brief"));
+    assert_eq!(stored.state, EditionState::Frozen);
+    assert_eq!(stored.item_ids(), ["world/trade", "local/rain"]);
+    assert_eq!(stored.renderings.len(), 2);
+    assert_eq!(
+        stored.content(1),
+        Some(("Morning Brief (EU)", "<p>eu</p>", "eu"))
+    );
+    assert_eq!(stored.content(MAIN_RENDERING).map(|c| c.2), Some("all"));
+    assert_eq!(stored.content(7), None);
+    assert_eq!(stored.num, 1);
+    let counts = ledger.counts("am-1").unwrap();
+    assert_eq!((counts.sent, counts.pending, counts.total()), (1, 3, 4));
+    let version: i64 = ledger
+        .conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, MIGRATIONS.len() as i64);
+}
+
+#[test]
+fn concurrent_opens_of_a_new_ledger_all_succeed() {
+    // Two senders started together (cron, or a rerun while another runs)
+    // both create the file, switch it to WAL and migrate it.
+    for round in 0..20 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state/ledger.sqlite");
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(4));
+        let opens: Vec<_> = (0..4)
+            .map(|_| {
+                let (path, barrier) = (path.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    Ledger::open(&path).map(|_| ())
+                })
+            })
+            .collect();
+        for open in opens {
+            let result = open.join().unwrap();
+            assert!(result.is_ok(), "round {round}: {:?}", result.unwrap_err());
+        }
+    }
+}
+
+#[test]
+fn refuses_newer_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("l.sqlite");
+    drop(Ledger::open(&path).unwrap());
+    let conn = Connection::open(&path).unwrap();
+    conn.pragma_update(None, "user_version", 99).unwrap();
+    drop(conn);
+    assert!(matches!(
+        Ledger::open(&path),
+        Err(LedgerError::NewerSchema { found: 99, .. })
+    ));
+}
+
+#[test]
+fn refreezing_keeps_the_first_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ledger = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+    assert!(
+        ledger
+            .freeze_edition(&edition("am-1"), &recipients(2))
+            .unwrap()
+    );
+    let mut edited = edition("am-1");
+    edited.renderings[0].subject = "Edited".to_owned();
+    assert!(!ledger.freeze_edition(&edited, &recipients(5)).unwrap());
+    let stored = ledger.edition("am-1").unwrap().unwrap();
+    assert_eq!(stored.subject.as_deref(), Some("Morning Brief"));
+    assert_eq!(ledger.counts("am-1").unwrap().total(), 2);
+}
+
+#[test]
+fn freeze_is_all_or_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ledger = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+    let mut bad = recipients(3);
+    bad[2].rendering = 5;
+    assert!(matches!(
+        ledger.freeze_edition(&edition("am-1"), &bad),
+        Err(LedgerError::UnknownRendering { .. })
+    ));
+    assert!(ledger.edition("am-1").unwrap().is_none());
+    assert_eq!(ledger.counts("am-1").unwrap().total(), 0);
+}
+
+#[test]
+fn duplicate_recipients_first_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ledger = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+    let mut rs = recipients(2);
+    rs.push(Recipient {
+        email: "r0@example.com".into(),
+        name: Some("Other".into()),
+        rendering: MAIN_RENDERING,
+        fields: Default::default(),
+    });
+    ledger.freeze_edition(&edition("am-1"), &rs).unwrap();
+    let all = ledger.deliveries("am-1").unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0].name.as_deref(), Some("Reader 0"));
+}
+
+#[test]
+fn outcomes_pending_failed_and_no_downgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ledger = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+    ledger
+        .freeze_edition(&edition("am-1"), &recipients(4))
+        .unwrap();
+    let changed = ledger
+        .record_batch(&[
+            outcome("r0@example.com", DeliveryState::Sent, "250 2.0.0 queued"),
+            outcome(
+                "r1@example.com",
+                DeliveryState::Deferred,
+                "450 4.2.1 try later",
+            ),
+            outcome(
+                "r2@example.com",
+                DeliveryState::Failed,
+                "550 5.1.1 no such user",
+            ),
+        ])
+        .unwrap();
+    assert_eq!(changed, 3);
+    let pending: Vec<_> = ledger
+        .pending("am-1")
+        .unwrap()
+        .into_iter()
+        .map(|d| (d.email, d.state, d.attempts))
+        .collect();
+    assert_eq!(
+        pending,
+        [
+            ("r1@example.com".to_owned(), DeliveryState::Deferred, 1),
+            ("r3@example.com".to_owned(), DeliveryState::Pending, 0),
+        ]
+    );
+    assert_eq!(
+        ledger.failed("am-1").unwrap(),
+        [(
+            "r2@example.com".to_owned(),
+            "550 5.1.1 no such user".to_owned()
+        )]
+    );
+    assert_eq!(
+        ledger.replies("am-1", DeliveryState::Deferred).unwrap(),
+        [(
+            "r1@example.com".to_owned(),
+            "450 4.2.1 try later".to_owned()
+        )]
+    );
+    // A stale "deferred" for an already-sent delivery changes nothing.
+    let changed = ledger
+        .record_batch(&[
+            outcome("r0@example.com", DeliveryState::Deferred, "421 late"),
+            outcome("r1@example.com", DeliveryState::Sent, "250 ok"),
+        ])
+        .unwrap();
+    assert_eq!(changed, 1);
+    let all = ledger.deliveries("am-1").unwrap();
+    assert_eq!(all[0].state, DeliveryState::Sent);
+    // An acceptance is not kept: the common case, per recipient.
+    assert_eq!(all[0].last_reply, None);
+    assert_eq!((all[1].state, all[1].attempts), (DeliveryState::Sent, 2));
+    assert_eq!(
+        ledger.counts("am-1").unwrap(),
+        Counts {
+            pending: 1,
+            sent: 2,
+            deferred: 0,
+            failed: 1,
+            in_doubt: 0,
+            resend: 0,
+        }
+    );
+}
+
+#[test]
+fn in_doubt_is_resent_once_then_final() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ledger = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+    ledger
+        .freeze_edition(&edition("am-1"), &recipients(3))
+        .unwrap();
+    let lost = "in doubt: connection lost";
+    ledger
+        .record_batch(&[
+            outcome("r0@example.com", DeliveryState::InDoubt, lost),
+            outcome("r1@example.com", DeliveryState::InDoubt, lost),
+            outcome("r2@example.com", DeliveryState::Sent, "250 ok"),
+        ])
+        .unwrap();
+    let counts = ledger.counts("am-1").unwrap();
+    assert_eq!((counts.in_doubt, counts.resend, counts.unsent()), (2, 2, 2));
+    assert_eq!(counts.total(), 3);
+    // The next run resends both, once.
+    let again: Vec<_> = ledger
+        .pending("am-1")
+        .unwrap()
+        .into_iter()
+        .map(|d| (d.email, d.doubts))
+        .collect();
+    assert_eq!(
+        again,
+        [
+            ("r0@example.com".to_owned(), 1),
+            ("r1@example.com".to_owned(), 1)
+        ]
+    );
+    // r0's resend is in doubt again: final. r1's is accepted.
+    let changed = ledger
+        .record_batch(&[
+            outcome("r0@example.com", DeliveryState::InDoubt, lost),
+            outcome("r1@example.com", DeliveryState::Sent, "250 ok"),
+        ])
+        .unwrap();
+    assert_eq!(changed, 2);
+    let counts = ledger.counts("am-1").unwrap();
+    assert_eq!(
+        (counts.in_doubt, counts.resend, counts.sent, counts.unsent()),
+        (1, 0, 2, 0),
+        "in doubt twice counts as done"
+    );
+    assert!(ledger.pending("am-1").unwrap().is_empty());
+    let r0 = &ledger.deliveries("am-1").unwrap()[0];
+    assert_eq!(
+        (r0.state, r0.doubts, r0.attempts),
+        (DeliveryState::InDoubt, 2, 2)
+    );
+    // Nothing moves it any more, not even a stale outcome.
+    let changed = ledger
+        .record_batch(&[outcome("r0@example.com", DeliveryState::Sent, "250 ok")])
+        .unwrap();
+    assert_eq!(changed, 0);
+    assert_eq!(
+        ledger.replies("am-1", DeliveryState::InDoubt).unwrap(),
+        [("r0@example.com".to_owned(), lost.to_owned())]
+    );
+    let summary = &ledger.editions(None).unwrap()[0];
+    assert_eq!(summary.counts, ledger.counts("am-1").unwrap());
+    // The SQL spells MAX_DOUBTS out.
+    assert!(OPEN.contains(&format!("doubts < {MAX_DOUBTS}")));
+}
+
+#[test]
+fn a_deferred_resend_keeps_its_doubt() {
+    // In doubt, then the resend meets a 4xx before the message: still one
+    // resend allowed after it, never a third message in doubt.
+    let dir = tempfile::tempdir().unwrap();
+    let mut ledger = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+    ledger
+        .freeze_edition(&edition("am-1"), &recipients(1))
+        .unwrap();
+    for (state, open) in [
+        (DeliveryState::InDoubt, true),
+        (DeliveryState::Deferred, true),
+        (DeliveryState::InDoubt, false),
+    ] {
+        ledger
+            .record_batch(&[outcome("r0@example.com", state, "x")])
+            .unwrap();
+        assert_eq!(ledger.pending("am-1").unwrap().len() == 1, open, "{state}");
+    }
+}
+
+#[test]
+fn migrates_a_version_1_ledger_keeping_its_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.sqlite");
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute_batch(
+            "INSERT INTO editions (id, newsletter, slot_utc, zone, state, created_at)
+             VALUES ('am-1', 'am', '2026-11-30T06:00:00.000Z', 'UTC', 'sending',
+                     '2026-11-30T06:00:00.000Z');
+             INSERT INTO deliveries (edition_id, email, variant, state, attempts, last_reply, updated_at)
+             VALUES ('am-1', 'z@example.com', 'main', 'sent', 1, '250 ok', '2026-11-30T06:00:01.000Z'),
+                    ('am-1', 'a@example.com', 'main', 'deferred', 2, '451 later', '2026-11-30T06:00:02.000Z');",
+        )
+        .unwrap();
+        let refused = conn.execute(
+            "UPDATE deliveries SET state = 'in_doubt' WHERE email = 'a@example.com'",
+            [],
+        );
+        assert!(refused.is_err(), "version 1 has no in_doubt");
+    }
+    let mut ledger = Ledger::open(&path).unwrap();
+    let all = ledger.deliveries("am-1").unwrap();
+    let rows: Vec<_> = all
+        .iter()
+        .map(|d| (d.email.as_str(), d.state, d.attempts, d.doubts))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("a@example.com", DeliveryState::Deferred, 2, 0),
+            ("z@example.com", DeliveryState::Sent, 1, 0),
+        ],
+        "rows survive, by address"
+    );
+    // The acceptance reply is not carried over; the deferral's is.
+    assert_eq!(all[0].last_reply.as_deref(), Some("451 later"));
+    assert_eq!(all[1].last_reply, None);
+    ledger
+        .record_batch(&[DeliveryUpdate {
+            edition_id: "am-1".into(),
+            email: "a@example.com".into(),
+            state: DeliveryState::InDoubt,
+            attempts: 1,
+            reply: None,
+        }])
+        .unwrap();
+    assert_eq!(ledger.counts("am-1").unwrap().in_doubt, 1);
+    assert_eq!(ledger.edition("am-1").unwrap().unwrap().num, 1);
+}
+
+#[test]
+fn migrates_renderings_and_variant_keys_of_a_version_2_ledger() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v2.sqlite");
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.execute_batch(MIGRATIONS[1]).unwrap();
+        conn.pragma_update(None, "user_version", 2).unwrap();
+        conn.execute_batch(
+            "INSERT INTO editions (id, newsletter, slot_utc, zone, state, subject, html, text, item_ids, created_at)
+             VALUES ('am-1', 'am', '2026-11-30T06:00:00.000Z', 'UTC', 'sending', 'All', '<p>all</p>', 'all',
+                     '[\"a\",\"b\"]', '2026-11-30T06:00:00.000Z');
+             INSERT INTO variants (edition_id, key, subject, html, text, item_ids) VALUES
+                 ('am-1', 'regions=eu;topics=*', 'EU', '<p>eu</p>', 'eu', '[\"a\"]'),
+                 ('am-1', 'regions=us;topics=*', 'US', '<p>us</p>', 'us', '[\"b\"]');
+             INSERT INTO deliveries (edition_id, email, name, variant, fields, state, updated_at) VALUES
+                 ('am-1', 'e@example.com', 'E', 'regions=eu;topics=*', '{\"city\":\"Lisbon\"}', 'pending', '2026-11-30T06:00:00.000Z'),
+                 ('am-1', 'm@example.com', NULL, 'main', '{}', 'pending', '2026-11-30T06:00:00.000Z'),
+                 ('am-1', 'u@example.com', NULL, 'regions=us;topics=*', '{}', 'pending', '2026-11-30T06:00:00.000Z');",
+        )
+        .unwrap();
+    }
+    let ledger = Ledger::open(&path).unwrap();
+    let stored = ledger.edition("am-1").unwrap().unwrap();
+    assert_eq!(stored.content(0), Some(("All", "<p>all</p>", "all")));
+    assert_eq!(stored.item_ids(), ["a", "b"]);
+    let by_email: Vec<_> = ledger
+        .deliveries("am-1")
+        .unwrap()
+        .into_iter()
+        .map(|d| {
+            (
+                d.email.clone(),
+                stored.content(d.rendering).unwrap().0.to_owned(),
+                d.fields,
+            )
+        })
+        .collect();
+    assert_eq!(
+        by_email,
+        [
+            (
+                "e@example.com".to_owned(),
+                "EU".to_owned(),
+                [("city".to_owned(), "Lisbon".to_owned())].into()
+            ),
+            (
+                "m@example.com".to_owned(),
+                "All".to_owned(),
+                Default::default()
+            ),
+            (
+                "u@example.com".to_owned(),
+                "US".to_owned(),
+                Default::default()
+            ),
+        ]
+    );
+}
+
+#[test]
+fn lease_busy_renew_release_and_takeover() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ledger = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+    ledger
+        .freeze_edition(&edition("am-1"), &recipients(1))
+        .unwrap();
+    let ttl = Duration::from_secs(60);
+    let t0 = Utc::now();
+    assert_eq!(
+        ledger
+            .acquire_lease_at("am-1", "host-a:1", ttl, t0, &|_| false)
+            .unwrap(),
+        LeaseOutcome::Acquired
+    );
+    assert_eq!(
+        ledger
+            .acquire_lease_at("am-1", "host-a:1", ttl, t0, &|_| false)
+            .unwrap(),
+        LeaseOutcome::Acquired
+    );
+    assert!(matches!(
+        ledger.acquire_lease_at("am-1", "host-b:2", ttl, t0 + TimeDelta::seconds(30), &|_| false).unwrap(),
+        LeaseOutcome::Busy { ref holder, .. } if holder == "host-a:1"
+    ));
+    assert!(ledger.renew_lease("am-1", "host-a:1", ttl).unwrap());
+    assert!(!ledger.renew_lease("am-1", "host-b:2", ttl).unwrap());
+    // After expiry another sender may take over, and the old one learns
+    // on its next renewal that it lost the lease.
+    assert_eq!(
+        ledger
+            .acquire_lease_at(
+                "am-1",
+                "host-b:2",
+                ttl,
+                Utc::now() + TimeDelta::seconds(120),
+                &|_| false,
+            )
+            .unwrap(),
+        LeaseOutcome::TakenOver {
+            previous_holder: "host-a:1".to_owned()
+        }
+    );
+    assert!(!ledger.renew_lease("am-1", "host-a:1", ttl).unwrap());
+    // A holder known to be dead loses an unexpired lease at once.
+    assert!(matches!(
+        ledger
+            .acquire_lease_reclaiming("am-1", "host-c:3", ttl, &|h| h == "host-b:2")
+            .unwrap(),
+        LeaseOutcome::TakenOver { .. }
+    ));
+    assert!(matches!(
+        ledger
+            .acquire_lease_reclaiming("am-1", "host-b:2", ttl, &|h| h == "nobody")
+            .unwrap(),
+        LeaseOutcome::Busy { .. }
+    ));
+    ledger.release_lease("am-1", "host-c:3").unwrap();
+    ledger.acquire_lease("am-1", "host-b:2", ttl).unwrap();
+    ledger.release_lease("am-1", "host-a:1").unwrap();
+    assert!(ledger.renew_lease("am-1", "host-b:2", ttl).unwrap());
+    ledger.release_lease("am-1", "host-b:2").unwrap();
+    assert_eq!(
+        ledger.acquire_lease("am-1", "host-c:3", ttl).unwrap(),
+        LeaseOutcome::Acquired
+    );
+    assert!(matches!(
+        ledger.acquire_lease("nope", "x", ttl),
+        Err(LedgerError::UnknownEdition(_))
+    ));
+}
+
+#[test]
+fn lease_is_shared_between_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("l.sqlite");
+    let mut a = Ledger::open(&path).unwrap();
+    let mut b = Ledger::open(&path).unwrap();
+    a.freeze_edition(&edition("am-1"), &recipients(1)).unwrap();
+    let ttl = Duration::from_secs(60);
+    assert_eq!(
+        a.acquire_lease("am-1", "a", ttl).unwrap(),
+        LeaseOutcome::Acquired
+    );
+    assert!(matches!(
+        b.acquire_lease("am-1", "b", ttl).unwrap(),
+        LeaseOutcome::Busy { .. }
+    ));
+}
+
+#[test]
+fn edition_states_and_summaries() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ledger = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+    ledger
+        .freeze_edition(&edition("am-1"), &recipients(3))
+        .unwrap();
+    ledger.mark_sending("am-1").unwrap();
+    ledger
+        .record_batch(&[outcome("r0@example.com", DeliveryState::Sent, "250")])
+        .unwrap();
+    ledger.mark_complete("am-1").unwrap();
+    ledger.mark_complete("am-1").unwrap();
+    let stored = ledger.edition("am-1").unwrap().unwrap();
+    assert_eq!(stored.state, EditionState::Complete);
+    assert!(stored.completed_at.is_some());
+
+    let missed = EditionStub {
+        id: "am-0".into(),
+        newsletter: "am".into(),
+        slot_utc: Utc.with_ymd_and_hms(2026, 11, 29, 6, 0, 0).unwrap(),
+        zone: "Europe/Lisbon".into(),
+    };
+    ledger.record_missed(&missed, "machine was off").unwrap();
+    ledger.record_missed(&missed, "again").unwrap();
+    let skipped = EditionStub {
+        id: "pm-0".into(),
+        newsletter: "pm".into(),
+        ..missed.clone()
+    };
+    ledger.record_skipped(&skipped, "no items").unwrap();
+    assert!(matches!(
+        ledger.record_missed(&skipped, "x"),
+        Err(LedgerError::InvalidTransition { .. })
+    ));
+    let complete_stub = EditionStub {
+        id: "am-1".into(),
+        ..missed.clone()
+    };
+    assert!(matches!(
+        ledger.record_skipped(&complete_stub, "x"),
+        Err(LedgerError::InvalidTransition { .. })
+    ));
+
+    let all = ledger.editions(None).unwrap();
+    let ids: Vec<_> = all.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids, ["am-1", "am-0", "pm-0"]);
+    assert_eq!(all[0].counts.sent, 1);
+    assert_eq!(all[0].counts.pending, 2);
+    assert_eq!(all[1].state, EditionState::Missed);
+    assert_eq!(all[1].reason.as_deref(), Some("machine was off"));
+    assert_eq!(all[1].counts, Counts::default());
+    assert_eq!(all[1].subject, None);
+    let am: Vec<_> = ledger
+        .editions(Some("am"))
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(am, ["am-1", "am-0"]);
+    assert!(matches!(
+        ledger.mark_complete("nope"),
+        Err(LedgerError::UnknownEdition(_))
+    ));
+}
+
+#[test]
+fn frozen_edition_can_become_missed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ledger = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+    let e = edition("am-1");
+    ledger.freeze_edition(&e, &recipients(1)).unwrap();
+    let stub = EditionStub {
+        id: e.id.clone(),
+        newsletter: e.newsletter.clone(),
+        slot_utc: e.slot_utc,
+        zone: e.zone.clone(),
+    };
+    ledger.record_missed(&stub, "sender never ran").unwrap();
+    let stored = ledger.edition("am-1").unwrap().unwrap();
+    assert_eq!(stored.state, EditionState::Missed);
+    assert_eq!(stored.reason.as_deref(), Some("sender never ran"));
+    assert_eq!(stored.subject.as_deref(), Some("Morning Brief"));
+}
