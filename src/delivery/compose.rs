@@ -14,32 +14,47 @@ use crate::mail::sender::BoxError;
 use crate::mail::token::{DEV_SECRET, unsubscribe_url};
 use crate::mail::variant::{Fields, fill};
 
-/// The unsubscribe secret: from the environment variable config names. The
-/// outbox falls back to a development secret; SMTP refuses to start.
+/// The unsubscribe secret that signs new links: the first of
+/// [`secrets`].
 pub fn secret(newsroom: &Newsroom) -> Result<Vec<u8>> {
+    let mut all = secrets(newsroom)?;
+    Ok(all.swap_remove(0))
+}
+
+/// The unsubscribe secrets, from the environment variable config names:
+/// the current one first, then, separated by white space, the previous one
+/// while links signed with it are still in inboxes (rotating the secret
+/// must not break the unsubscribe links already sent). The outbox falls back
+/// to a development secret; SMTP refuses to start without one of its own.
+pub fn secrets(newsroom: &Newsroom) -> Result<Vec<Vec<u8>>> {
     let d = &newsroom.config.delivery;
-    match std::env::var(&d.unsubscribe.secret_env) {
-        Ok(s) if s.as_bytes() == DEV_SECRET && d.transport == TransportKind::Smtp => bail!(
-            "refusing to send over SMTP with briefing's development secret in {}: it is published in briefing's source, so anyone could forge unsubscribe links; set a secret of your own",
-            d.unsubscribe.secret_env
-        ),
-        Ok(s) if !s.is_empty() => Ok(s.into_bytes()),
-        _ if d.transport == TransportKind::Outbox => {
-            // Said once per run, however many editions it sends.
-            static SAID: std::sync::Once = std::sync::Once::new();
-            SAID.call_once(|| {
-                tracing::warn!(
-                    "{} is not set: unsubscribe links use the development secret (fine for the outbox, never for real mail)",
-                    d.unsubscribe.secret_env
-                )
-            });
-            Ok(DEV_SECRET.to_vec())
-        }
-        _ => bail!(
-            "refusing to send over SMTP without an unsubscribe secret: set the environment variable {} (named by delivery.unsubscribe.secret_env)",
-            d.unsubscribe.secret_env
-        ),
+    let var = &d.unsubscribe.secret_env;
+    let value = std::env::var(var).unwrap_or_default();
+    let given: Vec<Vec<u8>> = value
+        .split_whitespace()
+        .map(|s| s.as_bytes().to_vec())
+        .collect();
+    if given.iter().any(|s| s == DEV_SECRET) && d.transport == TransportKind::Smtp {
+        bail!(
+            "refusing to send over SMTP with briefing's development secret in {var}: it is published in briefing's source, so anyone could forge unsubscribe links; set a secret of your own"
+        );
     }
+    if !given.is_empty() {
+        return Ok(given);
+    }
+    if d.transport == TransportKind::Outbox {
+        // Said once per run, however many editions it sends.
+        static SAID: std::sync::Once = std::sync::Once::new();
+        SAID.call_once(|| {
+            tracing::warn!(
+                "{var} is not set: unsubscribe links use the development secret (fine for the outbox, never for real mail)"
+            )
+        });
+        return Ok(vec![DEV_SECRET.to_vec()]);
+    }
+    bail!(
+        "refusing to send over SMTP without an unsubscribe secret: set the environment variable {var} (named by delivery.unsubscribe.secret_env)"
+    )
 }
 
 /// Everything a message needs besides the recipient, shared by all jobs.

@@ -14,7 +14,7 @@ use crate::audience;
 use crate::config::Newsroom;
 use crate::diag::{Diagnostic, DiagnosticError, display_path};
 use crate::edition::Edition;
-use crate::ledger::{FrozenEdition, Recipient, Rendering};
+use crate::ledger::{FrozenEdition, Ledger, Preferences, Recipient, Rendering};
 use crate::mail::variant::Placeholders;
 use crate::pipeline::Pipeline;
 use crate::render::SubscriberCtx;
@@ -107,13 +107,34 @@ pub fn plan(pipeline: &Pipeline, edition: &Edition) -> Result<Plan> {
         invalid: list.rejected.len(),
         ..PlanStats::default()
     };
-    if let Some(path) = &cfg.delivery.suppressions {
-        let sup = audience::load_suppressions(path)
-            .with_context(|| format!("cannot load the suppression list {}", path.display()))?;
-        stats.suppressed = list.remove_suppressed(&sup);
+    // Who must not get it: the ledger's suppressions (unsubscribes,
+    // bounces, complaints) and the suppression file; and the sections
+    // subscribers chose on the preferences page, over the list's columns.
+    let mut sup = match &cfg.delivery.suppressions {
+        Some(path) => audience::load_suppressions(path)
+            .with_context(|| format!("cannot load the suppression list {}", path.display()))?,
+        None => audience::Suppressions::default(),
+    };
+    let ledger = Ledger::open_existing(&cfg.ledger)?;
+    if let Some(l) = &ledger {
+        for address in l.suppressed_for(&n.id)? {
+            sup.insert(&address);
+        }
     }
+    stats.suppressed = list.remove_suppressed(&sup);
     warnings.extend(list.rejected.iter().map(|r| rejected_diag(newsroom, r)));
     stats.listed = list.subscribers.len() + stats.suppressed;
+    if let Some(l) = &ledger {
+        let chosen: HashMap<String, Preferences> = (l.preferences(Some(&n.id))?.into_iter())
+            .map(|r| (r.address, r.preferences))
+            .collect();
+        for s in &mut list.subscribers {
+            if let Some(p) = chosen.get(&s.email.to_ascii_lowercase()) {
+                s.regions = p.regions.clone();
+                s.topics = p.topics.clone();
+            }
+        }
+    }
 
     // Unknown preference ids are a list problem, not a reason to drop the
     // subscriber: they are reported and ignored.

@@ -278,6 +278,15 @@ impl Ledger {
         })
     }
 
+    /// The ledger at `path` if it exists: for readers (`check`, a dry run,
+    /// `schedule`) that must not create one.
+    pub fn open_existing(path: &Path) -> Result<Option<Ledger>> {
+        match path.exists() {
+            true => Ledger::open(path).map(Some),
+            false => Ok(None),
+        }
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
