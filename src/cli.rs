@@ -142,6 +142,146 @@ pub enum Command {
     ///   briefing preview --bind 0.0.0.0    # reachable from other machines: only on a trusted network
     #[command(verbatim_doc_comment)]
     Preview(PreviewArgs),
+
+    /// Read mail that came back: bounces, complaints, mailed unsubscribes.
+    ///
+    /// One message on stdin (for a Postfix `pipe` transport, an Exim pipe or a
+    /// .forward), message files given as arguments, or every new message of a
+    /// Maildir. Each is classified (a delivery status notification in RFC 3464 or
+    /// one of the common non-standard forms, an ARF complaint, a mailed
+    /// unsubscribe, an auto-reply, a delivery report) and attributed to its
+    /// edition and recipient (VERP tag, our Message-ID, the report's fields);
+    /// under delivery.bounces a hard bounce suppresses the address everywhere, soft
+    /// bounces are counted, a complaint suppresses its newsletter. A message it
+    /// does not understand is never deleted: in a Maildir it stays in new/.
+    ///
+    /// Exit codes: 0 every message understood or deliberately ignored; 1 some
+    /// unrecognised (kept for a person); 2 bad usage.
+    ///
+    /// Examples:
+    ///   briefing inbound < returned.eml
+    ///   briefing inbound --dry-run --json bounces/*.eml
+    ///   briefing inbound --maildir /var/mail/bounces
+    #[command(verbatim_doc_comment)]
+    Inbound(InboundArgs),
+
+    /// Suppress an address: it gets no newsletter (or not this one) again.
+    ///
+    /// Examples:
+    ///   briefing suppress reader@example.com
+    ///   briefing suppress reader@example.com --newsletter am --reason "asked by phone"
+    #[command(verbatim_doc_comment)]
+    Suppress(SuppressArgs),
+
+    /// Lift a suppression: the address may be mailed again.
+    ///
+    /// Only suppressions the person asked for (one-click, the unsubscribe page, a
+    /// mailed unsubscribe, a manual entry) are lifted; a hard bounce or a complaint
+    /// needs --force.
+    ///
+    /// Examples:
+    ///   briefing unsuppress reader@example.com
+    ///   briefing unsuppress reader@example.com --newsletter am --force
+    #[command(verbatim_doc_comment)]
+    Unsuppress(UnsuppressArgs),
+
+    /// List suppressed addresses (for the newsroom's CRM), oldest first.
+    ///
+    /// Examples:
+    ///   briefing suppressions
+    ///   briefing suppressions --since 2026-11-01 --newsletter am --format csv
+    #[command(verbatim_doc_comment)]
+    Suppressions(SuppressionsArgs),
+
+    /// List the sections subscribers chose on the preferences page.
+    ///
+    /// Examples:
+    ///   briefing preferences --format csv
+    ///   briefing preferences --newsletter am --format json
+    #[command(verbatim_doc_comment)]
+    Preferences(PreferencesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InboundArgs {
+    /// Message files to read; none (and no --maildir) reads one message from stdin.
+    #[arg(value_name = "FILE")]
+    pub files: Vec<std::path::PathBuf>,
+
+    /// Read every message in this Maildir's new/ (processed ones move to cur/, marked seen).
+    #[arg(long, value_name = "DIR", conflicts_with = "files")]
+    pub maildir: Option<std::path::PathBuf>,
+
+    /// Record nothing, move nothing: only classify and report.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// One JSON line per message on stdout (source, kind, recipients, newsletter, edition, decision).
+    #[arg(long)]
+    pub json: bool,
+
+    /// The message's envelope recipient, as the delivery agent knows it (Postfix pipe: ${original_recipient}).
+    #[arg(long, value_name = "ADDR")]
+    pub recipient: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SuppressArgs {
+    /// The address to suppress.
+    pub address: String,
+
+    /// Only this newsletter (default: all of them).
+    #[arg(long, short = 'n', value_name = "ID")]
+    pub newsletter: Option<String>,
+
+    /// Why, kept with the entry (a person's note).
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct UnsuppressArgs {
+    /// The address to mail again.
+    pub address: String,
+
+    /// Only this newsletter's suppression (default: every one of the address).
+    #[arg(long, short = 'n', value_name = "ID")]
+    pub newsletter: Option<String>,
+
+    /// Lift hard-bounce and complaint entries too.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    Csv,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct SuppressionsArgs {
+    /// Only entries added since T (RFC 3339 or a local date-time).
+    #[arg(long, value_name = "T")]
+    pub since: Option<String>,
+
+    /// Only what covers this newsletter (its own entries and the all-newsletters ones).
+    #[arg(long, short = 'n', value_name = "ID")]
+    pub newsletter: Option<String>,
+
+    /// csv (a header row, then one row each) or json (one object per line).
+    #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
+    pub format: ExportFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct PreferencesArgs {
+    /// Only this newsletter.
+    #[arg(long, short = 'n', value_name = "ID")]
+    pub newsletter: Option<String>,
+
+    #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
+    pub format: ExportFormat,
 }
 
 #[derive(Debug, Args)]

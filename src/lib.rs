@@ -22,6 +22,7 @@ pub mod messages;
 pub mod pipeline;
 pub mod preview;
 pub mod render;
+pub mod returns;
 pub mod schedule;
 pub mod time;
 pub mod yaml;

@@ -60,6 +60,11 @@ fn main() -> ExitCode {
         Command::Status(args) => cmd::status::run(&ctx, args),
         Command::Run => cmd::run::run(&ctx),
         Command::Preview(args) => cmd::preview::run(&ctx, args),
+        Command::Inbound(args) => cmd::inbound::run(&ctx, args),
+        Command::Suppress(args) => cmd::suppress::suppress(&ctx, args),
+        Command::Unsuppress(args) => cmd::suppress::unsuppress(&ctx, args),
+        Command::Suppressions(args) => cmd::suppressions::suppressions(&ctx, args),
+        Command::Preferences(args) => cmd::suppressions::preferences(&ctx, args),
     };
     match result {
         Ok(exit) => exit.into(),

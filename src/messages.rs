@@ -22,6 +22,8 @@ pub enum Message<'a> {
     Summary(String),
     /// Something that failed.
     Error(String),
+    /// Something to act on.
+    Warning(String),
 }
 
 /// Where a command's messages go.
@@ -63,6 +65,7 @@ impl Console {
                 Message::Diagnostic(d) => self.diagnostic(d),
                 Message::Summary(line) => self.summary(&line),
                 Message::Error(e) => self.error(&e),
+                Message::Warning(w) => self.warn(&w),
             }
         }
     }
@@ -124,6 +127,12 @@ impl Console {
                 let _ = writeln!(out, "{line}");
             }
         }
+    }
+
+    /// Data the command exists to print (an export, `inbound --json`):
+    /// always on stdout, whatever the log format, for the program reading it.
+    pub fn data(&self, line: &str) {
+        let _ = writeln!(std::io::stdout().lock(), "{line}");
     }
 
     /// An error that ends the command (or one newsletter of it).

@@ -4,11 +4,14 @@
 
 pub mod build;
 pub mod check;
+pub mod inbound;
 pub mod preview;
 pub mod run;
 pub mod schedule;
 pub mod send;
 pub mod status;
+pub mod suppress;
+pub mod suppressions;
 
 use std::path::PathBuf;
 

@@ -40,6 +40,13 @@ pub struct DeliverySettings {
     pub feedback_id: Option<String>,
     pub dkim: Option<DkimSettings>,
     pub smtp: Option<SmtpSettings>,
+    /// VERP base address: each message's envelope sender becomes
+    /// `<local>+<tag>@<domain>`, naming the edition and recipient a bounce
+    /// is about. `None`: the From address, and bounces identified by their
+    /// Message-ID or report fields only.
+    pub bounce_address: Option<String>,
+    /// What bounces and complaints do (`delivery.bounces`).
+    pub bounces: crate::inbound::Policy,
 }
 
 #[derive(Debug, Clone)]
@@ -65,6 +72,8 @@ pub(super) fn read(f: &mut Fields, site: &Site, root: &Path) -> DeliverySettings
     let feedback_id = feedback_id(&mut d);
     let dkim = dkim(&mut d, root);
     let smtp = smtp(&mut d, root);
+    let bounce_address = bounce_address(&mut d);
+    let bounces = bounces(&mut d);
     if transport == TransportKind::Smtp && !d.has("smtp") {
         d.error(
             "transport",
@@ -80,7 +89,68 @@ pub(super) fn read(f: &mut Fields, site: &Site, root: &Path) -> DeliverySettings
         feedback_id,
         dkim,
         smtp,
+        bounce_address,
+        bounces,
     }
+}
+
+/// `bounce_address`: a bare address whose local part leaves room for a tag.
+fn bounce_address(d: &mut Fields) -> Option<String> {
+    let a = d.text(
+        "bounce_address",
+        "a bare address like bounces@news.example.com",
+    )?;
+    let room = crate::inbound::tag::MAX_LOCAL_PART - 1 - crate::inbound::tag::MAX_TAG_LEN;
+    let problem = match a.rsplit_once('@') {
+        None => Some("a bare address like bounces@news.example.com".to_string()),
+        Some((local, domain)) if local.is_empty() || domain.is_empty() => {
+            Some("a bare address like bounces@news.example.com".to_string())
+        }
+        Some((local, _)) if local.contains(['+', '<', '>', ' ']) => Some(
+            "a local part without `+`, spaces or angle brackets (briefing adds `+<tag>`)"
+                .to_string(),
+        ),
+        Some((local, _)) if local.len() > room => Some(format!(
+            "a local part of at most {room} characters, so that `+<tag>` fits the 64 SMTP allows"
+        )),
+        _ => None,
+    };
+    match problem {
+        Some(expected) => {
+            d.error(
+                "bounce_address",
+                format!("`bounce_address` `{a}`: expected {expected}"),
+            );
+            None
+        }
+        None => Some(a.to_ascii_lowercase()),
+    }
+}
+
+/// `bounces:`: the policy for bounces and complaints.
+fn bounces(d: &mut Fields) -> crate::inbound::Policy {
+    let mut policy = crate::inbound::Policy::default();
+    let Some(mut b) = d.fields("bounces", false) else {
+        return policy;
+    };
+    if let Some(n) = b.count("soft_bounce_limit", 1, 100) {
+        policy.soft_bounce_limit = n as u32;
+    }
+    match b.text("complaint_scope", "newsletter or all") {
+        None | Some("newsletter") => {}
+        Some("all") => policy.complaint_scope = crate::inbound::Scope::All,
+        Some(other) => {
+            b.error(
+                "complaint_scope",
+                format!("unknown complaint_scope `{other}`: expected newsletter or all"),
+            );
+        }
+    }
+    if let Some(v) = b.bool("require_tag") {
+        policy.require_tag = v;
+    }
+    d.absorb(b);
+    policy
 }
 
 fn transport(d: &mut Fields) -> TransportKind {

@@ -74,6 +74,11 @@ pub struct Composer {
     /// shares its id with the reader's real message (providers drop a
     /// message whose id they have seen) nor with an earlier copy.
     test_tag: Option<String>,
+    /// VERP base (`delivery.bounce_address`).
+    bounce_address: Option<String>,
+    /// The edition's number in the ledger, once frozen: what VERP tags
+    /// carry. 0 (before freezing, test copies): no tags.
+    edition_num: u64,
 }
 
 impl Composer {
@@ -119,7 +124,46 @@ impl Composer {
             dkim,
             subject_prefix: String::new(),
             test_tag: None,
+            bounce_address: d.bounce_address.clone(),
+            edition_num: 0,
         })
+    }
+
+    /// Tags each message with the frozen edition's number (VERP envelope
+    /// sender, per-recipient unsubscribe address).
+    pub fn for_edition(mut self, num: u64) -> Self {
+        self.edition_num = num;
+        self
+    }
+
+    /// The VERP tag of `email`'s message, when the edition is frozen.
+    fn tag(&self, email: &str) -> Option<String> {
+        (self.edition_num > 0 && self.test_tag.is_none()).then(|| {
+            crate::inbound::tag::encode(
+                self.edition_num,
+                crate::inbound::tag::recipient_ref(email),
+                &self.secret,
+            )
+        })
+    }
+
+    /// `email`'s message's own envelope sender: `bounces+<tag>@…` when a
+    /// bounce address is configured and the edition is frozen.
+    pub fn envelope_for(&self, email: &str) -> Option<lettre::Address> {
+        let base = self.bounce_address.as_deref()?;
+        crate::inbound::tag::address(base, &self.tag(email)?)?
+            .parse()
+            .ok()
+    }
+
+    /// The `mailto:` of `email`'s List-Unsubscribe: `unsubscribe+<tag>@…`,
+    /// so a mailed unsubscribe names its sender even when the From differs.
+    fn mailto_for(&self, email: &str) -> Option<String> {
+        let base = self.unsubscribe_mailto.as_deref()?;
+        match self.tag(email) {
+            Some(tag) => crate::inbound::tag::address(base, &tag).or(Some(base.to_owned())),
+            None => Some(base.to_owned()),
+        }
     }
 
     /// Marks every message as a test copy: `[TEST]` subject, own Message-ID.
@@ -208,7 +252,7 @@ impl Composer {
             message_id: self.message_id(edition_id, email),
             list_id: self.list_id.clone(),
             unsubscribe_url,
-            unsubscribe_mailto: self.unsubscribe_mailto.clone(),
+            unsubscribe_mailto: self.mailto_for(email),
             feedback_id: self.feedback_id.clone(),
             date: Utc::now(),
         })

@@ -9,6 +9,7 @@ pub mod due;
 pub mod lease;
 pub mod plan;
 pub mod run;
+pub mod status;
 
 pub use plan::{Plan, PlanStats, SectionPlan, plan};
 pub use run::{EditionOutcome, EditionRun, Options, RunResult, send};

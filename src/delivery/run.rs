@@ -23,7 +23,7 @@ use crate::ledger::{
     Counts, DeliveryUpdate, EditionState, EditionStub, Ledger, MAIN_RENDERING, StoredEdition,
 };
 use crate::mail::sender::{
-    Job, LeasedLedger, MessageSource, OutcomeSink, Progress, SendOptions, deliver,
+    Job, LeasedLedger, MessageSource, OutcomeSink, Progress, SendOptions, Skip, deliver,
 };
 use crate::mail::smtp::SmtpConnector;
 use crate::mail::transport::Transport;
@@ -584,18 +584,34 @@ fn deliver_frozen(
         pending.truncate(l);
     }
     let limited = pending.len() < total_unsent;
-    let composer = Arc::new(Composer::new(newsroom, n, &stored.id, secret(newsroom)?)?);
+    let composer = Arc::new(
+        Composer::new(newsroom, n, &stored.id, secret(newsroom)?)?.for_edition(stored.num),
+    );
     let transport = transport(newsroom, n, stored.slot_utc)?;
     let stored = Arc::new(stored);
+    // Asked before each message: an unsubscribe (or a bounce) recorded while
+    // the edition is sending stops the rest of its mail to that person.
+    let store = Arc::new(std::sync::Mutex::new(open_ledger(newsroom)?));
     let jobs: Vec<Job> = pending
         .into_iter()
         .map(|d| {
             let composer = Arc::clone(&composer);
             let stored = Arc::clone(&stored);
+            let store = Arc::clone(&store);
             Job {
                 message_id: Some(composer.message_id(&stored.id, &d.email)),
                 email: d.email.clone(),
+                envelope_from: composer.envelope_for(&d.email),
                 message: MessageSource::Compose(Box::new(move || {
+                    let suppressed = store
+                        .lock()
+                        .map_err(|_| "the suppression check failed")?
+                        .is_suppressed(&d.email, &stored.newsletter)?;
+                    if suppressed {
+                        return Err(Box::new(Skip(
+                            "suppressed while the edition was sending".into(),
+                        )));
+                    }
                     let content = stored
                         .content(d.rendering)
                         .or_else(|| stored.content(MAIN_RENDERING))
@@ -633,6 +649,20 @@ fn deliver_frozen(
     if counts.unsent() == 0 {
         ledger.mark_complete(&stored.id)?;
     }
+    // A relay's refusal during the session is a bounce too: a hard one
+    // (`550 5.1.1` to RCPT) suppresses the address like a returned DSN.
+    for (email, reply) in ledger.failed(&stored.id)? {
+        let applied = crate::returns::apply_refusal(
+            &mut ledger,
+            &stored.id,
+            &stored.newsletter,
+            &email,
+            &reply,
+        );
+        if let Err(e) = applied {
+            tracing::warn!(edition = %stored.id, "cannot record a refusal as a bounce: {e:#}");
+        }
+    }
     let progress = match stopped {
         Some(_) => Progress {
             total: counts.total(),
@@ -640,6 +670,7 @@ fn deliver_frozen(
             deferred: counts.deferred,
             failed: counts.failed,
             in_doubt: counts.in_doubt,
+            suppressed: counts.suppressed,
         },
         None => progress,
     };
@@ -692,6 +723,7 @@ fn send_test_copies(
         jobs.push(Job {
             message_id: Some(composer.message_id(&id, &email)),
             email: email.clone(),
+            envelope_from: None,
             message: MessageSource::Compose(Box::new(move || {
                 let fields = [("name".to_string(), String::new())].into();
                 let (s, h, t) = (&content.0, &content.1, &content.2);

@@ -106,6 +106,19 @@ pub fn verify(tag: &str, secrets: &[&[u8]]) -> Option<Verified> {
     })
 }
 
+/// The number a tag carries for a recipient: the first 8 bytes (big-endian)
+/// of SHA-256 of the lower-cased address, the same bytes whose hex is the
+/// hash in our Message-IDs (`mail::message::message_id`). Nothing per
+/// recipient need be stored for it: the ledger finds the address by
+/// hashing the edition's recipients.
+pub fn recipient_ref(email: &str) -> u64 {
+    use sha2::Digest;
+    let digest = Sha256::digest(email.to_ascii_lowercase().as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    u64::from_be_bytes(first)
+}
+
 /// `local+tag@domain` from a base address such as `bounces@news.example.com`,
 /// or `None` when the base is not `local@domain` or the local part would
 /// exceed 64 octets (some servers refuse such an envelope sender outright).

@@ -142,6 +142,10 @@ string_enum! {
         Deferred => "deferred",
         Failed => "failed",
         InDoubt => "in_doubt",
+        /// Suppressed after the edition was frozen (an unsubscribe or a
+        /// bounce that came in while it was sending): not sent, never
+        /// tried again, done.
+        Suppressed => "suppressed",
     }
 }
 
@@ -285,11 +289,13 @@ pub struct Counts {
     /// Of `in_doubt`, those the next run resends (once): in doubt for the
     /// first time. The rest are final.
     pub resend: u64,
+    /// Suppressed while the edition was sending.
+    pub suppressed: u64,
 }
 
 impl Counts {
     pub fn total(&self) -> u64 {
-        self.pending + self.sent + self.deferred + self.failed + self.in_doubt
+        self.pending + self.sent + self.deferred + self.failed + self.in_doubt + self.suppressed
     }
 
     /// What a later run still sends: pending, deferred, and the in-doubt

@@ -128,7 +128,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
         rendering   INTEGER NOT NULL,
         fields      TEXT,
         state       TEXT NOT NULL
-                    CHECK (state IN ('pending', 'sent', 'deferred', 'failed', 'in_doubt')),
+                    CHECK (state IN ('pending', 'sent', 'deferred', 'failed', 'in_doubt', 'suppressed')),
         attempts    INTEGER NOT NULL DEFAULT 0,
         reply       TEXT,
         updated     INTEGER NOT NULL,
@@ -170,6 +170,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
         evidence   TEXT NOT NULL DEFAULT '{}'
     );
     CREATE INDEX return_events_by_edition ON return_events (edition_id, kind);
+    CREATE UNIQUE INDEX return_events_once ON return_events (address, edition_id, kind);
     CREATE INDEX return_events_by_newsletter ON return_events (newsletter, kind);
     CREATE INDEX return_events_by_address ON return_events (address, at);
 
@@ -865,6 +866,7 @@ impl Ledger {
                     counts.in_doubt = n;
                     counts.resend = open;
                 }
+                DeliveryState::Suppressed => counts.suppressed = n,
             }
         }
         Ok(counts)
@@ -880,7 +882,8 @@ impl Ledger {
                     COALESCE(SUM(d.state = 'deferred'), 0),
                     COALESCE(SUM(d.state = 'failed'), 0),
                     COALESCE(SUM(d.state = 'in_doubt'), 0),
-                    COALESCE(SUM(d.state = 'in_doubt' AND d.doubts < 2), 0)
+                    COALESCE(SUM(d.state = 'in_doubt' AND d.doubts < 2), 0),
+                    COALESCE(SUM(d.state = 'suppressed'), 0)
              FROM editions e LEFT JOIN deliveries d ON d.edition_num = e.num
              WHERE ?1 IS NULL OR e.newsletter = ?1
              GROUP BY e.id
@@ -906,6 +909,7 @@ impl Ledger {
                     failed: count(r, 12)?,
                     in_doubt: count(r, 13)?,
                     resend: count(r, 14)?,
+                    suppressed: count(r, 15)?,
                 },
             ))
         })?;
@@ -1140,7 +1144,8 @@ impl Ledger {
     pub fn record_event(&mut self, e: &ReturnEvent) -> Result<()> {
         self.conn.execute(
             "INSERT INTO return_events (address, newsletter, edition_id, kind, at, evidence)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT DO NOTHING",
             params![
                 e.address.to_ascii_lowercase(),
                 e.newsletter,

@@ -245,6 +245,7 @@ fn outcomes_pending_failed_and_no_downgrade() {
             failed: 1,
             in_doubt: 0,
             resend: 0,
+            suppressed: 0,
         }
     );
 }

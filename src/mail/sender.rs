@@ -55,6 +55,10 @@ pub struct Job {
     /// Names the outbox file; the job's position is used when absent.
     pub message_id: Option<String>,
     pub message: MessageSource,
+    /// This message's envelope sender (`MAIL FROM`), when it has its own: a
+    /// VERP address that says whose message a bounce is about. Otherwise
+    /// [`SendOptions::envelope_from`].
+    pub envelope_from: Option<Address>,
 }
 
 /// Where outcomes are recorded. [`Ledger`] is one; [`LeasedLedger`] also keeps
@@ -143,13 +147,30 @@ pub struct Progress {
     pub failed: u64,
     /// The final-dot reply was lost: the relay may have the message.
     pub in_doubt: u64,
+    /// Suppressed after the edition was frozen (an unsubscribe or a bounce
+    /// that came in while it was sending): not sent.
+    pub suppressed: u64,
 }
 
 impl Progress {
     pub fn done(&self) -> u64 {
-        self.sent + self.deferred + self.failed + self.in_doubt
+        self.sent + self.deferred + self.failed + self.in_doubt + self.suppressed
     }
 }
+
+/// What a [`MessageSource::Compose`] returns, as its error, for a recipient
+/// who must not get the message after all (suppressed since the edition was
+/// frozen): recorded as `suppressed`, and the run goes on.
+#[derive(Debug)]
+pub struct Skip(pub String);
+
+impl std::fmt::Display for Skip {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Skip {}
 
 /// How a send behaves, beyond the transport's own settings.
 #[derive(Debug, Clone)]
@@ -275,6 +296,7 @@ pub async fn deliver<S: OutcomeSink>(
                         index,
                         email: job.email,
                         message_id: job.message_id,
+                        envelope_from: job.envelope_from,
                     },
                     message: Some(job.message),
                     bytes: None,
@@ -412,6 +434,7 @@ fn ledger_writer<S: OutcomeSink>(
                     DeliveryState::Deferred | DeliveryState::Pending => counts.deferred += 1,
                     DeliveryState::Failed => counts.failed += 1,
                     DeliveryState::InDoubt => counts.in_doubt += 1,
+                    DeliveryState::Suppressed => counts.suppressed += 1,
                 }
             }
             let _ = record.durable.send(true);
@@ -435,6 +458,7 @@ struct Target {
     index: usize,
     email: String,
     message_id: Option<String>,
+    envelope_from: Option<Address>,
 }
 
 struct Pending {
@@ -658,6 +682,22 @@ impl Worker {
                         job.bytes = Some(Arc::clone(&bytes));
                         bytes
                     }
+                    Err(err) if err.downcast_ref::<Skip>().is_some() => {
+                        let ok = self
+                            .record(
+                                &job.target,
+                                DeliveryState::Suppressed,
+                                0,
+                                err.to_string(),
+                                true,
+                            )
+                            .await;
+                        self.shared.finish(None, false);
+                        if !ok {
+                            return;
+                        }
+                        continue;
+                    }
                     Err(err) => {
                         // Our failure, not the recipient's: nobody is marked
                         // failed. The run stops with this recipient and the
@@ -818,9 +858,9 @@ impl Worker {
                 let Some(session) = self.session.as_mut() else {
                     return Err(SmtpFailure::Connection("no SMTP session".to_owned()));
                 };
-                session
-                    .send(&self.shared.options.envelope_from, &to, bytes)
-                    .await
+                let from =
+                    (job.envelope_from.as_ref()).unwrap_or(&self.shared.options.envelope_from);
+                session.send(from, &to, bytes).await
             }
         }
     }

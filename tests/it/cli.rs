@@ -107,7 +107,7 @@ fn status_says_what_it_did_not_find() {
         );
     room.run(&["status", "--edition", "am-2026-11-30T0600", "--failed"])
         .success()
-        .stdout_has("no failed or deferred recipients");
+        .stdout_has("no failed, deferred or in-doubt recipients");
 }
 
 #[test]

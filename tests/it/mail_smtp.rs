@@ -68,6 +68,7 @@ fn jobs(ledger: &Ledger) -> Vec<Job> {
             Job {
                 email: delivery.email,
                 message_id: Some(id),
+                envelope_from: None,
                 message: MessageSource::Compose(Box::new(move || {
                     let (subject, html, text) = stored
                         .content(delivery.rendering)
@@ -144,6 +145,7 @@ async fn delivers_200_messages_each_to_its_reader() {
             deferred: 0,
             failed: 0,
             in_doubt: 0,
+            suppressed: 0,
         }
     );
     let last = *log.lock().unwrap().last().unwrap();
@@ -624,6 +626,7 @@ fn jobs_for_one() -> Option<Job> {
         email: "reader000@example.org".to_owned(),
         message_id: None,
         message: MessageSource::Bytes(b"Subject: x\r\n\r\nx\r\n".to_vec()),
+        envelope_from: None,
     })
 }
 
