@@ -16,4 +16,5 @@ mod mail_smtp;
 mod preview;
 mod props;
 mod render;
+mod return_path;
 mod send;
