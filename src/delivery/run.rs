@@ -241,7 +241,7 @@ impl EditionRun {
                 c.pending,
                 c.deferred,
                 c.failed,
-                stats.suppressed,
+                stats.suppressed as u64 + c.suppressed,
                 stats.invalid,
                 stats.empty
             )],
@@ -266,7 +266,8 @@ fn sent_lines(id: &str, run: &RunResult, stats: &PlanStats, resumed: bool) -> Ve
         p.sent,
         p.deferred,
         p.failed,
-        stats.suppressed,
+        // Left out when planned, and since (unsubscribed while sending).
+        stats.suppressed as u64 + p.suppressed,
         stats.invalid,
         stats.empty,
         secs,

@@ -366,3 +366,48 @@ fn the_people_who_run_the_list_suppress_and_lift_by_hand() {
     );
     assert_eq!(since.stdout.trim(), "");
 }
+
+/// An unsubscribe recorded while an edition is sending: that person gets
+/// nothing after it, everyone else still does.
+#[test]
+fn an_unsubscribe_during_the_edition_stops_the_rest_of_its_mail_to_that_person() {
+    use crate::support::{SmtpSink, wait_until};
+    // One connection, each message held a second: the edition takes ~20 s.
+    let sink = SmtpSink::start(&["-W", ".:1"]);
+    let mut csv = String::from("email,name\n");
+    for i in 0..20 {
+        csv.push_str(&format!("reader{i:02}@example.org,R {i}\n"));
+    }
+    let room = Newsroom::fixture("delivery")
+        .edit("config.yaml", "smtp://127.0.0.1:9?tls=none", &sink.url())
+        .edit("config.yaml", "connections: 4", "connections: 1")
+        .write("subscribers/am.csv", &csv);
+    let mut sender = room
+        .command(&["send", "-n", "am", "--at", AT, "--now", NOW])
+        .env("BRIEFING_UNSUBSCRIBE_SECRET", SECRET)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until(Duration::from_secs(30), "the first messages", || {
+        sink.received().len() >= 2
+    });
+    run(&room, &["suppress", "reader15@example.org", "-n", "am"]).success();
+    let after = sink.received().len();
+    let out = sender.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let got: Vec<String> = sink.received().into_iter().map(|d| d.rcpt).collect();
+    assert!(
+        after < 15,
+        "the edition was already past reader15 ({after} sent)"
+    );
+    assert!(
+        !got.contains(&"reader15@example.org".to_string()),
+        "{got:?}"
+    );
+    assert_eq!(got.len(), 19, "everyone else still gets it");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("sent 19, deferred 0, failed 0, suppressed 1"),
+        "{stdout}"
+    );
+}
