@@ -227,3 +227,117 @@ proptest! {
         load_config(&lines.join("\n"));
     }
 }
+
+/// Markdown-ish bodies: the characters and constructs that nest, link,
+/// escape and break (quotes, lists, emphasis, tables, raw HTML, entities,
+/// the placeholder characters, control characters), in any order.
+fn body() -> impl Strategy<Value = String> {
+    let piece = prop::sample::select(vec![
+        "> ",
+        ">",
+        "- ",
+        "* ",
+        "1. ",
+        "  ",
+        "\n",
+        "\n\n",
+        "**",
+        "*",
+        "_",
+        "__",
+        "~~",
+        "`",
+        "```\n",
+        "[",
+        "](",
+        ")",
+        "![",
+        "<",
+        ">",
+        "&",
+        "&amp;",
+        "&#x0;",
+        "<div>",
+        "</div>",
+        "<b>",
+        "<!--",
+        "-->",
+        "<script>",
+        "|",
+        "| a | b |\n|---|--:|\n",
+        "\\",
+        "#",
+        "## ",
+        "---\n",
+        "\t",
+        "\u{0}",
+        "\u{1b}",
+        "\u{E000}",
+        "\u{E001}",
+        "\u{2028}",
+        "\u{FEFF}",
+        "é",
+        "🗞",
+        "http://x",
+        "javascript:alert(1)",
+        "**Why it matters:** ",
+        "text ",
+    ]);
+    prop::collection::vec(piece, 0..120).prop_map(|v| v.concat())
+}
+
+proptest! {
+    // Each case renders a whole edition (Tera, CSS inlining): a few dozen
+    // in CI keep the suite quick; BRIEFING_FUZZ_CASES asks for more.
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("BRIEFING_FUZZ_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(48),
+        .. ProptestConfig::default()
+    })]
+
+    /// The whole item path of `check`, `build` and `send`: split,
+    /// front-matter, dates, the body's Markdown, the templates over it, CSS
+    /// inlining, the text part. Nothing panics or overflows the stack; an
+    /// item either renders or is a diagnostic inside its file.
+    #[test]
+    fn any_item_body_renders_or_is_a_diagnostic(body in body(), title in "\\PC{0,40}") {
+        use briefing::content::Scope;
+        use briefing::pipeline::Pipeline;
+        use briefing::render::SubscriberCtx;
+        let dir = tempfile::tempdir().unwrap();
+        crate::support::fs::copy_dir(&crate::support::fs::fixtures().join("basic"), dir.path());
+        let quoted = serde_json::to_string(&title).unwrap();
+        let file = format!(
+            "---\ntitle: {quoted}\ndate: 2026-11-29T10:00:00-05:00\nregion: world\ntopic: trade\npriority: 0\n---\n{body}"
+        );
+        std::fs::write(dir.path().join("content/world/fuzz.md"), &file).unwrap();
+        let newsroom = Newsroom::load(&dir.path().join("config.yaml")).unwrap();
+        // On a worker's 2 MB stack, as the preview and the sender render.
+        let outcome = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || {
+                let pipeline = Pipeline::open(newsroom, &Scope::All);
+                let at = briefing::time::parse_when("2026-11-30T08:00", pipeline.config().site.timezone).unwrap();
+                let broken = pipeline.library().broken.iter().any(|b| b.path.ends_with("fuzz.md"));
+                let mut rendered = 0;
+                for n in &pipeline.config().newsletters {
+                    if let Some(ed) = pipeline.edition(n, at) {
+                        if ed.is_sendable() {
+                            let r = pipeline.render(&ed, &SubscriberCtx::sample_for(pipeline.config(), n));
+                            if let Ok(r) = r {
+                                assert!(r.html.contains("</html>"));
+                                rendered += 1;
+                            }
+                        }
+                    }
+                }
+                (broken, rendered, pipeline.diagnostics())
+            })
+            .unwrap()
+            .join();
+        let (broken, rendered, diags) = outcome.expect("rendering panicked");
+        prop_assert!(broken || rendered > 0, "neither a diagnostic nor a rendering");
+        for d in diags.iter().filter(|d| d.path.ends_with("fuzz.md")) {
+            inside(d, &file);
+        }
+    }
+}
