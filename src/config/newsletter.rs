@@ -25,6 +25,20 @@ pub enum GroupBy {
     Topic,
 }
 
+/// Where the edition's lead goes: `top` opens the digest with it, before
+/// the sections (so that the subject, the preheader and the first story are
+/// the same story); `in_section` leaves it first in its own section.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeadPlacement {
+    #[default]
+    Top,
+    InSection,
+}
+
+/// What the digest calls its count of words and minutes.
+pub const DEFAULT_COUNT_LABEL: &str = "Reading time";
+
 /// One newsletter, validated.
 #[derive(Debug, Clone)]
 pub struct Newsletter {
@@ -50,6 +64,9 @@ pub struct Newsletter {
     /// such a list stops the edition before it is frozen, since it is far
     /// more often a broken export than a newsletter without readers.
     pub allow_empty: bool,
+    pub lead: LeadPlacement,
+    /// The name of the word count and reading time in the digest.
+    pub count_label: String,
 }
 
 impl Newsletter {
@@ -144,6 +161,8 @@ fn read_one(n: &mut Fields, id: &str, cx: &Ctx) -> Newsletter {
     let max_delay = duration(n, "max_delay", Duration::zero(), Duration::days(366))
         .unwrap_or(Duration::hours(DEFAULT_MAX_DELAY_HOURS));
     let allow_empty = n.bool("allow_empty").unwrap_or(false);
+    let lead = lead(n);
+    let count_label = count_label(n);
     Newsletter {
         id: id.to_string(),
         name,
@@ -162,6 +181,40 @@ fn read_one(n: &mut Fields, id: &str, cx: &Ctx) -> Newsletter {
         subscribers,
         max_delay,
         allow_empty,
+        lead,
+        count_label,
+    }
+}
+
+fn lead(n: &mut Fields) -> LeadPlacement {
+    match n.text("lead", "top or in_section") {
+        None => LeadPlacement::default(),
+        Some("top") => LeadPlacement::Top,
+        Some("in_section") => LeadPlacement::InSection,
+        Some(other) => {
+            let d = n.error(
+                "lead",
+                format!("unknown lead placement `{other}`: expected top or in_section"),
+            );
+            if let Some(s) = crate::diag::did_you_mean(other, ["top", "in_section"]) {
+                d.help = Some(format!("did you mean `{s}`?"));
+            }
+            LeadPlacement::default()
+        }
+    }
+}
+
+fn count_label(n: &mut Fields) -> String {
+    match n.text("count_label", "a label like \"Reading time\"") {
+        None => DEFAULT_COUNT_LABEL.to_string(),
+        Some(l) if l.trim().is_empty() || l.contains(['\n', '\r']) => {
+            n.error(
+                "count_label",
+                "`count_label` must be a short label on one line, like \"Reading time\"",
+            );
+            DEFAULT_COUNT_LABEL.to_string()
+        }
+        Some(l) => l.trim().to_string(),
     }
 }
 

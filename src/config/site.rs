@@ -1,4 +1,5 @@
-//! `site:`: the newsroom's name, public address, time zone and language.
+//! `site:`: the newsroom's name, public address, time zone, language and
+//! postal address.
 
 use chrono_tz::Tz;
 use serde::Serialize;
@@ -14,6 +15,36 @@ pub struct Site {
     #[serde(serialize_with = "ser_tz")]
     pub timezone: Tz,
     pub language: String,
+    /// Shown in every digest's footer; templates see it as text (empty when
+    /// there is none).
+    #[serde(serialize_with = "ser_postal")]
+    pub postal_address: PostalAddress,
+}
+
+/// The sender's postal address, which the US CAN-SPAM Act requires in
+/// commercial mail.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum PostalAddress {
+    /// Not configured: `check` warns and sending over SMTP refuses.
+    #[default]
+    Missing,
+    /// `postal_address: none`: the newsroom says it needs none.
+    NotRequired,
+    /// On one line, the lines of a multi-line value joined with ", ".
+    Given(String),
+}
+
+impl PostalAddress {
+    pub fn as_str(&self) -> &str {
+        match self {
+            PostalAddress::Given(a) => a,
+            _ => "",
+        }
+    }
+}
+
+fn ser_postal<S: serde::Serializer>(a: &PostalAddress, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(a.as_str())
 }
 
 fn ser_tz<S: serde::Serializer>(tz: &Tz, s: S) -> Result<S::Ok, S::Error> {
@@ -28,6 +59,7 @@ pub(super) fn read(f: &mut Fields) -> Site {
         base_url: String::new(),
         timezone: Tz::UTC,
         language: "en".into(),
+        postal_address: PostalAddress::Missing,
     };
     let Some(mut s) = f.fields("site", true) else {
         return site;
@@ -59,6 +91,46 @@ pub(super) fn read(f: &mut Fields) -> Site {
     if let Some(l) = s.text("language", "a language tag like en") {
         site.language = l.to_string();
     }
+    site.postal_address = postal_address(&mut s);
     f.absorb(s);
     site
+}
+
+/// `postal_address`: an address (lines joined), `none`, or a warning.
+fn postal_address(s: &mut Fields) -> PostalAddress {
+    let expected =
+        "the sender's postal address, like \"100 Example Street, Springfield, ST 00000\"";
+    let Some(text) = s.text("postal_address", expected) else {
+        let d = s.missing(
+            "`site.postal_address` is not set: commercial email must show the sender's postal address (the US CAN-SPAM Act), and `send` over SMTP refuses to start without it",
+        );
+        d.severity = crate::diag::Severity::Warning;
+        d.help = Some(
+            "add `postal_address: \"100 Example Street, Springfield, ST 00000\"` under `site:`, or `postal_address: none` if your newsletters need none".into(),
+        );
+        return PostalAddress::Missing;
+    };
+    if text.trim().eq_ignore_ascii_case("none") {
+        return PostalAddress::NotRequired;
+    }
+    let one_line = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(", ");
+    if one_line.is_empty() {
+        s.error(
+            "postal_address",
+            format!("`postal_address` is empty; expected {expected}, or none"),
+        );
+        return PostalAddress::Missing;
+    }
+    if let Some(c) = one_line.chars().find(|c| c.is_control()) {
+        s.error(
+            "postal_address",
+            format!("`postal_address` contains the control character {c:?}"),
+        );
+    }
+    PostalAddress::Given(one_line)
 }

@@ -15,8 +15,8 @@ use super::compose::{Composer, secret};
 use super::lease::{LEASE_TTL, holder, lease};
 use super::plan::{Plan, PlanStats, SectionPlan, plan};
 use crate::audience;
-use crate::config::{Newsletter, Newsroom, TransportKind};
-use crate::diag::Diagnostics;
+use crate::config::{Newsletter, Newsroom, PostalAddress, TransportKind};
+use crate::diag::{DiagnosticError, Diagnostics};
 use crate::edition::{Edition, Slot, edition_id};
 use crate::exit::Exit;
 use crate::ledger::{
@@ -26,8 +26,10 @@ use crate::mail::sender::{
     Job, LeasedLedger, MessageSource, OutcomeSink, Progress, SendOptions, deliver,
 };
 use crate::mail::transport::{SmtpConnector, Transport};
+use crate::mail::variant::Placeholders;
 use crate::messages::{Message, human, plural, progress_reporter};
 use crate::pipeline::Pipeline;
+use crate::render::SubscriberCtx;
 use crate::time::slot_stamp;
 
 /// How to send, beyond which edition.
@@ -375,7 +377,7 @@ pub fn send(
     let plan = plan(pipeline, &ed)?;
     diagnostics.extend(plan.warnings.iter().cloned());
     let mut run = if !opts.to.is_empty() {
-        let p = send_test_copies(newsroom, n, &plan, &opts.to)?;
+        let p = send_test_copies(pipeline, &ed, &plan, &opts.to)?;
         let (sent, failed) = (p.sent, p.failed + p.deferred);
         EditionRun::new(n, slot.at, EditionOutcome::Tested { sent, failed })
     } else if opts.dry_run {
@@ -484,11 +486,21 @@ pub fn resume(
 
 /// Checks, before anything is frozen or sent, what a send needs and a person
 /// must fix: the unsubscribe secret, the From and Reply-To addresses, the
-/// DKIM key, the SMTP URL and TLS policy, the password variable. A send that
+/// DKIM key, the SMTP URL and TLS policy, the password variable, the postal
+/// address the footer must show. A send that
 /// cannot start must leave no trace in the ledger: a frozen edition is
 /// finished by the next run however late that is, which would defeat
 /// `max_delay`.
 pub fn preflight(newsroom: &Newsroom, n: &Newsletter, slot: DateTime<Utc>) -> Result<()> {
+    let d = &newsroom.config.delivery;
+    if d.transport == TransportKind::Smtp
+        && newsroom.config.site.postal_address == PostalAddress::Missing
+    {
+        return Err(anyhow!(
+            "refusing to send over SMTP without a postal address: commercial email must show the sender's (the US CAN-SPAM Act); set `site.postal_address` in {}, or `postal_address: none` if your newsletters need none",
+            newsroom.config_path.display()
+        ));
+    }
     let secret = secret(newsroom)?;
     Composer::new(newsroom, n, "preflight", secret)?;
     if let Transport::Smtp(settings) = transport(newsroom, n, slot)? {
@@ -599,21 +611,32 @@ fn deliver_frozen(
 
 /// Sends test copies of a plan's full edition to `to` (not recorded).
 fn send_test_copies(
-    newsroom: &Newsroom,
-    n: &Newsletter,
+    pipeline: &Pipeline,
+    ed: &Edition,
     plan: &Plan,
     to: &[String],
 ) -> Result<Progress> {
+    let (newsroom, n) = (pipeline.newsroom(), ed.newsletter);
     let composer =
         Arc::new(Composer::new(newsroom, n, &plan.frozen.id, secret(newsroom)?)?.test_copies());
     let mut transport = transport(newsroom, n, plan.frozen.slot_utc)?;
     if let Transport::Outbox { dir } = &mut transport {
         *dir = dir.join("test");
     }
+    // Rendered as a test copy, whose footer says so instead of claiming
+    // that the address is subscribed.
+    let marks = Placeholders::new();
+    let reader = SubscriberCtx {
+        email: marks.mark("email"),
+        unsubscribe_url: marks.mark("unsubscribe_url"),
+        test_copy: true,
+        ..SubscriberCtx::default()
+    };
+    let r = pipeline.render(ed, &reader).map_err(DiagnosticError)?;
     let content = Arc::new((
-        plan.frozen.subject.clone(),
-        plan.frozen.html.clone(),
-        plan.frozen.text.clone(),
+        marks.seal(&r.subject, false),
+        marks.seal(&r.html, true),
+        marks.seal(&r.text, false),
     ));
     let mut jobs = Vec::new();
     for addr in to {
