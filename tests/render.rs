@@ -201,6 +201,19 @@ fn the_lead_opens_the_digest_and_agrees_with_subject_and_preheader() {
 }
 
 #[test]
+fn a_template_that_knows_only_sections_still_shows_the_lead() {
+    let n = Newsroom::fixture("basic").write(
+        "templates/digest.txt",
+        "{% for s in sections %}{% for i in s.items %}{{ i.title }}\n{% endfor %}{% endfor %}",
+    );
+    let (_, text) = built(&n);
+    assert!(
+        text.starts_with("Senate reaches a late deal on the stopgap bill\n"),
+        "{text}"
+    );
+}
+
+#[test]
 fn lead_placement_is_validated() {
     Newsroom::fixture("basic")
         .edit(

@@ -1,6 +1,7 @@
 //! What templates see, as types: `site`, `newsletter`, `edition`, `sections`
-//! (with their items) and `subscriber`. `docs/templates.md` documents these
-//! fields; a test checks that every documented variable is here.
+//! and `sections_below` (with their items) and `subscriber`.
+//! `docs/templates.md` documents these fields; a test checks that every
+//! documented variable is here.
 
 use std::collections::BTreeMap;
 
@@ -8,7 +9,7 @@ use serde::Serialize;
 
 use crate::audience::Subscriber;
 use crate::config::{Config, LeadPlacement, Newsletter, Site, Term};
-use crate::edition::{Edition, Placed};
+use crate::edition::{Edition, Placed, Section};
 use crate::render::markdown::absolute_url;
 use crate::render::{Bodies, byline};
 
@@ -191,7 +192,13 @@ pub struct TemplateContext<'a> {
     pub site: &'a Site,
     pub newsletter: NewsletterCtx<'a>,
     pub edition: EditionCtx<'a>,
+    /// Every item, the lead included, in section order: a template that
+    /// does not know `edition.top_story` still shows every story.
     pub sections: Vec<SectionCtx<'a>>,
+    /// The sections as they follow the top story: without it, and without
+    /// a section it leaves empty (the same as `sections` with
+    /// `lead: in_section`).
+    pub sections_below: Vec<SectionCtx<'a>>,
     pub subscriber: &'a SubscriberCtx,
 }
 
@@ -204,27 +211,11 @@ impl<'a> TemplateContext<'a> {
         words: (usize, usize),
     ) -> TemplateContext<'a> {
         let n = edition.newsletter;
-        let mut last_region = None;
-        let sections = edition
-            .sections_below()
-            .iter()
-            .map(|s| {
-                let first_in_region = s.region.is_some() && s.region.map(|r| &r.id) != last_region;
-                last_region = s.region.map(|r| &r.id);
-                SectionCtx {
-                    id: s.id(),
-                    title: s.title(),
-                    region: s.region.map(TermCtx::from),
-                    topic: s.topic.map(TermCtx::from),
-                    first_in_region,
-                    items: s
-                        .items
-                        .iter()
-                        .map(|p| ItemCtx::new(cfg, p, bodies))
-                        .collect(),
-                }
-            })
-            .collect();
+        let sections = section_ctxs(cfg, &edition.sections, bodies);
+        let sections_below = match edition.top_story() {
+            Some(_) => section_ctxs(cfg, &edition.sections_below(), bodies),
+            None => sections.clone(),
+        };
         TemplateContext {
             site: &cfg.site,
             newsletter: n.into(),
@@ -241,9 +232,37 @@ impl<'a> TemplateContext<'a> {
                 web_url: String::new(),
             },
             sections,
+            sections_below,
             subscriber,
         }
     }
+}
+
+fn section_ctxs<'a>(
+    cfg: &'a Config,
+    sections: &[Section<'a>],
+    bodies: &'a Bodies,
+) -> Vec<SectionCtx<'a>> {
+    let mut last_region = None;
+    sections
+        .iter()
+        .map(|s| {
+            let first_in_region = s.region.is_some() && s.region.map(|r| &r.id) != last_region;
+            last_region = s.region.map(|r| &r.id);
+            SectionCtx {
+                id: s.id(),
+                title: s.title(),
+                region: s.region.map(TermCtx::from),
+                topic: s.topic.map(TermCtx::from),
+                first_in_region,
+                items: s
+                    .items
+                    .iter()
+                    .map(|p| ItemCtx::new(cfg, p, bodies))
+                    .collect(),
+            }
+        })
+        .collect()
 }
 
 /// The `subscriber` templates see: the recipient, a real list row in the
