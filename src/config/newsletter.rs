@@ -311,3 +311,46 @@ fn template(n: &mut Fields) -> String {
     }
     t.to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Newsroom;
+
+    fn newsletter(lines: &str) -> Result<Newsletter, Vec<String>> {
+        let text = format!(
+            "site: {{ name: T, base_url: https://news.example.com, timezone: UTC, postal_address: none }}\nregions: [{{ id: w, name: W }}]\ntopics: [{{ id: t, name: T }}]\nnewsletters:\n  am:\n    name: AM\n    from: a@news.example.com\n{lines}"
+        );
+        Newsroom::from_text(std::path::Path::new("config.yaml"), text)
+            .map(|n| n.config.newsletters[0].clone())
+            .map_err(|ds| ds.iter().map(|d| d.headline()).collect())
+    }
+
+    #[test]
+    fn the_lead_goes_on_top_unless_the_newsletter_says_otherwise() {
+        assert_eq!(newsletter("").unwrap().lead, LeadPlacement::Top);
+        assert_eq!(
+            newsletter("    lead: in_section\n").unwrap().lead,
+            LeadPlacement::InSection
+        );
+        let e = newsletter("    lead: in-section\n").unwrap_err();
+        assert_eq!(
+            e,
+            [
+                "config.yaml:8:11: error: unknown lead placement `in-section`: expected top or in_section"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_count_can_be_named() {
+        assert_eq!(newsletter("").unwrap().count_label, "Reading time");
+        assert_eq!(
+            newsletter("    count_label: Smart Brevity count\n")
+                .unwrap()
+                .count_label,
+            "Smart Brevity count"
+        );
+        assert!(newsletter("    count_label: \" \"\n").is_err());
+    }
+}

@@ -101,6 +101,11 @@ fn postal_address(s: &mut Fields) -> PostalAddress {
     let expected =
         "the sender's postal address, like \"100 Example Street, Springfield, ST 00000\"";
     let Some(text) = s.text("postal_address", expected) else {
+        let wrong_type = (s.node().entry("postal_address")).is_some_and(|(_, v)| !v.is_null());
+        if wrong_type {
+            // Reported as such by `text`.
+            return PostalAddress::Missing;
+        }
         let d = s.missing(
             "`site.postal_address` is not set: commercial email must show the sender's postal address (the US CAN-SPAM Act), and `send` over SMTP refuses to start without it",
         );
@@ -133,4 +138,58 @@ fn postal_address(s: &mut Fields) -> PostalAddress {
         );
     }
     PostalAddress::Given(one_line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Newsroom;
+
+    fn site(lines: &str) -> Result<Newsroom, Vec<String>> {
+        let text = format!(
+            "site:\n  name: T\n  base_url: https://news.example.com\n  timezone: UTC\n{lines}regions: [{{ id: w, name: W }}]\ntopics: [{{ id: t, name: T }}]\nnewsletters:\n  am: {{ name: AM, from: a@news.example.com }}\n"
+        );
+        Newsroom::from_text(std::path::Path::new("config.yaml"), text)
+            .map_err(|ds| ds.iter().map(|d| d.headline()).collect())
+    }
+
+    #[test]
+    fn a_missing_postal_address_is_a_warning_at_site() {
+        let n = site("").unwrap();
+        assert_eq!(n.config.site.postal_address, PostalAddress::Missing);
+        let w: Vec<String> = n.warnings.iter().map(|d| d.headline()).collect();
+        assert_eq!(
+            w,
+            [
+                "config.yaml:1:1: warning: `site.postal_address` is not set: commercial email must show the sender's postal address (the US CAN-SPAM Act), and `send` over SMTP refuses to start without it"
+            ]
+        );
+        assert!(
+            n.warnings[0]
+                .help
+                .as_deref()
+                .unwrap()
+                .contains("postal_address: none")
+        );
+    }
+
+    #[test]
+    fn a_postal_address_is_one_line_and_none_opts_out() {
+        let n = site("  postal_address: |\n    The Daily Brief\n    1200 Harbor View Road\n\n    Port Ellison, ST 00000\n").unwrap();
+        assert_eq!(
+            n.config.site.postal_address.as_str(),
+            "The Daily Brief, 1200 Harbor View Road, Port Ellison, ST 00000"
+        );
+        assert!(n.warnings.is_empty());
+        let n = site("  postal_address: none\n").unwrap();
+        assert_eq!(n.config.site.postal_address, PostalAddress::NotRequired);
+        assert_eq!(n.config.site.postal_address.as_str(), "");
+        assert!(n.warnings.is_empty());
+        assert_eq!(
+            site("  postal_address: [a, b]\n").unwrap_err(),
+            [
+                "config.yaml:5:19: error: `postal_address` must be the sender's postal address, like \"100 Example Street, Springfield, ST 00000\"; found a list"
+            ]
+        );
+    }
 }
