@@ -105,7 +105,9 @@ fn openers(body: &str) -> Vec<Opener> {
 fn near_miss<'a>(label: &str, lead_ins: &'a [String]) -> Option<&'a str> {
     let bare = |s: &str| plain_quotes(s.trim().trim_end_matches(':').trim()).to_lowercase();
     let l = bare(label);
-    if l.chars().count() < 4 {
+    // Too short to tell a slip from another word; too long to be a lead-in
+    // (a whole bold sentence), and not worth comparing.
+    if !(4..=80).contains(&l.chars().count()) {
         return None;
     }
     lead_ins
