@@ -8,7 +8,7 @@ use textwrap::core::display_width;
 
 use super::markdown::{MarkdownOptions, events};
 use super::table::{self, Align};
-use crate::mail::variant::{Fields, fill, has_placeholders};
+use crate::mail::variant::{Fields, fill};
 
 /// Wraps `text` to `width` columns with the given first-line and
 /// continuation prefixes. Words longer than the width (URLs) stay whole;
@@ -107,35 +107,41 @@ fn glue_abbreviations(text: &str) -> String {
 /// address or name re-flows its whole paragraph instead of leaving a long
 /// line and a stray fragment; a URL alone on its line stays whole.
 pub fn fill_and_wrap(text: &str, fields: &Fields, width: usize) -> String {
-    if !has_placeholders(text) {
-        return text.to_string();
-    }
     let mut out = String::with_capacity(text.len() + 256);
-    for (i, line) in text.split('\n').enumerate() {
-        if i > 0 {
+    // Only the few lines that hold a placeholder are looked at; the rest
+    // (every item's text) is copied as it is.
+    let mut copied = 0;
+    while let Some(i) = text[copied..].find(PLACEHOLDER_START) {
+        let at = copied + i;
+        let start = text[..at].rfind('\n').map_or(0, |j| j + 1);
+        let end = text[at..].find('\n').map_or(text.len(), |j| at + j);
+        out.push_str(&text[copied..start]);
+        fill_line(&text[start..end], fields, width, &mut out);
+        copied = end;
+    }
+    out.push_str(&text[copied..]);
+    out
+}
+
+/// What starts every placeholder (see `mail::variant::placeholder`).
+const PLACEHOLDER_START: char = '\u{e000}';
+
+fn fill_line(line: &str, fields: &Fields, width: usize, out: &mut String) {
+    let filled = fill(line, fields, false);
+    if display_width(&filled) <= width {
+        out.push_str(&filled);
+        return;
+    }
+    let body = filled.trim_start();
+    let indent = &filled[..filled.len() - body.len()];
+    let body = body.split_whitespace().collect::<Vec<_>>().join(" ");
+    let wrapped = wrap(&body, width, indent, indent);
+    for (j, l) in wrapped.split('\n').enumerate() {
+        if j > 0 {
             out.push('\n');
         }
-        if !has_placeholders(line) {
-            out.push_str(line);
-            continue;
-        }
-        let filled = fill(line, fields, false);
-        if display_width(&filled) <= width {
-            out.push_str(&filled);
-            continue;
-        }
-        let body = filled.trim_start();
-        let indent = &filled[..filled.len() - body.len()];
-        let body = body.split_whitespace().collect::<Vec<_>>().join(" ");
-        let wrapped = wrap(&body, width, indent, indent);
-        for (j, l) in wrapped.split('\n').enumerate() {
-            if j > 0 {
-                out.push('\n');
-            }
-            break_overlong(l, width, indent, &mut out);
-        }
+        break_overlong(l, width, indent, out);
     }
-    out
 }
 
 /// A line still over `width` after wrapping holds one word longer than the
