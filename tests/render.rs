@@ -214,6 +214,37 @@ fn a_template_that_knows_only_sections_still_shows_the_lead() {
 }
 
 #[test]
+fn go_deeper_appears_once_per_story() {
+    // The sample malaria story: its body ends with its own Go deeper, and
+    // it has a `link:` to the full story.
+    let n = Newsroom::fixture(".");
+    n.run(&["build", "--at", "2026-11-27T13:00", "-n", "world"])
+        .success();
+    let html = n.read("out/world/2026-11-27T1200/email.html");
+    let text = n.read("out/world/2026-11-27T1200/email.txt");
+    let story = between(&text, "TOP STORY", "Politics\n");
+    assert_eq!(story.matches("Go deeper").count(), 1, "{story}");
+    assert!(story.contains("\nFull story: https://news.example.com/2026/11/26/malaria-trial\n"));
+    let story = between(&html, "class=\"top-story\"", "class=\"topic\"");
+    assert_eq!(story.matches("Go deeper").count(), 1, "{story}");
+    assert!(story.contains("Full story \u{2192}</a>"), "{story}");
+
+    // A body whose Go deeper links to the item's own link: that link once.
+    let item = "---\ntitle: Only one link\ndate: 2026-11-29T10:30:00-05:00\nregion: national\ntopic: politics\nlink: /2026/11/29/one\n---\nText.\n\n**Go deeper:** Read [the story](/2026/11/29/one).\n";
+    let n = Newsroom::fixture("basic").write("content/national/one.md", item);
+    let (html, text) = built(&n);
+    let url = "https://news.example.com/2026/11/29/one";
+    let story = between(&text, "Only one link", "* * *");
+    assert_eq!(story.matches(url).count(), 1, "{story}");
+    assert!(!story.contains("Full story") && story.matches("Go deeper").count() == 1);
+    let story = between(&html, ">Only one link<", "</td>");
+    assert!(!story.contains("class=\"go-deeper\""), "{story}");
+    n.run(&["check", "--at", AT])
+        .success()
+        .stderr_has("content/national/one.md:10:1: warning: the body's `Go deeper:` links to the item's own `link:` (line 6)");
+}
+
+#[test]
 fn lead_placement_is_validated() {
     Newsroom::fixture("basic")
         .edit(
