@@ -11,7 +11,7 @@ use std::time::Duration;
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 
 use briefing::config::Newsroom;
-use briefing::content::{self, Item, ParseCtx, Scope, parse_item, prescan_date};
+use briefing::content::{self, Item, Scope, parse_item, prescan_date};
 use briefing::edition;
 use briefing::pipeline::Pipeline;
 use briefing::render::Renderer;
@@ -71,12 +71,7 @@ fn load_check_10k(c: &mut Criterion) {
 fn parse_one(c: &mut Criterion) {
     let newsroom = newsroom(10_000);
     let cfg = &newsroom.config;
-    let ctx = ParseCtx {
-        timezone: cfg.site.timezone,
-        regions: &cfg.regions,
-        topics: &cfg.topics,
-        newsletters: cfg.newsletters.iter().map(|n| n.id.as_str()).collect(),
-    };
+    let ctx = content::parse_ctx(cfg);
     // A hundred different items, so no one item's shape dominates.
     let files: Vec<(PathBuf, String)> = content::load(&newsroom, &Scope::All)
         .items

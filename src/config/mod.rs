@@ -21,8 +21,10 @@ use crate::time::{DurationError, format_duration, parse_duration};
 use crate::yaml::{self, Fields, Source};
 
 pub use delivery::{DeliverySettings, TransportKind, Unsubscribe};
-pub use newsletter::{DEFAULT_MAX_DELAY_HOURS, GroupBy, Newsletter};
-pub use site::Site;
+pub use newsletter::{
+    DEFAULT_COUNT_LABEL, DEFAULT_MAX_DELAY_HOURS, GroupBy, LeadPlacement, Newsletter,
+};
+pub use site::{PostalAddress, Site};
 pub use taxonomy::Term;
 
 /// The lead-ins a newsroom gets unless it configures its own.

@@ -25,6 +25,20 @@ pub enum GroupBy {
     Topic,
 }
 
+/// Where the edition's lead goes: `top` opens the digest with it, before
+/// the sections (so that the subject, the preheader and the first story are
+/// the same story); `in_section` leaves it first in its own section.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeadPlacement {
+    #[default]
+    Top,
+    InSection,
+}
+
+/// What the digest calls its count of words and minutes.
+pub const DEFAULT_COUNT_LABEL: &str = "Reading time";
+
 /// One newsletter, validated.
 #[derive(Debug, Clone)]
 pub struct Newsletter {
@@ -50,6 +64,9 @@ pub struct Newsletter {
     /// such a list stops the edition before it is frozen, since it is far
     /// more often a broken export than a newsletter without readers.
     pub allow_empty: bool,
+    pub lead: LeadPlacement,
+    /// The name of the word count and reading time in the digest.
+    pub count_label: String,
 }
 
 impl Newsletter {
@@ -144,6 +161,8 @@ fn read_one(n: &mut Fields, id: &str, cx: &Ctx) -> Newsletter {
     let max_delay = duration(n, "max_delay", Duration::zero(), Duration::days(366))
         .unwrap_or(Duration::hours(DEFAULT_MAX_DELAY_HOURS));
     let allow_empty = n.bool("allow_empty").unwrap_or(false);
+    let lead = lead(n);
+    let count_label = count_label(n);
     Newsletter {
         id: id.to_string(),
         name,
@@ -162,6 +181,40 @@ fn read_one(n: &mut Fields, id: &str, cx: &Ctx) -> Newsletter {
         subscribers,
         max_delay,
         allow_empty,
+        lead,
+        count_label,
+    }
+}
+
+fn lead(n: &mut Fields) -> LeadPlacement {
+    match n.text("lead", "top or in_section") {
+        None => LeadPlacement::default(),
+        Some("top") => LeadPlacement::Top,
+        Some("in_section") => LeadPlacement::InSection,
+        Some(other) => {
+            let d = n.error(
+                "lead",
+                format!("unknown lead placement `{other}`: expected top or in_section"),
+            );
+            if let Some(s) = crate::diag::did_you_mean(other, ["top", "in_section"]) {
+                d.help = Some(format!("did you mean `{s}`?"));
+            }
+            LeadPlacement::default()
+        }
+    }
+}
+
+fn count_label(n: &mut Fields) -> String {
+    match n.text("count_label", "a label like \"Reading time\"") {
+        None => DEFAULT_COUNT_LABEL.to_string(),
+        Some(l) if l.trim().is_empty() || l.contains(['\n', '\r']) => {
+            n.error(
+                "count_label",
+                "`count_label` must be a short label on one line, like \"Reading time\"",
+            );
+            DEFAULT_COUNT_LABEL.to_string()
+        }
+        Some(l) => l.trim().to_string(),
     }
 }
 
@@ -257,4 +310,47 @@ fn template(n: &mut Fields) -> String {
         );
     }
     t.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Newsroom;
+
+    fn newsletter(lines: &str) -> Result<Newsletter, Vec<String>> {
+        let text = format!(
+            "site: {{ name: T, base_url: https://news.example.com, timezone: UTC, postal_address: none }}\nregions: [{{ id: w, name: W }}]\ntopics: [{{ id: t, name: T }}]\nnewsletters:\n  am:\n    name: AM\n    from: a@news.example.com\n{lines}"
+        );
+        Newsroom::from_text(std::path::Path::new("config.yaml"), text)
+            .map(|n| n.config.newsletters[0].clone())
+            .map_err(|ds| ds.iter().map(|d| d.headline()).collect())
+    }
+
+    #[test]
+    fn the_lead_goes_on_top_unless_the_newsletter_says_otherwise() {
+        assert_eq!(newsletter("").unwrap().lead, LeadPlacement::Top);
+        assert_eq!(
+            newsletter("    lead: in_section\n").unwrap().lead,
+            LeadPlacement::InSection
+        );
+        let e = newsletter("    lead: in-section\n").unwrap_err();
+        assert_eq!(
+            e,
+            [
+                "config.yaml:8:11: error: unknown lead placement `in-section`: expected top or in_section"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_count_can_be_named() {
+        assert_eq!(newsletter("").unwrap().count_label, "Reading time");
+        assert_eq!(
+            newsletter("    count_label: Smart Brevity count\n")
+                .unwrap()
+                .count_label,
+            "Smart Brevity count"
+        );
+        assert!(newsletter("    count_label: \" \"\n").is_err());
+    }
 }

@@ -46,7 +46,7 @@ fn loads_a_good_config_with_defaults() {
 fn unknown_keys_get_a_suggestion_and_position() {
     let bad = GOOD.replace("    lookback: 36h", "    lokback: 36h");
     let d = parse(&bad).unwrap_err();
-    let d = &d.0[0];
+    let d = d.iter().find(|d| d.is_error()).unwrap();
     assert_eq!(d.message, "unknown key `lokback`");
     assert_eq!((d.line, d.col, d.width), (14, 5, 7));
     assert_eq!(d.help.as_deref(), Some("did you mean `lookback`?"));
@@ -228,7 +228,10 @@ fn ledger_is_the_key_and_state_still_works_with_a_warning() {
     assert_eq!(c.ledger, Path::new("./db/ledger.sqlite"));
     let p = parsed(&format!("{GOOD}state: db/old.sqlite\n")).unwrap();
     assert_eq!(p.config.ledger, Path::new("./db/old.sqlite"));
-    let w: Vec<String> = p.warnings.iter().map(|d| d.headline()).collect();
+    let w: Vec<String> = (p.warnings.iter())
+        .map(|d| d.headline())
+        .filter(|h| !h.contains("postal_address"))
+        .collect();
     assert_eq!(
         w,
         [

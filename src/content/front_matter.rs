@@ -41,6 +41,10 @@ pub struct ParseCtx<'a> {
     pub regions: &'a [Term],
     pub topics: &'a [Term],
     pub newsletters: Vec<&'a str>,
+    /// `markdown.lead_ins`, to warn about near misses.
+    pub lead_ins: &'a [String],
+    /// `site.base_url`, to compare a body's links with `link:`.
+    pub base_url: &'a str,
 }
 
 /// The `date:` of an item read without parsing its YAML: a top-level
@@ -133,6 +137,17 @@ pub fn parse_item(
     item.body = s.body.to_string();
     item.body_line = s.body_line;
     item.warnings = expiry_warning(&src, &root, &item, ctx.timezone);
+    let link_line = root.entry("link").map(|(k, _)| k.pos.line);
+    item.warnings
+        .extend(super::lead_ins::check(&super::lead_ins::BodyCtx {
+            path,
+            file_text: text,
+            body: &item.body,
+            body_line: item.body_line,
+            link: item.link.as_deref().zip(link_line),
+            lead_ins: ctx.lead_ins,
+            base_url: ctx.base_url,
+        }));
     Ok(item)
 }
 
@@ -467,11 +482,14 @@ mod tests {
     fn parse(text: &str) -> Result<Item, Vec<Diagnostic>> {
         let regions = terms(&["national", "world"]);
         let topics = terms(&["trade", "tech"]);
+        let lead_ins = vec!["Why it matters:".to_string()];
         let ctx = ParseCtx {
             timezone: chrono_tz::America::New_York,
             regions: &regions,
             topics: &topics,
             newsletters: vec!["am"],
+            lead_ins: &lead_ins,
+            base_url: "https://news.example.com",
         };
         parse_item("world/x", Path::new("content/world/x.md"), text, &ctx)
     }

@@ -170,6 +170,8 @@ pub fn parse_ctx(cfg: &Config) -> ParseCtx<'_> {
         regions: &cfg.regions,
         topics: &cfg.topics,
         newsletters: cfg.newsletters.iter().map(|n| n.id.as_str()).collect(),
+        lead_ins: &cfg.markdown.lead_ins,
+        base_url: &cfg.site.base_url,
     }
 }
 

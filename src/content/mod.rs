@@ -3,6 +3,7 @@
 
 pub mod body;
 mod front_matter;
+pub mod lead_ins;
 mod load;
 pub mod split;
 

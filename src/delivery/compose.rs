@@ -13,6 +13,8 @@ use crate::mail::message::{DkimSigner, MessageSpec, check_headers, compose, mess
 use crate::mail::sender::BoxError;
 use crate::mail::token::{DEV_SECRET, unsubscribe_url};
 use crate::mail::variant::{Fields, fill};
+use crate::render::TEXT_WIDTH;
+use crate::render::text::fill_and_wrap;
 
 /// The unsubscribe secret that signs new links: the first of
 /// [`secrets`].
@@ -239,7 +241,8 @@ impl Composer {
             email.parse::<lettre::Address>()?,
         );
         let (text, html) = match bodies {
-            true => (fill(text, &f, false), fill(html, &f, true)),
+            // The text part is wrapped again around the reader's values.
+            true => (fill_and_wrap(text, &f, TEXT_WIDTH), fill(html, &f, true)),
             false => (String::new(), String::new()),
         };
         Ok(MessageSpec {

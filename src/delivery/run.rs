@@ -15,8 +15,8 @@ use super::compose::{Composer, secret};
 use super::lease::{LEASE_TTL, holder, lease};
 use super::plan::{Plan, PlanStats, SectionPlan, plan};
 use crate::audience;
-use crate::config::{Newsletter, Newsroom, TransportKind};
-use crate::diag::{Diagnostics, display_path};
+use crate::config::{Newsletter, Newsroom, PostalAddress, TransportKind};
+use crate::diag::{DiagnosticError, Diagnostics, display_path};
 use crate::edition::{Edition, Slot, edition_id};
 use crate::exit::Exit;
 use crate::ledger::{
@@ -27,8 +27,10 @@ use crate::mail::sender::{
 };
 use crate::mail::smtp::SmtpConnector;
 use crate::mail::transport::Transport;
+use crate::mail::variant::Placeholders;
 use crate::messages::{Message, human, plural, progress_reporter};
 use crate::pipeline::Pipeline;
+use crate::render::SubscriberCtx;
 use crate::time::slot_stamp;
 
 /// How to send, beyond which edition.
@@ -416,7 +418,7 @@ pub fn send(
     let plan = plan(pipeline, &ed)?;
     diagnostics.extend(plan.warnings.iter().cloned());
     let mut run = if !opts.to.is_empty() {
-        let (p, via) = send_test_copies(newsroom, n, &plan, &opts.to)?;
+        let (p, via) = send_test_copies(pipeline, &ed, &plan, &opts.to)?;
         let (sent, failed) = (p.sent, p.failed + p.deferred);
         let to = opts.to.clone();
         let outcome = EditionOutcome::Tested {
@@ -533,11 +535,21 @@ pub fn resume(
 
 /// Checks, before anything is frozen or sent, what a send needs and a person
 /// must fix: the unsubscribe secret, the From and Reply-To addresses, the
-/// DKIM key, the SMTP URL and TLS policy, the password variable. A send that
+/// DKIM key, the SMTP URL and TLS policy, the password variable, the postal
+/// address the footer must show. A send that
 /// cannot start must leave no trace in the ledger: a frozen edition is
 /// finished by the next run however late that is, which would defeat
 /// `max_delay`.
 pub fn preflight(newsroom: &Newsroom, n: &Newsletter, slot: DateTime<Utc>) -> Result<()> {
+    let d = &newsroom.config.delivery;
+    if d.transport == TransportKind::Smtp
+        && newsroom.config.site.postal_address == PostalAddress::Missing
+    {
+        return Err(anyhow!(
+            "refusing to send over SMTP without a postal address: commercial email must show the sender's (the US CAN-SPAM Act); set `site.postal_address` in {}, or `postal_address: none` if your newsletters need none",
+            newsroom.config_path.display()
+        ));
+    }
     let secret = secret(newsroom)?;
     Composer::new(newsroom, n, "preflight", secret)?;
     if let Transport::Smtp(settings) = transport(newsroom, n, slot)? {
@@ -687,11 +699,12 @@ fn deliver_frozen(
 /// Sends test copies of a plan's full edition to `to` (not recorded), and
 /// says where they went.
 fn send_test_copies(
-    newsroom: &Newsroom,
-    n: &Newsletter,
+    pipeline: &Pipeline,
+    ed: &Edition,
     plan: &Plan,
     to: &[String],
 ) -> Result<(Progress, String)> {
+    let (newsroom, n) = (pipeline.newsroom(), ed.newsletter);
     let composer =
         Arc::new(Composer::new(newsroom, n, &plan.frozen.id, secret(newsroom)?)?.test_copies());
     let mut transport = transport(newsroom, n, plan.frozen.slot_utc)?;
@@ -713,8 +726,21 @@ fn send_test_copies(
             )
         }
     };
-    let main = (plan.frozen.main()).ok_or_else(|| anyhow!("the edition has no rendering"))?;
-    let content = Arc::new((main.subject.clone(), main.html.clone(), main.text.clone()));
+    // Rendered as a test copy, whose footer says so instead of claiming
+    // that the address is subscribed.
+    let marks = Placeholders::new();
+    let reader = SubscriberCtx {
+        email: marks.mark("email"),
+        unsubscribe_url: marks.mark("unsubscribe_url"),
+        test_copy: true,
+        ..SubscriberCtx::default()
+    };
+    let r = pipeline.render(ed, &reader).map_err(DiagnosticError)?;
+    let content = Arc::new((
+        marks.seal(&r.subject, false),
+        marks.seal(&r.html, true),
+        marks.seal(&r.text, false),
+    ));
     let mut jobs = Vec::new();
     for addr in to {
         let email = audience::normalize_email(addr).map_err(|e| anyhow!("--to {addr}: {e}"))?;

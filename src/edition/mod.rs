@@ -6,7 +6,7 @@ use std::cmp::Ordering;
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::config::{Config, GroupBy, Newsletter, Term};
+use crate::config::{Config, GroupBy, LeadPlacement, Newsletter, Term};
 use crate::content::Item;
 use crate::time::slot_stamp;
 
@@ -115,6 +115,34 @@ impl<'a> Edition<'a> {
     /// The first item of the edition by priority, newest, title.
     pub fn lead(&self) -> Option<&Placed<'a>> {
         self.items().min_by(|a, b| item_order(a.item, b.item))
+    }
+    /// The story that opens the digest above the sections: the lead, unless
+    /// the newsletter keeps it in its section (`lead: in_section`).
+    pub fn top_story(&self) -> Option<&Placed<'a>> {
+        match self.newsletter.lead {
+            LeadPlacement::Top => self.lead(),
+            LeadPlacement::InSection => None,
+        }
+    }
+    /// The sections as the digest shows them below the top story: without
+    /// it, and without a section it leaves empty.
+    pub fn sections_below(&self) -> Vec<Section<'a>> {
+        let Some(top) = self.top_story() else {
+            return self.sections.clone();
+        };
+        let top = &top.item.id;
+        self.sections
+            .iter()
+            .filter_map(|s| {
+                let items: Vec<Placed<'a>> = s
+                    .items
+                    .iter()
+                    .filter(|p| &p.item.id != top)
+                    .cloned()
+                    .collect();
+                (!items.is_empty()).then(|| Section { items, ..s.clone() })
+            })
+            .collect()
     }
     /// Whether the edition carries enough items to be sent.
     pub fn is_sendable(&self) -> bool {
@@ -295,6 +323,8 @@ mod tests {
             subscribers: None,
             max_delay: Duration::hours(2),
             allow_empty: false,
+            lead: crate::config::LeadPlacement::Top,
+            count_label: crate::config::DEFAULT_COUNT_LABEL.into(),
         }
     }
 
@@ -307,6 +337,75 @@ mod tests {
         assert_eq!(s.start, utc("2026-11-27T11:00:00Z"));
         // Exactly at a slot, that slot is the one.
         assert_eq!(slot_for(&n, s.at).unwrap().at, s.at);
+    }
+
+    fn item(id: &str, region: &str, topic: &str, priority: i64) -> Item {
+        Item {
+            id: id.into(),
+            source: format!("content/{id}.md").into(),
+            title: id.into(),
+            date: utc("2026-11-30T10:00:00Z"),
+            regions: vec![region.into()],
+            topics: vec![topic.into()],
+            priority,
+            summary: String::new(),
+            authors: Vec::new(),
+            image: None,
+            link: None,
+            newsletters: None,
+            draft: false,
+            expires: None,
+            tags: Vec::new(),
+            extra: serde_json::Value::Null,
+            body: String::new(),
+            body_line: 1,
+            warnings: Vec::new(),
+        }
+    }
+
+    fn config() -> Config {
+        let text = "site: { name: S, base_url: https://x.example, timezone: UTC, postal_address: none }\nregions: [{ id: a, name: A }, { id: b, name: B }]\ntopics: [{ id: t, name: T }, { id: u, name: U }]\nnewsletters:\n  am: { name: AM, from: a@x.example }\n";
+        crate::config::Newsroom::from_text(std::path::Path::new("config.yaml"), text.into())
+            .unwrap()
+            .config
+    }
+
+    #[test]
+    fn the_lead_opens_the_digest_and_leaves_its_section() {
+        let cfg = config();
+        let items = vec![
+            item("a-first", "a", "t", 3),
+            item("a-second", "a", "u", 2),
+            item("b-lead", "b", "t", 1),
+        ];
+        let mut n = newsletter(None, None);
+        n.regions = None;
+        let slot = slot_for(&n, utc("2026-11-30T12:00:00Z")).unwrap();
+        let ed = select(&cfg, &n, slot, &items);
+        assert_eq!(ed.lead().unwrap().item.id, "b-lead");
+        assert_eq!(ed.top_story().unwrap().item.id, "b-lead");
+        let below: Vec<(String, Vec<&str>)> = ed
+            .sections_below()
+            .iter()
+            .map(|s| (s.id(), s.items.iter().map(|p| p.item.id.as_str()).collect()))
+            .collect();
+        // The lead's section held only the lead: it is gone, not empty.
+        assert_eq!(
+            below,
+            vec![
+                ("a/t".to_string(), vec!["a-first"]),
+                ("a/u".to_string(), vec!["a-second"])
+            ]
+        );
+        // A reader of region `a` only gets a lead of their own.
+        let mine = ed.personalise(&cfg, &["a".into()], &[]);
+        assert_eq!(mine.top_story().unwrap().item.id, "a-second");
+        assert_eq!(mine.sections_below().len(), 1);
+
+        n.lead = LeadPlacement::InSection;
+        let ed = select(&cfg, &n, slot, &items);
+        assert!(ed.top_story().is_none());
+        assert_eq!(ed.sections_below().len(), 3);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! rendered digest itself is only ever served on its own URL, inside a
 //! sandboxed iframe.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use chrono::{DateTime, Duration, Utc};
@@ -13,6 +14,7 @@ use super::{Audience, EditionView, Project};
 use crate::config::Newsletter;
 use crate::diag::{Diagnostic, Diagnostics, Severity};
 use crate::edition::{self, Edition};
+use crate::ledger::{EditionState, EditionSummary, Ledger};
 use crate::messages::{kb, plural};
 use crate::render::{GMAIL_CLIP_BYTES, HTML_WARN_BYTES, Rendered};
 
@@ -299,8 +301,13 @@ pub fn index(p: &Project, q: &PageQuery) -> String {
             );
             m.push_str(r#"<ul class="inbox" aria-label="Newsletters">"#);
             let link_q = q.at_only().query_string(None);
+            let ledger = ledger_editions(&cfg.ledger);
             for n in &cfg.newsletters {
                 let view = p.edition(n, at, &Audience::default());
+                let sent = view
+                    .as_ref()
+                    .map(|v| ledger_badge(&ledger, &v.full.id))
+                    .unwrap_or_default();
                 let href = format!("/newsletter/{}{}", url_encode(&n.id), link_q);
                 let next = n
                     .schedule
@@ -368,7 +375,7 @@ pub fn index(p: &Project, q: &PageQuery) -> String {
     <span class="count" data-items="{count}">{count_text}</span>
     <span class="when">{slot}</span>
   </a>
-  <div class="row-meta">{badge}<span>Next slot: <strong>{next}</strong></span><span>Schedule <code>{schedule}</code> {tzn}</span><span>From {from}</span></div>
+  <div class="row-meta">{sent}{badge}<span>Next slot: <strong>{next}</strong></span><span>Schedule <code>{schedule}</code> {tzn}</span><span>From {from}</span></div>
 </li>"#,
                     id = esc(&n.id),
                     href = esc(&href),
@@ -403,6 +410,78 @@ pub fn index(p: &Project, q: &PageQuery) -> String {
         &extra,
         &hidden_fields(q),
         &m,
+    )
+}
+
+/// The send ledger's editions by id, read only when the ledger exists: the
+/// preview never creates one. `Err` says why an existing one is unreadable.
+fn ledger_editions(path: &std::path::Path) -> Result<HashMap<String, EditionSummary>, String> {
+    if !path.is_file() {
+        return Ok(HashMap::new());
+    }
+    let ledger = Ledger::open(path).map_err(|e| e.to_string())?;
+    let editions = ledger.editions(None).map_err(|e| e.to_string())?;
+    Ok(editions.into_iter().map(|e| (e.id.clone(), e)).collect())
+}
+
+/// What the ledger says about edition `id`, so that an editor can tell a
+/// sent edition from a missed one at a glance.
+fn ledger_badge(ledger: &Result<HashMap<String, EditionSummary>, String>, id: &str) -> String {
+    let editions = match ledger {
+        Ok(e) => e,
+        Err(why) => {
+            return format!(
+                r#"<span class="badge badge-error" data-ledger="unreadable" title="{}">ledger unreadable</span>"#,
+                esc(why)
+            );
+        }
+    };
+    let Some(e) = editions.get(id) else {
+        return r#"<span class="badge badge-quiet" data-ledger="not-started" title="The send ledger has no record of this edition">not started</span>"#.into();
+    };
+    let c = &e.counts;
+    let (kind, class, label, title) = match e.state {
+        EditionState::Complete => (
+            "sent",
+            "badge-ok",
+            match c.failed {
+                0 => format!("sent to {}", thousands(c.sent as usize)),
+                f => format!("sent to {}, {f} failed", thousands(c.sent as usize)),
+            },
+            e.completed_at
+                .map(|t| format!("Complete since {}", t.format("%Y-%m-%d %H:%M UTC")))
+                .unwrap_or_default(),
+        ),
+        EditionState::Frozen | EditionState::Sending => (
+            "pending",
+            "badge-warn",
+            format!(
+                "sending: {} sent, {} to go",
+                thousands(c.sent as usize),
+                thousands(c.unsent() as usize)
+            ),
+            format!(
+                "Frozen in the ledger: {} pending, {} deferred, {} failed; the next send run continues it",
+                c.pending, c.deferred, c.failed
+            ),
+        ),
+        EditionState::Missed => (
+            "missed",
+            "badge-error",
+            "missed".to_string(),
+            e.reason.clone().unwrap_or_default(),
+        ),
+        EditionState::Skipped => (
+            "skipped",
+            "badge-quiet",
+            "skipped".to_string(),
+            e.reason.clone().unwrap_or_default(),
+        ),
+    };
+    format!(
+        r#"<span class="badge {class}" data-ledger="{kind}" title="{}">{}</span>"#,
+        esc(&title),
+        esc(&label)
     )
 }
 
@@ -795,41 +874,58 @@ fn items_list(p: &Project, n: &Newsletter, view: Option<&EditionView>, editor_ur
         return h;
     }
     let tz = n.timezone;
-    for s in &shown.sections {
+    let lead = shown.lead().map(|p| p.item.id.as_str());
+    let li = |h: &mut String, pl: &crate::edition::Placed| {
+        let i = pl.item;
+        let line = p.title_line(i);
+        let abs = nr.root.join(&i.source);
+        let abs_s = abs.to_string_lossy();
+        let href = editor_url
+            .replace("{path}", &abs_s)
+            .replace("{line}", &line.to_string());
+        let source = format!("{}:{line}", i.source.to_string_lossy().replace('\\', "/"));
+        // With `lead: in_section` the lead stays in its section: say which it is.
+        let badge = if shown.top_story().is_none() && lead == Some(i.id.as_str()) {
+            r#" <span class="badge badge-lead" title="The edition's lead: the subject and preheader name it">lead</span>"#
+        } else {
+            ""
+        };
+        let _ = write!(
+            h,
+            r#"<li class="item" data-item="{id}"><div class="item-main"><span class="item-title">{title}{badge}</span><span class="item-meta">{date} · priority {prio}{byline}</span></div><a class="source" href="{href}" title="Open {abs} at line {line}">{source}</a></li>"#,
+            id = esc(&i.id),
+            title = esc(&i.title),
+            date = esc(&i
+                .date
+                .with_timezone(&tz)
+                .format("%a %-d %b %H:%M")
+                .to_string()),
+            prio = i.priority,
+            byline = if i.authors.is_empty() {
+                String::new()
+            } else {
+                format!(" · {}", esc(&crate::render::byline(&i.authors)))
+            },
+            href = esc(&href),
+            abs = esc(&abs_s),
+            source = esc(&source),
+        );
+    };
+    // The order of the digest: the top story first, then the sections
+    // without it.
+    if let Some(top) = shown.top_story() {
+        h.push_str(r#"<h3 class="section section-top">Top story</h3><ol class="items">"#);
+        li(&mut h, top);
+        h.push_str("</ol>");
+    }
+    for s in &shown.sections_below() {
         let title = s.title();
         if !title.is_empty() {
             let _ = write!(h, r#"<h3 class="section">{}</h3>"#, esc(&title));
         }
         h.push_str(r#"<ol class="items">"#);
         for pl in &s.items {
-            let i = pl.item;
-            let line = p.title_line(i);
-            let abs = nr.root.join(&i.source);
-            let abs_s = abs.to_string_lossy();
-            let href = editor_url
-                .replace("{path}", &abs_s)
-                .replace("{line}", &line.to_string());
-            let source = format!("{}:{line}", i.source.to_string_lossy().replace('\\', "/"));
-            let _ = write!(
-                h,
-                r#"<li class="item" data-item="{id}"><div class="item-main"><span class="item-title">{title}</span><span class="item-meta">{date} · priority {prio}{byline}</span></div><a class="source" href="{href}" title="Open {abs} at line {line}">{source}</a></li>"#,
-                id = esc(&i.id),
-                title = esc(&i.title),
-                date = esc(&i
-                    .date
-                    .with_timezone(&tz)
-                    .format("%a %-d %b %H:%M")
-                    .to_string()),
-                prio = i.priority,
-                byline = if i.authors.is_empty() {
-                    String::new()
-                } else {
-                    format!(" · {}", esc(&crate::render::byline(&i.authors)))
-                },
-                href = esc(&href),
-                abs = esc(&abs_s),
-                source = esc(&source),
-            );
+            li(&mut h, pl);
         }
         h.push_str("</ol>");
     }

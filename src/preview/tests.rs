@@ -485,3 +485,152 @@ fn the_picker_reads_a_list_again_only_when_it_changes() {
     assert!(!Arc::ptr_eq(&first, &again));
     assert!(again.iter().any(|c| c.key == "late.addition@example.org"));
 }
+
+/// The `<li>` of newsletter `id` on the index page.
+fn index_row(index: &str, id: &str) -> String {
+    let start = index
+        .find(&format!("data-newsletter=\"{id}\""))
+        .unwrap_or_else(|| panic!("no row for {id}"));
+    let end = index[start..].find("</li>").unwrap() + start;
+    index[start..end].to_string()
+}
+
+#[test]
+fn the_index_shows_what_the_ledger_says_of_each_edition() {
+    use crate::ledger::{DeliveryUpdate, EditionStub, FrozenEdition, Ledger, Recipient, Rendering};
+
+    let (_d, p) = newsroom();
+    let q = pages::PageQuery {
+        at: Some("2026-11-30T08:00".into()),
+        ..Default::default()
+    };
+    let ledger_path = p.newsroom().unwrap().config.ledger.clone();
+    let index = pages::index(&p, &q);
+    for id in ["daily", "city"] {
+        assert!(
+            index_row(&index, id).contains(r#"data-ledger="not-started""#),
+            "{index}"
+        );
+    }
+    assert!(
+        !ledger_path.exists(),
+        "the preview never creates the ledger"
+    );
+
+    let cfg = &p.newsroom().unwrap().config;
+    let at = p.default_at();
+    let daily = p
+        .edition(cfg.newsletter("daily").unwrap(), at, &Audience::default())
+        .unwrap();
+    let city = p
+        .edition(cfg.newsletter("city").unwrap(), at, &Audience::default())
+        .unwrap();
+    let mut ledger = Ledger::open(&ledger_path).unwrap();
+    let frozen = FrozenEdition {
+        id: daily.full.id.clone(),
+        newsletter: "daily".into(),
+        slot_utc: daily.slot.at,
+        zone: "America/New_York".into(),
+        renderings: vec![Rendering {
+            subject: "S".into(),
+            html: "H".into(),
+            text: "T".into(),
+            item_ids: Vec::new(),
+        }],
+    };
+    let reader = |email: &str| Recipient {
+        email: email.into(),
+        name: None,
+        rendering: crate::ledger::MAIN_RENDERING,
+        fields: Default::default(),
+    };
+    ledger
+        .freeze_edition(&frozen, &[reader("a@example.com"), reader("b@example.com")])
+        .unwrap();
+    ledger
+        .record_batch(&[DeliveryUpdate {
+            edition_id: frozen.id.clone(),
+            email: "a@example.com".into(),
+            state: crate::ledger::DeliveryState::Sent,
+            attempts: 1,
+            reply: None,
+        }])
+        .unwrap();
+    let stub = EditionStub {
+        id: city.full.id.clone(),
+        newsletter: "city".into(),
+        slot_utc: city.slot.at,
+        zone: "America/New_York".into(),
+    };
+    ledger
+        .record_missed(&stub, "slot was 3h late when the sender ran")
+        .unwrap();
+
+    let index = pages::index(&p, &q);
+    let row = index_row(&index, "daily");
+    assert!(row.contains(r#"data-ledger="pending""#), "{row}");
+    assert!(row.contains("sending: 1 sent, 1 to go"), "{row}");
+    let row = index_row(&index, "city");
+    assert!(row.contains(r#"data-ledger="missed""#), "{row}");
+    assert!(row.contains("slot was 3h late"), "the reason: {row}");
+
+    ledger
+        .record_batch(&[DeliveryUpdate {
+            edition_id: frozen.id.clone(),
+            email: "b@example.com".into(),
+            state: crate::ledger::DeliveryState::Sent,
+            attempts: 1,
+            reply: None,
+        }])
+        .unwrap();
+    ledger.mark_complete(&frozen.id).unwrap();
+    let row = index_row(&pages::index(&p, &q), "daily");
+    assert!(
+        row.contains(r#"data-ledger="sent""#) && row.contains("sent to 2"),
+        "{row}"
+    );
+}
+
+#[test]
+fn in_this_edition_lists_the_lead_first_as_the_digest_does() {
+    let (_d, mut p) = newsroom();
+    let q = pages::PageQuery {
+        at: Some("2026-11-30T08:00".into()),
+        ..Default::default()
+    };
+    let cfg = &p.newsroom().unwrap().config;
+    let n = cfg.newsletter("daily").unwrap();
+    let view = p.edition(n, p.default_at(), &Audience::default()).unwrap();
+    let lead = view.full.lead().unwrap().item.title.clone();
+    let last_section_title = view.full.sections.last().unwrap().items[0]
+        .item
+        .title
+        .clone();
+    drop(view);
+    let page = pages::edition_page(&p, "daily", &q, "").unwrap();
+    let items = &page[page.find("In this edition").unwrap()..];
+    let top = items.find("Top story").expect("a top story heading");
+    assert!(
+        items[top..].find(&esc_title(&lead)).unwrap() < 200,
+        "{items}"
+    );
+    assert_eq!(items.matches(&esc_title(&lead)).count(), 1, "{items}");
+    assert!(items.find(&esc_title(&last_section_title)).unwrap() > top);
+
+    // `lead: in_section`: the digest's own order, with the lead marked.
+    edit(
+        &p,
+        "config.yaml",
+        "    group_by: [region, topic]\n",
+        "    group_by: [region, topic]\n    lead: in_section\n",
+    );
+    p.apply(&watch::Change::Config);
+    let page = pages::edition_page(&p, "daily", &q, "").unwrap();
+    let items = &page[page.find("In this edition").unwrap()..];
+    assert!(!items.contains("Top story"), "{items}");
+    assert!(items.contains(r#"class="badge badge-lead""#), "{items}");
+}
+
+fn esc_title(t: &str) -> String {
+    pages::esc(t)
+}

@@ -1,14 +1,15 @@
 //! What templates see, as types: `site`, `newsletter`, `edition`, `sections`
-//! (with their items) and `subscriber`. `docs/templates.md` documents these
-//! fields; a test checks that every documented variable is here.
+//! and `sections_below` (with their items) and `subscriber`.
+//! `docs/templates.md` documents these fields; a test checks that every
+//! documented variable is here.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
 use crate::audience::Subscriber;
-use crate::config::{Config, Newsletter, Site, Term};
-use crate::edition::{Edition, Placed};
+use crate::config::{Config, LeadPlacement, Newsletter, Site, Term};
+use crate::edition::{Edition, Placed, Section};
 use crate::render::markdown::absolute_url;
 use crate::render::{Bodies, byline};
 
@@ -35,6 +36,10 @@ pub struct NewsletterCtx<'a> {
     pub from: &'a str,
     pub reply_to: Option<&'a str>,
     pub template: &'a str,
+    /// `top` or `in_section`.
+    pub lead: LeadPlacement,
+    /// What the digest calls its word count and reading time.
+    pub count_label: &'a str,
 }
 
 impl<'a> From<&'a Newsletter> for NewsletterCtx<'a> {
@@ -45,6 +50,8 @@ impl<'a> From<&'a Newsletter> for NewsletterCtx<'a> {
             from: &n.from,
             reply_to: n.reply_to.as_deref(),
             template: &n.template,
+            lead: n.lead,
+            count_label: &n.count_label,
         }
     }
 }
@@ -61,6 +68,7 @@ pub struct ImageCtx<'a> {
 #[derive(Debug, Clone, Serialize)]
 pub struct ItemCtx<'a> {
     pub id: &'a str,
+    /// With typographic quotes, as the body has them.
     pub title: &'a str,
     /// RFC 3339 in the site's zone.
     pub date: String,
@@ -83,6 +91,12 @@ pub struct ItemCtx<'a> {
     pub word_count: usize,
     /// The item's file, relative to the newsroom, with `/` separators.
     pub source: String,
+    /// The body has its own `Go deeper:` paragraph: the template names the
+    /// `link` differently, so that a reader sees "Go deeper" once.
+    pub go_deeper: bool,
+    /// The `link` is also one of the body's Go deeper links: the template
+    /// leaves the link line out.
+    pub link_in_body: bool,
 }
 
 impl<'a> ItemCtx<'a> {
@@ -90,9 +104,16 @@ impl<'a> ItemCtx<'a> {
         let i = placed.item;
         let body = bodies.get(&i.id);
         let base = &cfg.site.base_url;
+        let link = i
+            .link
+            .as_deref()
+            .and_then(|l| absolute_url(l, base))
+            .unwrap_or_default();
+        let link_in_body =
+            !link.is_empty() && body.is_some_and(|b| b.go_deeper_links.contains(&link));
         ItemCtx {
             id: &i.id,
-            title: &i.title,
+            title: body.map_or(i.title.as_str(), |b| b.title.as_str()),
             date: i.date.with_timezone(&cfg.site.timezone).to_rfc3339(),
             region: placed.region.into(),
             topic: placed.topic.into(),
@@ -109,7 +130,7 @@ impl<'a> ItemCtx<'a> {
                 .map(TermCtx::from)
                 .collect(),
             priority: i.priority,
-            summary: &i.summary,
+            summary: body.map_or(i.summary.as_str(), |b| b.summary.as_str()),
             authors: &i.authors,
             byline: byline(&i.authors),
             image: i.image.as_ref().map(|img| ImageCtx {
@@ -117,17 +138,15 @@ impl<'a> ItemCtx<'a> {
                 alt: &img.alt,
                 credit: img.credit.as_deref(),
             }),
-            link: i
-                .link
-                .as_deref()
-                .and_then(|l| absolute_url(l, base))
-                .unwrap_or_default(),
+            link,
             tags: &i.tags,
             extra: &i.extra,
             html: body.map(|b| b.html.as_str()).unwrap_or_default(),
             text: body.map(|b| b.text.as_str()).unwrap_or_default(),
             word_count: body.map_or(0, |b| b.word_count),
             source: i.source.to_string_lossy().replace('\\', "/"),
+            go_deeper: body.is_some_and(|b| b.go_deeper),
+            link_in_body,
         }
     }
 }
@@ -151,13 +170,20 @@ pub struct EditionCtx<'a> {
     pub id: &'a str,
     /// The slot in the newsletter's zone, RFC 3339.
     pub slot: String,
+    /// The first story by priority (what the default subject names).
     pub lead: Option<ItemCtx<'a>>,
+    /// The lead again when the digest opens with it above the sections
+    /// (`lead: top`); null with `lead: in_section`.
+    pub top_story: Option<ItemCtx<'a>>,
     pub item_count: usize,
     pub word_count: usize,
     pub reading_minutes: usize,
     /// Empty while the subject and preheader templates themselves render.
     pub subject: String,
     pub preheader: String,
+    /// The edition's page in the web archive ("View in browser"); empty
+    /// when there is none.
+    pub web_url: String,
 }
 
 /// The whole context of one rendering.
@@ -166,7 +192,13 @@ pub struct TemplateContext<'a> {
     pub site: &'a Site,
     pub newsletter: NewsletterCtx<'a>,
     pub edition: EditionCtx<'a>,
+    /// Every item, the lead included, in section order: a template that
+    /// does not know `edition.top_story` still shows every story.
     pub sections: Vec<SectionCtx<'a>>,
+    /// The sections as they follow the top story: without it, and without
+    /// a section it leaves empty (the same as `sections` with
+    /// `lead: in_section`).
+    pub sections_below: Vec<SectionCtx<'a>>,
     pub subscriber: &'a SubscriberCtx,
 }
 
@@ -179,27 +211,11 @@ impl<'a> TemplateContext<'a> {
         words: (usize, usize),
     ) -> TemplateContext<'a> {
         let n = edition.newsletter;
-        let mut last_region = None;
-        let sections = edition
-            .sections
-            .iter()
-            .map(|s| {
-                let first_in_region = s.region.is_some() && s.region.map(|r| &r.id) != last_region;
-                last_region = s.region.map(|r| &r.id);
-                SectionCtx {
-                    id: s.id(),
-                    title: s.title(),
-                    region: s.region.map(TermCtx::from),
-                    topic: s.topic.map(TermCtx::from),
-                    first_in_region,
-                    items: s
-                        .items
-                        .iter()
-                        .map(|p| ItemCtx::new(cfg, p, bodies))
-                        .collect(),
-                }
-            })
-            .collect();
+        let sections = section_ctxs(cfg, &edition.sections, bodies);
+        let sections_below = match edition.top_story() {
+            Some(_) => section_ctxs(cfg, &edition.sections_below(), bodies),
+            None => sections.clone(),
+        };
         TemplateContext {
             site: &cfg.site,
             newsletter: n.into(),
@@ -207,16 +223,46 @@ impl<'a> TemplateContext<'a> {
                 id: &edition.id,
                 slot: edition.slot.at.with_timezone(&n.timezone).to_rfc3339(),
                 lead: edition.lead().map(|p| ItemCtx::new(cfg, p, bodies)),
+                top_story: edition.top_story().map(|p| ItemCtx::new(cfg, p, bodies)),
                 item_count: edition.item_count(),
                 word_count: words.0,
                 reading_minutes: words.1,
                 subject: String::new(),
                 preheader: String::new(),
+                web_url: String::new(),
             },
             sections,
+            sections_below,
             subscriber,
         }
     }
+}
+
+fn section_ctxs<'a>(
+    cfg: &'a Config,
+    sections: &[Section<'a>],
+    bodies: &'a Bodies,
+) -> Vec<SectionCtx<'a>> {
+    let mut last_region = None;
+    sections
+        .iter()
+        .map(|s| {
+            let first_in_region = s.region.is_some() && s.region.map(|r| &r.id) != last_region;
+            last_region = s.region.map(|r| &r.id);
+            SectionCtx {
+                id: s.id(),
+                title: s.title(),
+                region: s.region.map(TermCtx::from),
+                topic: s.topic.map(TermCtx::from),
+                first_in_region,
+                items: s
+                    .items
+                    .iter()
+                    .map(|p| ItemCtx::new(cfg, p, bodies))
+                    .collect(),
+            }
+        })
+        .collect()
 }
 
 /// The `subscriber` templates see: the recipient, a real list row in the
@@ -228,6 +274,12 @@ pub struct SubscriberCtx {
     pub email: String,
     pub name: String,
     pub unsubscribe_url: String,
+    /// Where the reader changes what they get; empty when there is no such
+    /// page.
+    pub preferences_url: String,
+    /// A `send --to` copy: the footer says so instead of claiming that the
+    /// address is subscribed.
+    pub test_copy: bool,
     /// The subscriber's preferences, as region and topic ids (empty: all).
     pub regions: Vec<String>,
     pub topics: Vec<String>,
@@ -246,13 +298,23 @@ impl SubscriberCtx {
         let mut fields = s.fields.clone();
         // Columns cannot shadow the named fields (the list parser keeps
         // them apart already; this keeps the context unambiguous).
-        for k in ["email", "name", "unsubscribe_url", "regions", "topics"] {
+        for k in [
+            "email",
+            "name",
+            "unsubscribe_url",
+            "preferences_url",
+            "test_copy",
+            "regions",
+            "topics",
+        ] {
             fields.remove(k);
         }
         SubscriberCtx {
             email: s.email.clone(),
             name: s.name.clone().unwrap_or_default(),
             unsubscribe_url,
+            preferences_url: String::new(),
+            test_copy: false,
             regions: s.regions.clone(),
             topics: s.topics.clone(),
             fields,
@@ -281,13 +343,16 @@ impl SubscriberCtx {
         s
     }
 
-    /// Every string field by name (`email`, `name`, `unsubscribe_url` and
-    /// the columns): what a message is filled with.
+    /// Every string field by name (`email`, `name`, `unsubscribe_url`,
+    /// `preferences_url` and the columns): what a message is filled with.
     pub fn values(&self) -> BTreeMap<String, String> {
         let mut m = self.fields.clone();
         m.insert("email".into(), self.email.clone());
         m.insert("name".into(), self.name.clone());
         m.insert("unsubscribe_url".into(), self.unsubscribe_url.clone());
+        if !self.preferences_url.is_empty() {
+            m.insert("preferences_url".into(), self.preferences_url.clone());
+        }
         m
     }
 
@@ -309,6 +374,8 @@ impl SubscriberCtx {
             email: mark("email"),
             name: mark("name"),
             unsubscribe_url: mark("unsubscribe_url"),
+            preferences_url: mark("preferences_url"),
+            test_copy: self.test_copy,
             regions: self.regions.clone(),
             topics: self.topics.clone(),
             fields: self.fields.keys().map(|k| (k.clone(), mark(k))).collect(),

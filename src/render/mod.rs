@@ -1,10 +1,11 @@
 //! Rendering an edition: item bodies to HTML and text, the newsletter's
 //! Tera templates over them, the subject and preheader, CSS inlining, and
-//! the Smart Brevity count.
+//! the word count and reading time.
 
 pub mod context;
 pub mod files;
 pub mod markdown;
+pub mod table;
 pub mod templates;
 pub mod text;
 
@@ -38,6 +39,12 @@ pub struct Body {
     pub html: String,
     pub text: String,
     pub word_count: usize,
+    /// The title and summary with the body's typographic punctuation.
+    pub title: String,
+    pub summary: String,
+    /// The body has its own `Go deeper:` paragraph, with these links.
+    pub go_deeper: bool,
+    pub go_deeper_links: Vec<String>,
 }
 
 /// Bodies by item id.
@@ -125,7 +132,7 @@ impl Renderer {
         items
             .par_iter()
             .map(|i| {
-                let html = markdown::to_html(&i.body, &self.md);
+                let (html, facts) = markdown::to_html_with_facts(&i.body, &self.md);
                 let text = text::to_text(&i.body, &self.md, TEXT_WIDTH);
                 let word_count = count_words(&i.title) + count_words(&text);
                 (
@@ -134,6 +141,10 @@ impl Renderer {
                         html,
                         text,
                         word_count,
+                        title: markdown::smart_text(&i.title),
+                        summary: markdown::smart_text(&i.summary),
+                        go_deeper: facts.go_deeper,
+                        go_deeper_links: facts.go_deeper_links,
                     },
                 )
             })
@@ -210,14 +221,12 @@ impl Renderer {
                     )
                 })?,
             None => lead
-                .map(|p| {
-                    if p.item.summary.trim().is_empty() {
-                        bodies
-                            .get(&p.item.id)
-                            .map(|b| b.text.chars().take(140).collect())
-                            .unwrap_or_default()
+                .and_then(|p| bodies.get(&p.item.id))
+                .map(|b| {
+                    if b.summary.trim().is_empty() {
+                        b.text.chars().take(140).collect()
                     } else {
-                        p.item.summary.clone()
+                        b.summary.clone()
                     }
                 })
                 .unwrap_or_default(),
@@ -303,7 +312,35 @@ pub fn inline_css(html: &str) -> Result<String, String> {
         .load_remote_stylesheets(false)
         .keep_at_rules(true)
         .build();
-    inliner.inline(html).map_err(|e| e.to_string())
+    let html = inliner.inline(html).map_err(|e| e.to_string())?;
+    Ok(kept_rules_after_meta(html))
+}
+
+/// css-inline writes the `@media` rules it keeps as the first thing in
+/// `<head>`, which pushes `<meta charset>` past the first 1,024 bytes, the
+/// part a browser reads for the encoding (HTML, "determining the character
+/// encoding"). The block moves to the end of `<head>`, after the metas.
+fn kept_rules_after_meta(html: String) -> String {
+    const STYLE: &str = "<style>";
+    const END: &str = "</style>";
+    let Some(head) = html.find("<head>").map(|i| i + "<head>".len()) else {
+        return html;
+    };
+    if !html[head..].starts_with(STYLE) {
+        return html;
+    }
+    let Some(style_end) = html[head..].find(END).map(|i| head + i + END.len()) else {
+        return html;
+    };
+    let Some(head_end) = html[style_end..].find("</head>").map(|i| style_end + i) else {
+        return html;
+    };
+    let mut out = String::with_capacity(html.len());
+    out.push_str(&html[..head]);
+    out.push_str(&html[style_end..head_end]);
+    out.push_str(&html[head..style_end]);
+    out.push_str(&html[head_end..]);
+    out
 }
 
 /// Trailing spaces off every line, at most one blank line in a row, CRLF-free.
@@ -340,6 +377,20 @@ mod tests {
     #[test]
     fn text_is_normalised() {
         assert_eq!(normalise_text("\n\na  \n\n\n\nb\n\n"), "a\n\nb\n");
+    }
+
+    #[test]
+    fn the_charset_comes_before_the_kept_media_rules() {
+        let css = "p{color:red} @media (max-width:600px){p{color:blue}} ".repeat(60);
+        let h = inline_css(&format!("<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>T</title><style>{css}</style></head><body><p>x</p></body></html>")).unwrap();
+        let meta = h.find("<meta charset").unwrap();
+        assert!(meta < 100, "{h}");
+        let style = h.find("<style>").unwrap();
+        assert!(
+            style > h.find("<title>").unwrap() && style < h.find("</head>").unwrap(),
+            "{h}"
+        );
+        assert!(h.contains("@media"), "{h}");
     }
 
     #[test]

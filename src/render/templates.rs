@@ -10,6 +10,7 @@ use tera::{ErrorKind, Kwargs, State, Tera, TeraResult};
 
 use super::text::wrap;
 use crate::diag::Diagnostic;
+use crate::mail::variant::has_placeholders;
 
 /// The built-in templates, compiled in: a newsroom without a `templates/`
 /// folder still gets good digests.
@@ -91,18 +92,21 @@ fn date(value: &str, kwargs: Kwargs, _: &State) -> TeraResult<String> {
 }
 
 /// `{{ item.summary | wrap(width=78, indent="  ") }}`: re-wraps a text.
+/// A paragraph holding a subscriber placeholder (an edition rendered for
+/// sending) stays on one line: its length is only known once the reader's
+/// value is in, and each message wraps it then (`text::fill_and_wrap`).
 fn wrap_filter(value: &str, kwargs: Kwargs, _: &State) -> TeraResult<String> {
     let width = kwargs.get::<usize>("width")?.unwrap_or(78);
     let indent = kwargs.get::<&str>("indent")?.unwrap_or("");
     let paras: Vec<String> = value
         .split("\n\n")
         .map(|p| {
-            wrap(
-                &p.split_whitespace().collect::<Vec<_>>().join(" "),
-                width,
-                indent,
-                indent,
-            )
+            let p = p.split_whitespace().collect::<Vec<_>>().join(" ");
+            if has_placeholders(&p) {
+                format!("{indent}{p}")
+            } else {
+                wrap(&p, width, indent, indent)
+            }
         })
         .collect();
     Ok(paras.join("\n\n"))

@@ -17,7 +17,7 @@ fn newsroom(zone: &str, schedule: &str) -> Newsroom {
 
 fn newsroom_with(zone: &str, schedule: &str, delivery: &str) -> Newsroom {
     let config = format!(
-        "site:\n  name: Due\n  base_url: https://news.example.com\n  timezone: {zone}\n\
+        "site:\n  name: Due\n  base_url: https://news.example.com\n  timezone: {zone}\n  postal_address: none\n\
          regions:\n  - {{ id: here, name: Here }}\ntopics:\n  - {{ id: news, name: News }}\n\
          {delivery}\
          newsletters:\n  x:\n    name: X Brief\n    from: \"X Brief <x@news.example.com>\"\n\

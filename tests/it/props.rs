@@ -42,11 +42,17 @@ fn inside(d: &Diagnostic, text: &str) {
 
 fn parse(text: &str) {
     let (regions, topics) = ctx_terms();
+    let lead_ins: Vec<String> = briefing::config::DEFAULT_LEAD_INS
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     let ctx = ParseCtx {
         timezone: chrono_tz::America::New_York,
         regions: &regions,
         topics: &topics,
         newsletters: vec!["am"],
+        lead_ins: &lead_ins,
+        base_url: "https://news.example.com",
     };
     // Positions are in the text as editors see it: CR and CRLF are line ends.
     let normalised = text.replace("\r\n", "\n").replace('\r', "\n");

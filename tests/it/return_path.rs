@@ -382,7 +382,7 @@ fn an_unsubscribe_during_the_edition_stops_the_rest_of_its_mail_to_that_person()
         .edit("config.yaml", "smtp://127.0.0.1:9?tls=none", &sink.url())
         .edit("config.yaml", "connections: 4", "connections: 1")
         .write("subscribers/am.csv", &csv);
-    let mut sender = room
+    let sender = room
         .command(&["send", "-n", "am", "--at", AT, "--now", NOW])
         .env("BRIEFING_UNSUBSCRIBE_SECRET", SECRET)
         .stdout(std::process::Stdio::piped())

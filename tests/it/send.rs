@@ -995,6 +995,28 @@ fn smtp_refuses_to_start_without_the_unsubscribe_secret() {
 }
 
 #[test]
+fn smtp_refuses_to_start_without_a_postal_address_unless_told_none_is_needed() {
+    let sink = SmtpSink::start(&[]);
+    let address = "  postal_address: 2 Delivery Road, Testville, ST 00000\n";
+    let room = newsroom(&sink).edit("config.yaml", address, "");
+    send(&room, &[]).code(1).stderr_has(
+        "refusing to send over SMTP without a postal address: commercial email must show the sender's (the US CAN-SPAM Act); set `site.postal_address` in",
+    );
+    assert!(sink.dumps().is_empty());
+    assert!(
+        ledger(&room).edition(EDITION).unwrap().is_none(),
+        "refused, yet the edition was frozen"
+    );
+    // Said explicitly, `none` lets it go, and no footer shows an address.
+    let room = room.edit(
+        "config.yaml",
+        "  timezone: America/New_York\n",
+        "  timezone: America/New_York\n  postal_address: none\n",
+    );
+    send(&room, &[]).success().stdout_has("sent 3,");
+}
+
+#[test]
 fn the_outbox_works_without_a_secret_using_the_marked_development_one() {
     let room =
         Newsroom::fixture("delivery").edit("config.yaml", "transport: smtp", "transport: outbox");
