@@ -729,6 +729,64 @@ fn crash_mid_edition_resends_at_most_one_message_per_connection() {
     assert_eq!(twice.len() as u64, slow_complete - before.sent);
 }
 
+/// Five kills in a row, then a run that finishes: every recipient gets the
+/// edition; each crash adds at most one extra copy per connection, and
+/// nobody gets more copies than there were crashes plus one.
+#[test]
+fn repeated_crashes_add_at_most_one_copy_per_connection_each() {
+    const READERS: usize = 300;
+    const CONNECTIONS: usize = 4;
+    const CRASHES: usize = 5;
+    let slow = SmtpSink::start(&["-W", ".:1"]);
+    let room = newsroom(&slow)
+        .edit(
+            "config.yaml",
+            "connections: 4",
+            &format!("connections: {CONNECTIONS}"),
+        )
+        .write("subscribers/am.csv", &subscribers_csv(READERS));
+    for crash in 0..CRASHES {
+        let before = if room.path().join("state/ledger.sqlite").exists() {
+            ledger(&room).counts(EDITION).unwrap().sent
+        } else {
+            0
+        };
+        let mut sender = room
+            .command(&SEND)
+            .env("BRIEFING_UNSUBSCRIBE_SECRET", SECRET)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_until(
+            Duration::from_secs(60),
+            "messages of this run to be recorded",
+            || {
+                room.path().join("state/ledger.sqlite").exists()
+                    && ledger(&room).counts(EDITION).unwrap().sent >= before + CONNECTIONS as u64
+            },
+        );
+        sender.kill().unwrap(); // SIGKILL
+        sender.wait().unwrap();
+        assert!(
+            ledger(&room).counts(EDITION).unwrap().pending > 0,
+            "crash {crash} came too late to test anything"
+        );
+    }
+    let fast = SmtpSink::start(&[]);
+    let room = retarget(room, &fast);
+    send(&room, &[]).success().stdout_has("[resumed]");
+    let counts = tally(slow.received().iter().chain(&fast.received()));
+    assert_eq!(counts.len(), READERS, "someone never got the edition");
+    let extra: usize = counts.values().map(|n| n - 1).sum();
+    assert!(
+        extra <= CRASHES * CONNECTIONS,
+        "{extra} extra copies after {CRASHES} crashes of {CONNECTIONS} connections"
+    );
+    let most = counts.values().max().copied().unwrap_or(0);
+    assert!(most <= CRASHES + 1, "someone got {most} copies");
+}
+
 #[test]
 fn two_concurrent_senders_send_each_message_once() {
     // A second per message (the DATA reply is held) keeps the first sender
