@@ -8,6 +8,7 @@ pub mod preview;
 pub mod run;
 pub mod schedule;
 pub mod send;
+pub mod serve;
 pub mod status;
 
 use std::path::PathBuf;

@@ -1127,6 +1127,35 @@ impl Ledger {
             .is_some())
     }
 
+    /// Every suppression of `address`, whatever its scope: what the reader's
+    /// own pages show (unsubscribed from this newsletter, from all, bounced).
+    pub fn suppressions_of(&self, address: &str) -> Result<Vec<Suppression>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT address, scope, reason, created_at, evidence FROM suppressions
+             WHERE address = ?1 ORDER BY scope",
+        )?;
+        let rows = stmt.query_map([address.to_ascii_lowercase()], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+            ))
+        })?;
+        rows.map(|row| {
+            let (address, scope, reason, created, evidence) = row?;
+            Ok(Suppression {
+                address,
+                scope: SuppressionScope::parse(&scope),
+                reason: reason.parse()?,
+                created_at: parse_ts("created_at", &created)?,
+                evidence: parse_json("evidence", &evidence)?,
+            })
+        })
+        .collect()
+    }
+
     /// A number that changes whenever another connection commits: a sender
     /// asks it before each message and reads the suppressions again only
     /// when it moved (SQLite's `PRAGMA data_version`).
@@ -1237,6 +1266,25 @@ impl Ledger {
             ],
         )?;
         Ok(())
+    }
+
+    /// The sections `address` chose for `newsletter`, if they chose.
+    pub fn preferences_of(&self, address: &str, newsletter: &str) -> Result<Option<Preferences>> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT regions, topics FROM preferences WHERE address = ?1 AND newsletter = ?2",
+                params![address.to_ascii_lowercase(), newsletter],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+            )
+            .optional()?;
+        row.map(|(regions, topics)| {
+            Ok(Preferences {
+                regions: parse_ids(&regions)?,
+                topics: parse_ids(&topics)?,
+            })
+        })
+        .transpose()
     }
 
     /// Stored choices, of one newsletter or all, by address.
