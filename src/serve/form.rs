@@ -44,9 +44,17 @@ impl Fields {
 }
 
 /// Reads the body. The size limit is the router's (a body past it is a
-/// 413); a multipart body that does not parse or a field that is not text
-/// is a 400.
+/// 413); a multipart body that does not parse, or one that stops short, is
+/// a 400.
 pub async fn read(req: Request) -> Result<Fields, StatusCode> {
+    read_any(req).await.map_err(|status| match status {
+        // What goes wrong reading a client's body is the client's doing.
+        s if s.is_server_error() => StatusCode::BAD_REQUEST,
+        s => s,
+    })
+}
+
+async fn read_any(req: Request) -> Result<Fields, StatusCode> {
     let multipart = req
         .headers()
         .get(header::CONTENT_TYPE)

@@ -17,3 +17,4 @@ mod preview;
 mod props;
 mod render;
 mod send;
+mod serve;
