@@ -209,10 +209,6 @@ impl Endpoint {
             "at": now.to_rfc3339(),
             "user_agent": user_agent.map(clip),
         });
-        let newsletter = match &scope {
-            SuppressionScope::All => None,
-            SuppressionScope::Newsletter(id) => Some(id.clone()),
-        };
         let s = Suppression {
             address: r.email.clone(),
             scope,
@@ -220,13 +216,15 @@ impl Endpoint {
             created_at: now,
             evidence: evidence.clone(),
         };
+        // Counted for the newsletter whose link it came through, even when
+        // it is from all of them: that newsletter is what made them leave.
         let event = ReturnEvent {
             address: r.email.clone(),
-            newsletter,
+            newsletter: Some(r.newsletter.clone()),
             edition_id: None,
             kind: ReturnKind::Unsubscribe,
             at: now,
-            evidence,
+            evidence: json!({ "scope": s.scope.as_str(), "request": evidence }),
         };
         let scope = s.scope.clone();
         let (new, entry) = self
@@ -269,14 +267,15 @@ impl Endpoint {
                 l.unsuppress(&address, Some(&lift_scope), false)?;
                 l.record_event(&ReturnEvent {
                     address,
-                    newsletter: match lift_scope {
-                        SuppressionScope::All => None,
-                        SuppressionScope::Newsletter(_) => Some(newsletter),
-                    },
+                    newsletter: Some(newsletter),
                     edition_id: None,
                     kind: ReturnKind::Resubscribe,
                     at: Utc::now(),
-                    evidence: json!({ "via": "reader page", "lifted": entry.reason.as_str() }),
+                    evidence: json!({
+                        "via": "reader page",
+                        "scope": lift_scope.as_str(),
+                        "lifted": entry.reason.as_str(),
+                    }),
                 })?;
                 Ok(Lift::Lifted)
             })

@@ -426,14 +426,15 @@ pub fn not_found(site: &str, language: &str) -> String {
     )
 }
 
-/// The ledger did not answer: nothing is claimed to be done.
+/// The ledger did not answer in time: nothing is claimed to be done. It
+/// may still get done (the work was queued); a second try is harmless.
 pub fn unavailable(site: &str, language: &str) -> String {
     layout(
         site,
         language,
         "unavailable",
         "Try again",
-        "<h1>Please try again in a minute</h1>\n<p>We could not record your choice just now, so nothing was changed.</p>\n",
+        "<h1>Please try again in a minute</h1>\n<p>We could not confirm your choice just now. Sending it again does no harm.</p>\n",
     )
 }
 

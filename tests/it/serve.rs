@@ -429,6 +429,8 @@ fn the_preferences_page_saves_sections_and_unsubscribes_from_all() {
     }
     let all = l.suppressions_of(&email).unwrap();
     assert_eq!(all.len(), 1);
+    // Counted against the newsletter whose page it came from.
+    assert_eq!(l.return_counts(None, Some("am")).unwrap().unsubscribes, 1);
     assert_eq!(
         (all[0].scope.clone(), all[0].reason),
         (SuppressionScope::All, SuppressionReason::Link)
