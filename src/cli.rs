@@ -200,6 +200,25 @@ pub enum Command {
     ///   briefing preferences --newsletter am --format json
     #[command(verbatim_doc_comment)]
     Preferences(PreferencesArgs),
+
+    /// Answer the links in every message: one-click unsubscribes, the unsubscribe
+    /// page and the preferences page.
+    ///
+    /// A public web endpoint meant to run behind the newsroom's TLS reverse proxy, at
+    /// the paths of delivery.unsubscribe.url and delivery.preferences.url, with
+    /// /healthz for the proxy. Mailbox providers' RFC 8058 one-click POSTs are recorded
+    /// in the ledger before they are answered; opening a link never unsubscribes; the
+    /// next edition leaves an unsubscribed reader out and honours the sections they
+    /// chose. Links are checked against the unsubscribe secret (the current one and,
+    /// during a rotation, the previous one). Prints its URL, then serves until SIGTERM
+    /// or Ctrl-C.
+    ///
+    /// Examples:
+    ///   briefing serve
+    ///   briefing serve --bind 127.0.0.1:8025
+    ///   briefing --log-format json serve --port 9000
+    #[command(verbatim_doc_comment)]
+    Serve(ServeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -282,6 +301,38 @@ pub struct PreferencesArgs {
 
     #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
     pub format: ExportFormat,
+}
+
+/// Where `serve` listens: an address, and maybe a port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bind {
+    pub ip: std::net::IpAddr,
+    pub port: Option<u16>,
+}
+
+/// `127.0.0.1`, `::1`, `127.0.0.1:8025` or `[::1]:8025`.
+pub fn parse_bind(s: &str) -> Result<Bind, String> {
+    if let Ok(ip) = s.parse::<std::net::IpAddr>() {
+        return Ok(Bind { ip, port: None });
+    }
+    s.parse::<std::net::SocketAddr>()
+        .map(|a| Bind {
+            ip: a.ip(),
+            port: Some(a.port()),
+        })
+        .map_err(|_| format!("`{s}` is not an address like 127.0.0.1 or 127.0.0.1:8025"))
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The address to listen on, with or without a port. The default serves this
+    /// machine only: the reverse proxy in front of it.
+    #[arg(long, default_value = "127.0.0.1", value_name = "ADDR[:PORT]", value_parser = parse_bind)]
+    pub bind: Bind,
+
+    /// The port to listen on (0 picks a free one). Default: 8025.
+    #[arg(long)]
+    pub port: Option<u16>,
 }
 
 #[derive(Debug, Args)]

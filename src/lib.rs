@@ -3,8 +3,9 @@
 //! The pipeline flows one way: `config` + `content` -> `edition` (the items
 //! of one newsletter's slot, in sections) -> `render` (HTML and text) ->
 //! `delivery` (plan, freeze, send through `mail`, record in the `ledger`).
-//! `pipeline` is the façade over the first stages; `inbound` reads the mail
-//! that comes back; `cmd` holds one thin file per command.
+//! `pipeline` is the façade over the first stages; `serve` answers the links
+//! in every message and `inbound` reads the mail that comes back; `cmd`
+//! holds one thin file per command.
 
 pub mod audience;
 pub mod cli;
@@ -24,5 +25,6 @@ pub mod preview;
 pub mod render;
 pub mod returns;
 pub mod schedule;
+pub mod serve;
 pub mod time;
 pub mod yaml;

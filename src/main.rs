@@ -18,7 +18,7 @@ fn init_logging(cli: &Cli) {
     // errors and the one result line per edition.
     let watched = cli.log_format == LogFormat::Json
         || std::io::stderr().is_terminal()
-        || matches!(cli.command, Command::Preview(_));
+        || matches!(cli.command, Command::Preview(_) | Command::Serve(_));
     let levels = ["error", "warn", "info", "debug", "trace"];
     let base = if watched { 2 } else { 1 };
     let default = match cli.quiet {
@@ -65,6 +65,7 @@ fn main() -> ExitCode {
         Command::Unsuppress(args) => cmd::suppress::unsuppress(&ctx, args),
         Command::Suppressions(args) => cmd::suppressions::suppressions(&ctx, args),
         Command::Preferences(args) => cmd::suppressions::preferences(&ctx, args),
+        Command::Serve(args) => cmd::serve::run(&ctx, args),
     };
     match result {
         Ok(exit) => exit.into(),

@@ -9,6 +9,7 @@ pub mod preview;
 pub mod run;
 pub mod schedule;
 pub mod send;
+pub mod serve;
 pub mod status;
 pub mod suppress;
 pub mod suppressions;

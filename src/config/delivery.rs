@@ -10,7 +10,7 @@ use super::site::Site;
 use super::{check_header_value, duration, path};
 use crate::mail::message::{DkimAlgorithm, DkimSettings};
 use crate::mail::smtp::SmtpSettings;
-use crate::mail::token::unsubscribe_url;
+use crate::mail::token::{preferences_url, unsubscribe_url};
 use crate::yaml::{Fields, Node, Pos};
 
 /// More sessions than this only queue at the relay and cost memory (1.37 GB
@@ -36,6 +36,7 @@ pub struct DeliverySettings {
     pub outbox: PathBuf,
     pub suppressions: Option<PathBuf>,
     pub unsubscribe: Unsubscribe,
+    pub preferences: PreferencesPage,
     /// Sender id for Gmail's `Feedback-ID` header.
     pub feedback_id: Option<String>,
     pub dkim: Option<DkimSettings>,
@@ -57,6 +58,13 @@ pub struct Unsubscribe {
     pub secret_env: String,
 }
 
+/// The page where a reader picks sections or unsubscribes from one or all
+/// newsletters (`briefing serve` answers it), linked from every message.
+#[derive(Debug, Clone)]
+pub struct PreferencesPage {
+    pub url: String,
+}
+
 /// Reads `delivery:` (every key optional).
 pub(super) fn read(f: &mut Fields, site: &Site, root: &Path) -> DeliverySettings {
     // Without the section the same reads give the defaults, and the
@@ -69,6 +77,7 @@ pub(super) fn read(f: &mut Fields, site: &Site, root: &Path) -> DeliverySettings
     let outbox = path(&mut d, "outbox", root).unwrap_or_else(|| root.join("out/outbox"));
     let suppressions = path(&mut d, "suppressions", root);
     let unsubscribe = unsubscribe(&mut d, site, base_url_pos);
+    let preferences = preferences(&mut d, &unsubscribe);
     let feedback_id = feedback_id(&mut d);
     let dkim = dkim(&mut d, root);
     let smtp = smtp(&mut d, root);
@@ -86,6 +95,7 @@ pub(super) fn read(f: &mut Fields, site: &Site, root: &Path) -> DeliverySettings
         outbox,
         suppressions,
         unsubscribe,
+        preferences,
         feedback_id,
         dkim,
         smtp,
@@ -234,17 +244,67 @@ fn unsubscribe(d: &mut Fields, site: &Site, base_url_pos: Option<Pos>) -> Unsubs
     out
 }
 
+/// The preferences page, explicit or next to the unsubscribe page (both are
+/// answered by `briefing serve`), held to the unsubscribe URL's rules: it is
+/// a signed link of the same kind.
+fn preferences(d: &mut Fields, unsubscribe: &Unsubscribe) -> PreferencesPage {
+    let Some(mut p) = d.fields("preferences", false) else {
+        // A broken unsubscribe URL is reported once, as itself.
+        return PreferencesPage {
+            url: sibling(&unsubscribe.url, "preferences"),
+        };
+    };
+    let url = p
+        .required_text(
+            "url",
+            "an https:// URL like https://news.example.com/preferences",
+        )
+        .unwrap_or_default()
+        .to_string();
+    if let Err(m) = check_header_value(&url) {
+        p.error("url", format!("`url` {m}"));
+    } else if let Some(why) = page_problem(&url).filter(|_| !url.is_empty()) {
+        p.error(
+            "url",
+            format!("the preferences URL `{url}` {why}; sending would fail for every recipient"),
+        );
+    }
+    d.absorb(p);
+    PreferencesPage { url }
+}
+
+/// `name` in the same folder as `url`: `https://x.example/news/unsubscribe`
+/// gives `https://x.example/news/<name>`, `https://x.example` gives
+/// `https://x.example/<name>`.
+pub(super) fn sibling(url: &str, name: &str) -> String {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    match url[after_scheme..].rfind('/') {
+        Some(i) => format!("{}{name}", &url[..after_scheme + i + 1]),
+        None => format!("{url}/{name}"),
+    }
+}
+
 /// Why the message composer would refuse `url` as the unsubscribe endpoint.
 /// The composer's own check decides; this only explains it.
 fn endpoint_problem(url: &str) -> Option<&'static str> {
     unsubscribe_url(url, "newsletter", "reader@example.com", b"check").err()?;
-    Some(if !url.starts_with("https://") {
+    Some(url_problem(url))
+}
+
+/// [`endpoint_problem`] for the preferences page.
+fn page_problem(url: &str) -> Option<&'static str> {
+    preferences_url(url, "newsletter", "reader@example.com", b"check").err()?;
+    Some(url_problem(url))
+}
+
+fn url_problem(url: &str) -> &'static str {
+    if !url.starts_with("https://") {
         "must be https:// (mail clients refuse plain http for one-click unsubscribe)"
     } else if url.contains(['?', '#']) {
         "must not carry a query (`?`) or fragment (`#`): briefing appends its own query"
     } else {
         "must be an absolute https:// URL without spaces, quotes or angle brackets"
-    })
+    }
 }
 
 fn feedback_id(d: &mut Fields) -> Option<String> {

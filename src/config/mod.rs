@@ -20,7 +20,7 @@ use crate::diag::{Diagnostic, Diagnostics, did_you_mean};
 use crate::time::{DurationError, format_duration, parse_duration};
 use crate::yaml::{self, Fields, Source};
 
-pub use delivery::{DeliverySettings, TransportKind, Unsubscribe};
+pub use delivery::{DeliverySettings, PreferencesPage, TransportKind, Unsubscribe};
 pub use newsletter::{
     DEFAULT_COUNT_LABEL, DEFAULT_MAX_DELAY_HOURS, GroupBy, LeadPlacement, Newsletter,
 };

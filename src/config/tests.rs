@@ -449,6 +449,53 @@ fn unsubscribe_urls_that_would_fail_every_send_are_refused() {
 }
 
 #[test]
+fn the_preferences_page_sits_next_to_the_unsubscribe_page_unless_configured() {
+    let c = parse(GOOD).unwrap();
+    assert_eq!(
+        c.delivery.preferences.url,
+        "https://news.example.com/preferences"
+    );
+    let c = parse(&format!(
+        "{GOOD}delivery:\n  unsubscribe:\n    url: https://example.com/news/u\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        c.delivery.preferences.url,
+        "https://example.com/news/preferences"
+    );
+    let c = parse(&format!(
+        "{GOOD}delivery:\n  preferences:\n    url: https://news.example.com/choose\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        c.delivery.preferences.url,
+        "https://news.example.com/choose"
+    );
+    for (url, why) in [
+        ("http://news.example.com/p", "must be https://"),
+        ("https://news.example.com/p?x=1", "must not carry a query"),
+    ] {
+        let h = headlines(&format!(
+            "{GOOD}delivery:\n  preferences:\n    url: \"{url}\"\n"
+        ));
+        let want = format!("config.yaml:17:10: error: the preferences URL `{url}` {why}");
+        assert!(has(&h, &want), "{url}: {h:#?}");
+    }
+    assert_eq!(
+        delivery::sibling("https://x.example", "p"),
+        "https://x.example/p"
+    );
+    assert_eq!(
+        delivery::sibling("https://x.example/", "p"),
+        "https://x.example/p"
+    );
+    assert_eq!(
+        delivery::sibling("https://x.example/a/b", "p"),
+        "https://x.example/a/p"
+    );
+}
+
+#[test]
 fn yaml_mistakes_in_config_get_hints() {
     let h = |t: &str| parsed(t).err().map(|d| d.0[0].clone()).unwrap();
     let d = h(&GOOD.replace("  name: T\n", "  name: The Brief: Daily\n"));

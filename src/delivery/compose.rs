@@ -11,7 +11,7 @@ use lettre::message::Mailbox;
 use crate::config::{Newsletter, Newsroom, TransportKind};
 use crate::mail::message::{DkimSigner, MessageSpec, check_headers, compose, message_id};
 use crate::mail::sender::BoxError;
-use crate::mail::token::{DEV_SECRET, unsubscribe_url};
+use crate::mail::token::{DEV_SECRET, preferences_url, unsubscribe_url};
 use crate::mail::variant::{Fields, fill};
 use crate::render::TEXT_WIDTH;
 use crate::render::text::fill_and_wrap;
@@ -67,6 +67,7 @@ pub struct Composer {
     from_domain: String,
     newsletter: String,
     unsubscribe: String,
+    preferences: String,
     unsubscribe_mailto: Option<String>,
     feedback_id: Option<String>,
     secret: Vec<u8>,
@@ -117,6 +118,7 @@ impl Composer {
             from_domain,
             newsletter: n.id.clone(),
             unsubscribe: d.unsubscribe.url.clone(),
+            preferences: d.preferences.url.clone(),
             unsubscribe_mailto: d.unsubscribe.mailto.clone(),
             feedback_id: d
                 .feedback_id
@@ -231,6 +233,9 @@ impl Composer {
             unsubscribe_url(&self.unsubscribe, &self.newsletter, email, &self.secret)?;
         let mut f = fields.clone();
         f.insert("unsubscribe_url".into(), unsubscribe_url.clone());
+        let preferences =
+            preferences_url(&self.preferences, &self.newsletter, email, &self.secret)?;
+        f.insert("preferences_url".into(), preferences);
         f.insert("email".into(), email.to_string());
         f.insert("name".into(), name.unwrap_or_default().to_string());
         let f = Fields(f);

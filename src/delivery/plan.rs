@@ -171,6 +171,7 @@ pub fn plan(pipeline: &Pipeline, edition: &Edition) -> Result<Plan> {
         email: "-".into(),
         name: "-".into(),
         unsubscribe_url: "-".into(),
+        preferences_url: "-".into(),
         fields: (audience::list_columns(list_path).into_iter())
             .map(|c| (c, "-".to_string()))
             .collect(),
@@ -212,7 +213,7 @@ pub fn plan(pipeline: &Pipeline, edition: &Edition) -> Result<Plan> {
         let pref = s.preference_key();
         // The unsubscribe link depends on the secret: it is filled in per
         // message. "-" marks it present for the variant.
-        let subscriber = SubscriberCtx::of(s, "-".into());
+        let subscriber = SubscriberCtx::of(s, "-".into(), "-".into());
         let values = subscriber.values();
         let present: Vec<&str> = (values.iter())
             .filter(|(k, v)| !v.is_empty() && is_tested(k))

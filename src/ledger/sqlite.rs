@@ -1043,6 +1043,44 @@ impl Ledger {
         Ok(n == 1)
     }
 
+    /// [`Ledger::suppress`] and, when the entry is new, the event that says
+    /// why, in one transaction: one commit, and never a suppression whose
+    /// event a crash lost. Returns whether the entry was new.
+    pub fn suppress_with_event(&mut self, s: &Suppression, e: &ReturnEvent) -> Result<bool> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let new = tx.execute(
+            "INSERT INTO suppressions (address, scope, reason, created_at, evidence)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (address, scope) DO NOTHING",
+            params![
+                s.address.to_ascii_lowercase(),
+                s.scope.as_str(),
+                s.reason.as_str(),
+                ts(s.created_at),
+                serde_json::to_string(&s.evidence)?
+            ],
+        )? == 1;
+        if new {
+            tx.execute(
+                "INSERT INTO return_events (address, newsletter, edition_id, kind, at, evidence)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT DO NOTHING",
+                params![
+                    e.address.to_ascii_lowercase(),
+                    e.newsletter,
+                    e.edition_id,
+                    e.kind.as_str(),
+                    ts(e.at),
+                    serde_json::to_string(&e.evidence)?
+                ],
+            )?;
+        }
+        tx.commit()?;
+        Ok(new)
+    }
+
     /// Removes the suppressions of `address` (for `scope`, or every scope).
     /// Only entries the person asked for themselves are lifted unless
     /// `force`; the others are returned in `kept`.
@@ -1129,6 +1167,35 @@ impl Ledger {
             )
             .optional()?
             .is_some())
+    }
+
+    /// Every suppression of `address`, whatever its scope: what the reader's
+    /// own pages show (unsubscribed from this newsletter, from all, bounced).
+    pub fn suppressions_of(&self, address: &str) -> Result<Vec<Suppression>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT address, scope, reason, created_at, evidence FROM suppressions
+             WHERE address = ?1 ORDER BY scope",
+        )?;
+        let rows = stmt.query_map([address.to_ascii_lowercase()], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+            ))
+        })?;
+        rows.map(|row| {
+            let (address, scope, reason, created, evidence) = row?;
+            Ok(Suppression {
+                address,
+                scope: SuppressionScope::parse(&scope),
+                reason: reason.parse()?,
+                created_at: parse_ts("created_at", &created)?,
+                evidence: parse_json("evidence", &evidence)?,
+            })
+        })
+        .collect()
     }
 
     /// A number that changes whenever another connection commits: a sender
@@ -1242,6 +1309,25 @@ impl Ledger {
             ],
         )?;
         Ok(())
+    }
+
+    /// The sections `address` chose for `newsletter`, if they chose.
+    pub fn preferences_of(&self, address: &str, newsletter: &str) -> Result<Option<Preferences>> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT regions, topics FROM preferences WHERE address = ?1 AND newsletter = ?2",
+                params![address.to_ascii_lowercase(), newsletter],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+            )
+            .optional()?;
+        row.map(|(regions, topics)| {
+            Ok(Preferences {
+                regions: parse_ids(&regions)?,
+                topics: parse_ids(&topics)?,
+            })
+        })
+        .transpose()
     }
 
     /// Stored choices, of one newsletter or all, by address.

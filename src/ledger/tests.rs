@@ -626,3 +626,77 @@ fn frozen_edition_can_become_missed() {
     assert_eq!(stored.reason.as_deref(), Some("sender never ran"));
     assert_eq!(stored.subject.as_deref(), Some("Morning Brief"));
 }
+
+fn suppression(address: &str, scope: SuppressionScope, reason: SuppressionReason) -> Suppression {
+    Suppression {
+        address: address.to_owned(),
+        scope,
+        reason,
+        created_at: Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).unwrap(),
+        evidence: serde_json::json!({"user_agent": "test"}),
+    }
+}
+
+#[test]
+fn a_readers_own_suppressions_and_preferences_are_found_by_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ledger = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+    let am = SuppressionScope::Newsletter("am".into());
+    assert!(
+        ledger
+            .suppress(&suppression(
+                "Ana@Example.com",
+                am.clone(),
+                SuppressionReason::OneClick
+            ))
+            .unwrap()
+    );
+    ledger
+        .suppress(&suppression(
+            "ana@example.com",
+            SuppressionScope::All,
+            SuppressionReason::Link,
+        ))
+        .unwrap();
+    ledger
+        .suppress(&suppression(
+            "bob@example.com",
+            am.clone(),
+            SuppressionReason::HardBounce,
+        ))
+        .unwrap();
+    let ana = ledger.suppressions_of("ANA@example.com").unwrap();
+    let scopes: Vec<_> = ana.iter().map(|s| (&s.scope, s.reason)).collect();
+    assert_eq!(
+        scopes,
+        [
+            (&SuppressionScope::All, SuppressionReason::Link),
+            (&am, SuppressionReason::OneClick)
+        ]
+    );
+    assert_eq!(ana[1].evidence["user_agent"], "test");
+    assert!(
+        ledger
+            .suppressions_of("carla@example.com")
+            .unwrap()
+            .is_empty()
+    );
+
+    assert_eq!(
+        ledger.preferences_of("ana@example.com", "am").unwrap(),
+        None
+    );
+    let p = Preferences {
+        regions: vec!["world".into()],
+        topics: vec![],
+    };
+    ledger.set_preferences("Ana@Example.com", "am", &p).unwrap();
+    assert_eq!(
+        ledger.preferences_of("ana@EXAMPLE.com", "am").unwrap(),
+        Some(p)
+    );
+    assert_eq!(
+        ledger.preferences_of("ana@example.com", "pm").unwrap(),
+        None
+    );
+}

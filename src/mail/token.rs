@@ -30,7 +30,7 @@ const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum TokenError {
     #[error(
-        "unsubscribe base URL {0:?} must be an absolute https:// URL without query, fragment, spaces or control characters"
+        "the unsubscribe or preferences page's URL {0:?} must be an absolute https:// URL without query, fragment, spaces or control characters"
     )]
     InvalidBaseUrl(String),
 }
@@ -90,6 +90,28 @@ fn mac(secret: &[u8], newsletter: &str, email: &str) -> HmacSha256 {
 /// `endpoint` is the newsroom's unsubscribe page (config
 /// `delivery.unsubscribe.url`), e.g. `https://news.example.com/unsubscribe`.
 pub fn unsubscribe_url(
+    endpoint: &str,
+    newsletter: &str,
+    email: &str,
+    secret: &[u8],
+) -> Result<String, TokenError> {
+    signed_url(endpoint, newsletter, email, secret)
+}
+
+/// The preferences page's link for one reader: the same query and the same
+/// token as [`unsubscribe_url`], on the page of config
+/// `delivery.preferences.url`. One token serves both pages, so a reader who
+/// can unsubscribe can also choose sections, and nothing else can.
+pub fn preferences_url(
+    endpoint: &str,
+    newsletter: &str,
+    email: &str,
+    secret: &[u8],
+) -> Result<String, TokenError> {
+    signed_url(endpoint, newsletter, email, secret)
+}
+
+fn signed_url(
     endpoint: &str,
     newsletter: &str,
     email: &str,
@@ -176,6 +198,15 @@ mod tests {
             url,
             format!("https://news.example.com/unsubscribe?n=am&e=a%2Bb%40example.com&t={token}")
         );
+    }
+
+    #[test]
+    fn preferences_url_carries_the_unsubscribe_token() {
+        let u = unsubscribe_url("https://x.example/unsubscribe", "am", "a@b.com", b"k").unwrap();
+        let p = preferences_url("https://x.example/preferences", "am", "a@b.com", b"k").unwrap();
+        assert_eq!(u.split_once('?').unwrap().1, p.split_once('?').unwrap().1);
+        assert!(p.starts_with("https://x.example/preferences?n=am&"), "{p}");
+        assert!(preferences_url("http://x.example/p", "am", "a@b.com", b"k").is_err());
     }
 
     #[test]

@@ -104,6 +104,13 @@ pub fn choices(config: &Config, newsletter: &Newsletter) -> Vec<Choice> {
             &secret,
         )
         .unwrap_or_default();
+        let prefs_url = crate::mail::token::preferences_url(
+            &config.delivery.preferences.url,
+            &newsletter.id,
+            &s.email,
+            &secret,
+        )
+        .unwrap_or_default();
         let prefs: Vec<String> = s.regions.iter().chain(&s.topics).cloned().collect();
         let label = match (&s.name, prefs.is_empty()) {
             (Some(n), true) => format!("{n} <{}>", s.email),
@@ -114,7 +121,7 @@ pub fn choices(config: &Config, newsletter: &Newsletter) -> Vec<Choice> {
         out.push(Choice {
             key: s.email.clone(),
             label,
-            subscriber: SubscriberCtx::of(&s, url),
+            subscriber: SubscriberCtx::of(&s, url, prefs_url),
             regions: s.regions,
             topics: s.topics,
         });

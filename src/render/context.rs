@@ -293,8 +293,8 @@ pub const SAMPLE_EMAIL: &str = "reader@example.com";
 
 impl SubscriberCtx {
     /// The one way to make a subscriber's context: from a list row and the
-    /// row's unsubscribe link.
-    pub fn of(s: &Subscriber, unsubscribe_url: String) -> SubscriberCtx {
+    /// row's unsubscribe and preferences links.
+    pub fn of(s: &Subscriber, unsubscribe_url: String, preferences_url: String) -> SubscriberCtx {
         let mut fields = s.fields.clone();
         // Columns cannot shadow the named fields (the list parser keeps
         // them apart already; this keeps the context unambiguous).
@@ -313,7 +313,7 @@ impl SubscriberCtx {
             email: s.email.clone(),
             name: s.name.clone().unwrap_or_default(),
             unsubscribe_url,
-            preferences_url: String::new(),
+            preferences_url,
             test_copy: false,
             regions: s.regions.clone(),
             topics: s.topics.clone(),
@@ -328,7 +328,9 @@ impl SubscriberCtx {
             name: Some("Sample Reader".into()),
             ..Subscriber::default()
         };
-        SubscriberCtx::of(&s, format!("{}/unsubscribe?sample=1", cfg.site.base_url))
+        let link = |url: &str| format!("{url}?sample=1");
+        let d = &cfg.delivery;
+        SubscriberCtx::of(&s, link(&d.unsubscribe.url), link(&d.preferences.url))
     }
 
     /// The sample subscriber for newsletter `n`: with the list's extra

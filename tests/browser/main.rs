@@ -1,7 +1,8 @@
 //! `briefing preview` in a real browser: headless Chromium, driven through
 //! chromedriver, against the server started over a temporary copy of
-//! `tests/fixtures/preview`. Every wait polls with a deadline; nothing here
-//! asserts on timing.
+//! `tests/fixtures/preview`; `briefing serve`'s reader pages are in
+//! `serve`. Every wait polls with a deadline; nothing here asserts on
+//! timing.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them).
 //! Without them these tests fail: they never skip.
@@ -18,8 +19,13 @@ use fantoccini::{Client, ClientBuilder, Locator};
 #[path = "../it/support/fs.rs"]
 mod fs;
 #[allow(dead_code)]
+#[path = "../it/support/newsroom.rs"]
+mod newsroom;
+#[allow(dead_code)]
 #[path = "../it/support/server.rs"]
 mod server;
+
+mod serve;
 
 use serde_json::{Value, json};
 use server::{Server, free_port};

@@ -18,3 +18,4 @@ mod props;
 mod render;
 mod return_path;
 mod send;
+mod serve;

@@ -102,7 +102,8 @@ impl Server {
         body: &[u8],
     ) -> (u16, String) {
         let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        // Generous: a loaded CI machine fsyncs slowly; this bounds a hang.
+        s.set_read_timeout(Some(Duration::from_secs(90))).unwrap();
         let mut req = format!("{method} {path} HTTP/1.1\r\n");
         if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
             req.push_str(&format!("Host: 127.0.0.1:{}\r\n", self.port));
