@@ -1,5 +1,5 @@
 //! Exit codes from one place. Every command returns an [`Exit`]; an error
-//! becomes 1 unless it is a [`UsageError`] (2). cron alerting reads these, so
+//! becomes 1 unless it is a [`UsageError`] (2) or marked [`TryLater`] (75). cron alerting reads these, so
 //! their meaning is part of the interface (README, docs/deployment.md).
 
 use std::fmt;
@@ -74,10 +74,24 @@ pub fn usage(message: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(UsageError(message.into()))
 }
 
+/// The context that marks an error as worth retrying as it stands (exit 75):
+/// `briefing inbound` under a mail server's pipe, which keeps the message
+/// queued and delivers it again instead of bouncing it.
+#[derive(Debug)]
+pub struct TryLater(pub &'static str);
+
+impl fmt::Display for TryLater {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
 /// The exit code an error ends a command with.
 pub fn of_error(e: &anyhow::Error) -> Exit {
     if e.chain().any(|c| c.is::<UsageError>()) {
         Exit::Usage
+    } else if e.downcast_ref::<TryLater>().is_some() {
+        Exit::TempFail
     } else {
         Exit::Failed
     }
@@ -102,12 +116,14 @@ mod tests {
     }
 
     #[test]
-    fn usage_errors_map_to_2_even_with_context() {
+    fn usage_errors_map_to_2_and_try_later_to_75_even_with_context() {
         use anyhow::Context as _;
         let e: anyhow::Result<()> = Err(usage("no newsletter `x`"));
         let e = e.context("while sending").unwrap_err();
         assert_eq!(of_error(&e), Exit::Usage);
         assert_eq!(of_error(&anyhow::anyhow!("disk full")), Exit::Failed);
+        let later = anyhow::anyhow!("database is locked").context(TryLater("nothing recorded"));
+        assert_eq!(of_error(&later), Exit::TempFail);
         assert_eq!(Exit::TempFail.code(), 75);
     }
 }

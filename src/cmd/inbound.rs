@@ -2,16 +2,26 @@
 //! classify and attribute each message, record what it says, print a line
 //! each (a JSON line with `--json`, the contract other tools read).
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 
 use super::Ctx;
 use crate::cli::InboundArgs;
 use crate::delivery::compose::secrets;
-use crate::exit::Exit;
+use crate::exit::{Exit, TryLater};
 use crate::ledger::Ledger;
 use crate::returns::{self, Handled, mailbox};
 
+/// Any error is worth a retry: under a mail server's pipe, exit 75 keeps
+/// the message queued instead of bouncing it (to the postmaster, for a
+/// returned bounce), so a ledger that is locked or a config being edited
+/// loses nothing.
 pub fn run(ctx: &Ctx, args: &InboundArgs) -> Result<Exit> {
+    receive(ctx, args).context(TryLater(
+        "stopped; what is not yet recorded is left for the next try (exit 75)",
+    ))
+}
+
+fn receive(ctx: &Ctx, args: &InboundArgs) -> Result<Exit> {
     let newsroom = ctx.newsroom()?;
     let cx = returns::context(&newsroom, secrets(&newsroom)?, args.recipient.clone());
     // A dry run never creates a ledger; a real one records into it.
@@ -55,6 +65,7 @@ fn line(h: &Handled) -> String {
     let r = &h.report;
     let who: Vec<&str> = r.recipients.iter().map(|x| x.address.as_str()).collect();
     let what = match (h.applied.suppressed.len(), h.applied.counted.len()) {
+        _ if !h.understood() => "not understood: kept for a person".to_string(),
         (0, 0) if !h.applied.policy_blocks.is_empty() => {
             "a policy refusal: the relay's reputation, not the subscriber (see status)".to_string()
         }
@@ -63,7 +74,7 @@ fn line(h: &Handled) -> String {
         (0, c) => format!("soft bounce counted for {c}"),
         (s, c) => format!("suppressed {s}, soft bounce counted for {c}"),
     };
-    let edition = r.edition.as_deref().unwrap_or("no edition of ours");
+    let edition = r.edition.as_deref().unwrap_or("edition unknown");
     let kind = serde_json::to_value(r.kind).unwrap_or_default();
     format!(
         "{}: {} for {} ({edition}): {what}",

@@ -432,6 +432,7 @@ fn real_postfix_dsns_classify_as_their_failures() {
 fn real_postfix_rejects_synchronously_and_warns_of_delays() {
     let relay = Relay::start(Options {
         delay_warnings: true,
+        ..Options::default()
     });
     let secret = b"relay-test-secret";
 
@@ -546,6 +547,7 @@ fn a_fresh_postfix_writes_dsns_that_classify_as_the_committed_fixtures() {
     drop(relay);
     let relay = Relay::start(Options {
         delay_warnings: true,
+        ..Options::default()
     });
     capture(&relay, &[(&soft, 1010, "", "", "postfix_delayed")]);
     let mut checked = 0;

@@ -131,6 +131,52 @@ fn real_postfix_bounces_suppress_the_dead_addresses_and_the_next_edition_skips_t
     );
 }
 
+/// A relay that will not take a message this big would refuse every reader
+/// the same way: that is the edition's problem, not a bounce. Whether the
+/// relay says so in its EHLO (SIZE) or only after the final dot (`552
+/// 5.3.4`), the send stops with everyone pending and nobody suppressed.
+#[test]
+fn a_message_too_big_for_the_relay_stops_the_send_and_fails_nobody() {
+    for hide_size in [false, true] {
+        let relay = Relay::start(Options {
+            message_size_limit: Some(4000),
+            hide_size,
+            ..Options::default()
+        });
+        let people = [
+            format!("a@{}", postfix::ACCEPT),
+            format!("b@{}", postfix::ACCEPT),
+        ];
+        let room = newsroom(&relay, &people);
+        let sent = run(&room, &["send", "-n", "am", "--at", AT, "--now", NOW]);
+        sent.code(1);
+        assert!(
+            sent.stderr.contains("too big") || sent.stderr.contains("(its SIZE)"),
+            "hide_size {hide_size}: {}",
+            sent.stderr
+        );
+        let status = run(&room, &["status", "--edition", "am-2026-11-30T0600"]);
+        status.success();
+        let row: Vec<&str> = (status.stdout.lines())
+            .find(|l| l.starts_with("am-2026-11-30T0600"))
+            .unwrap()
+            .split_whitespace()
+            .collect();
+        // edition, state, date, time, zone, then sent pending deferred failed doubt
+        assert_eq!(row[5..10], ["0", "2", "0", "0", "0"], "{}", status.stdout);
+        let failed = run(
+            &room,
+            &["status", "--edition", "am-2026-11-30T0600", "--failed"],
+        );
+        assert!(
+            !failed.stdout.contains('@'),
+            "hide_size {hide_size}: nobody failed: {}",
+            failed.stdout
+        );
+        assert!(suppressed(&room).is_empty(), "hide_size {hide_size}");
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Reports built from what `send` really wrote to the outbox: complaints,
 // mailed unsubscribes, soft bounces, a Maildir.
@@ -304,6 +350,11 @@ fn a_maildir_keeps_what_it_does_not_understand_and_files_the_rest() {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     assert_eq!(left, ["2.human"], "kept for a person, never deleted");
+    assert!(
+        (r.stdout.lines()).any(|l| l.contains("new/2.human:") && l.ends_with("not understood: kept for a person")),
+        "{}",
+        r.stdout
+    );
     let mut filed: Vec<String> = std::fs::read_dir(mail.join("cur"))
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -313,6 +364,34 @@ fn a_maildir_keeps_what_it_does_not_understand_and_files_the_rest() {
     // Run again: nothing new is handled twice.
     let again = run(&room, &["inbound", "--maildir", "Maildir"]);
     assert_eq!(again.stdout.lines().count(), 1, "{}", again.stdout);
+}
+
+/// Under a mail server's pipe, an error of ours (here a ledger that cannot
+/// be opened) must not turn into a bounce of the bounce: exit 75 keeps the
+/// message queued, and a Maildir keeps it in new/.
+#[test]
+fn when_the_ledger_cannot_be_opened_inbound_asks_to_be_retried_and_files_nothing() {
+    let room = outbox_room();
+    send_edition(&room, 0).success();
+    let bounce = soft_bounce(&sent_to(&room, 0, "bob@example.org"), "bob@example.org");
+    let ledger = room.path().join("state/ledger.sqlite");
+    std::fs::remove_file(&ledger).unwrap();
+    std::fs::create_dir(&ledger).unwrap();
+    let piped = room.run_stdin(
+        &["inbound", "--recipient", "am@news.example.com"],
+        &[("BRIEFING_UNSUBSCRIBE_SECRET", SECRET)],
+        bounce.as_bytes(),
+    );
+    assert_eq!(piped.code, 75, "{}", piped.stderr);
+    assert!(piped.stderr.contains("exit 75"), "{}", piped.stderr);
+    let mail = room.path().join("Maildir");
+    for sub in ["new", "cur", "tmp"] {
+        std::fs::create_dir_all(mail.join(sub)).unwrap();
+    }
+    std::fs::write(mail.join("new/1.bounce"), &bounce).unwrap();
+    let r = run(&room, &["inbound", "--maildir", "Maildir"]);
+    assert_eq!(r.code, 75, "{}", r.stderr);
+    assert!(mail.join("new/1.bounce").exists(), "left for the next try");
 }
 
 #[test]

@@ -224,6 +224,9 @@ pub struct Capabilities {
     pub smtp_utf8: bool,
     /// SASL mechanisms, upper case.
     pub auth: Vec<String>,
+    /// RFC 1870: the largest message the server takes, in bytes; `Some(0)`
+    /// when it offers SIZE with no fixed limit, `None` without SIZE.
+    pub size: Option<u64>,
 }
 
 impl Capabilities {
@@ -244,6 +247,8 @@ impl Capabilities {
                 "STARTTLS" => caps.starttls = true,
                 "8BITMIME" => caps.eight_bit_mime = true,
                 "SMTPUTF8" => caps.smtp_utf8 = true,
+                // A limit that does not parse is no limit we can honour.
+                "SIZE" => caps.size = Some(words.next().and_then(|n| n.parse().ok()).unwrap_or(0)),
                 "AUTH" => {
                     for mechanism in inline.into_iter().chain(words) {
                         let mechanism = mechanism.to_ascii_uppercase();

@@ -88,8 +88,10 @@ impl SmtpSession {
         self.data(message).await
     }
 
-    /// BODY=8BITMIME and SMTPUTF8 where needed, or why the relay cannot
-    /// take this message at all.
+    /// SIZE, BODY=8BITMIME and SMTPUTF8 where needed, or why the relay
+    /// cannot take this message at all. A message over the relay's SIZE is
+    /// the edition's fault, the same for every reader: [`SmtpFailure::Fatal`]
+    /// stops the send with everyone still pending.
     fn mail_params(
         &self,
         from: &Address,
@@ -97,6 +99,16 @@ impl SmtpSession {
         message: &[u8],
     ) -> Result<String, SmtpFailure> {
         let mut params = String::new();
+        if let Some(limit) = self.caps.size {
+            let len = message.len() as u64;
+            if limit > 0 && len > limit {
+                return Err(SmtpFailure::Fatal(format!(
+                    "the message is {len} bytes and the relay takes at most {limit} (its SIZE): \
+                     shorten the edition or raise the relay's limit"
+                )));
+            }
+            params.push_str(&format!(" SIZE={len}"));
+        }
         if !message.is_ascii() {
             if !self.caps.eight_bit_mime {
                 return Err(SmtpFailure::Unsendable(
@@ -218,6 +230,9 @@ impl SmtpSession {
         };
         match reply.class() {
             ReplyClass::Positive => Ok(reply.to_string()),
+            ReplyClass::Permanent if too_big(&reply) => Err(SmtpFailure::Fatal(format!(
+                "the relay refuses the message as too big: {reply}"
+            ))),
             ReplyClass::Transient | ReplyClass::Permanent => {
                 // After the final dot the transaction is over either way:
                 // no RSET.
@@ -264,6 +279,20 @@ impl SmtpSession {
         }
         self.conn.shutdown().await;
     }
+}
+
+/// A permanent refusal of the message for its size (`552 5.3.4`, or a 552
+/// that says so in words): every reader would get the same answer, so it is
+/// ours to fix, not theirs. A bare 552 stays the reader's (a full mailbox).
+fn too_big(reply: &Reply) -> bool {
+    let text = reply.to_string().to_ascii_lowercase();
+    let status = text.split_ascii_whitespace().nth(1).unwrap_or("");
+    status == "5.3.4"
+        || (reply.code == 552
+            && !status.starts_with("5.2.")
+            && ["size", "too big", "too large"]
+                .iter()
+                .any(|w| text.contains(w)))
 }
 
 /// A 5xx to MAIL FROM is about us (the envelope sender, our domain's

@@ -97,6 +97,21 @@ impl Newsroom {
             .expect("run briefing");
         Run::from(out)
     }
+
+    /// Runs `briefing ARGS` with `input` on its stdin, as a mail server's
+    /// pipe runs `briefing inbound`.
+    pub fn run_stdin(&self, args: &[&str], env: &[(&str, &str)], input: &[u8]) -> Run {
+        use std::io::Write as _;
+        let mut child = (self.command(args).envs(env.iter().copied()))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run briefing");
+        // A command that fails early may not read it all: that is its answer.
+        let _ = child.stdin.take().unwrap().write_all(input);
+        Run::from(child.wait_with_output().expect("wait for briefing"))
+    }
 }
 
 /// Polls `done` every 20 ms until it holds; panics with `what` after

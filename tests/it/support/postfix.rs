@@ -52,6 +52,11 @@ pub struct Options {
     /// Keep soft failures queued for an hour and warn after one second, so
     /// that Postfix sends `Action: delayed` notices.
     pub delay_warnings: bool,
+    /// Postfix's `message_size_limit`: larger messages are refused.
+    pub message_size_limit: Option<u64>,
+    /// Do not offer SIZE in the EHLO reply (the limit still holds: a larger
+    /// message is refused after its final dot, `552 5.3.4`).
+    pub hide_size: bool,
 }
 
 /// One message a sink received, with its envelope.
@@ -290,6 +295,13 @@ fn main_cf(d: &Path, options: &Options) -> String {
         // A soft failure bounces at once instead of after five days.
         "maximal_queue_lifetime = 0\nbounce_queue_lifetime = 0\n"
     };
+    let mut size = String::new();
+    if let Some(limit) = options.message_size_limit {
+        size.push_str(&format!("message_size_limit = {limit}\n"));
+    }
+    if options.hide_size {
+        size.push_str("smtpd_discard_ehlo_keywords = size\n");
+    }
     format!(
         "compatibility_level = 3.6
 queue_directory = {d}/queue
@@ -322,7 +334,7 @@ smtp_discard_ehlo_keywords = dsn
 smtp_connect_timeout = 5s
 maillog_file = {d}/log/maillog
 maillog_file_prefixes = {d}/log
-{lifetime}queue_run_delay = 1s
+{lifetime}{size}queue_run_delay = 1s
 minimal_backoff_time = 1s
 maximal_backoff_time = 2s
 notify_classes =
