@@ -320,6 +320,7 @@ pub fn plan(pipeline: &Pipeline, edition: &Edition) -> Result<Plan> {
             slot_utc: edition.slot.at,
             zone: n.timezone.name().to_string(),
             renderings,
+            web: None,
         },
         recipients,
         stats,
