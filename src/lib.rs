@@ -4,8 +4,10 @@
 //! of one newsletter's slot, in sections) -> `render` (HTML and text) ->
 //! `delivery` (plan, freeze, send through `mail`, record in the `ledger`).
 //! `pipeline` is the façade over the first stages; `inbound` reads the mail
-//! that comes back; `cmd` holds one thin file per command.
+//! that comes back; `archive` publishes the sent editions on the web; `cmd`
+//! holds one thin file per command.
 
+pub mod archive;
 pub mod audience;
 pub mod cli;
 pub mod cmd;
