@@ -65,6 +65,7 @@ fn main() -> ExitCode {
         Command::Unsuppress(args) => cmd::suppress::unsuppress(&ctx, args),
         Command::Suppressions(args) => cmd::suppressions::suppressions(&ctx, args),
         Command::Preferences(args) => cmd::suppressions::preferences(&ctx, args),
+        Command::Archive(args) => cmd::archive::run(&ctx, args),
     };
     match result {
         Ok(exit) => exit.into(),
