@@ -212,7 +212,7 @@ pub enum Command {
     ///
     /// Examples:
     ///   briefing archive
-    ///   briefing archive --out /var/www/newsletters
+    ///   briefing archive --out /tmp/newsletters
     #[command(verbatim_doc_comment)]
     Archive(ArchiveArgs),
 }
