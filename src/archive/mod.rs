@@ -45,8 +45,9 @@ pub struct ArchiveReport {
     /// Each newsletter, in config order.
     pub newsletters: Vec<(String, Shelved)>,
     pub files: Written,
-    /// Editions frozen before briefing kept a web copy of each: their pages
-    /// are the main rendering with every subscriber field left empty.
+    /// Editions frozen without a web copy (before briefing kept one, or
+    /// when the templates could not render it): their pages are the main
+    /// rendering with every subscriber field left empty.
     pub from_main: usize,
     /// Editions left out, and why.
     pub warnings: Vec<String>,
@@ -73,11 +74,11 @@ impl ArchiveReport {
             .collect();
         if self.from_main > 0 {
             let what = match self.from_main {
-                1 => "1 edition was".to_string(),
-                k => format!("{k} editions were"),
+                1 => "1 edition has".to_string(),
+                k => format!("{k} editions have"),
             };
             out.push(Message::Warning(format!(
-                "{what} frozen before briefing kept a web copy of each: their pages are the email as sent, with every subscriber field left empty"
+                "{what} no web copy (frozen before briefing kept one, or the templates could not render it): shown as the email was sent, with every subscriber field left empty"
             )));
         }
         for (id, s) in &self.newsletters {

@@ -126,12 +126,14 @@ fn parse_manifest(text: &str) -> BTreeSet<String> {
         .collect()
 }
 
-/// Writes `path` whole: a temporary file beside it, then a rename.
+/// Writes `path` whole: a temporary file beside it, then a rename. The
+/// temporary name is the process's own, so that two builds at once (cron's
+/// refresh and a person's) never rename each other's half-written file.
 fn replace(path: &Path, content: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
+    tmp.push(format!(".{}.tmp", std::process::id()));
     let tmp = PathBuf::from(tmp);
     std::fs::write(&tmp, content).with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))

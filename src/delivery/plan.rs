@@ -183,16 +183,25 @@ pub fn plan(pipeline: &Pipeline, edition: &Edition) -> Result<Plan> {
     // The archive's copy, made now from what is frozen, so that the archive
     // shows what was sent: rendered for nobody, it holds no placeholder,
     // and sealing only neutralises placeholder characters from content.
+    // A template that cannot render it must not hold the mail back: the
+    // archive then falls back to the main rendering, emptied.
     let web = match n.archive {
-        true => {
-            let r =
-                (pipeline.render(edition, &SubscriberCtx::web_for(n))).map_err(DiagnosticError)?;
-            Some(WebRendering {
+        true => match pipeline.render(edition, &SubscriberCtx::web_for(n)) {
+            Ok(r) => Some(WebRendering {
                 subject: marks.seal(&r.subject, false),
                 html: marks.seal(&r.html, true),
                 text: marks.seal(&r.text, false),
-            })
-        }
+            }),
+            Err(d) => {
+                let mut d = d.into_warning();
+                d.message = format!(
+                    "the web copy for the archive (`subscriber.web`): {}; the archive will show the email with every subscriber field left empty",
+                    d.message
+                );
+                warnings.push(d);
+                None
+            }
+        },
         false => None,
     };
     // The secret only changes the token's value, not its form: checks run

@@ -367,7 +367,7 @@ fn an_edition_frozen_without_a_web_copy_shows_its_main_rendering_emptied() {
     let out = room.path().join("elsewhere");
     room.run(&["archive", "--out", out.to_str().unwrap()])
         .success()
-        .stderr_has("1 edition was frozen before briefing kept a web copy of each");
+        .stderr_has("1 edition has no web copy (frozen before briefing kept one");
     let page = std::fs::read_to_string(out.join("am/2026-11-30-0600/index.html")).unwrap();
     assert!(page.contains("This email was sent to  because"), "{page}");
     for m in outbox(&room) {
@@ -386,4 +386,30 @@ fn without_an_archive_section_there_is_nothing_to_build() {
         .run(&["archive"])
         .code(1)
         .stderr_has("has no `archive:` section: add one with at least `url: https://");
+}
+
+#[test]
+fn a_web_copy_the_templates_cannot_render_never_holds_the_mail_back() {
+    let room = Newsroom::fixture(".").edit(
+        "templates/digest.html",
+        "<body>",
+        "<body>{% if subscriber.web %}{{ no_such_variable.at_all }}{% endif %}",
+    );
+    room.run(&[
+        "send",
+        "-n",
+        "am",
+        "--at",
+        SENT_AT,
+        "--now",
+        "2026-11-30T06:05",
+    ])
+    .success()
+    .stdout_has("am-2026-11-30T0600: sent 19")
+    .stderr_has("the web copy for the archive (`subscriber.web`):");
+    room.run(&["archive"])
+        .success()
+        .stderr_has("1 edition has no web copy");
+    let page = room.read("out/archive/am/2026-11-30-0600/index.html");
+    assert!(page.contains("This email was sent to  because"), "{page}");
 }
