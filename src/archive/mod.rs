@@ -125,20 +125,18 @@ pub fn build(newsroom: &Newsroom, out: Option<&Path>) -> Result<ArchiveReport> {
                 .push((n.id.clone(), Shelved::NotArchived));
             continue;
         }
+        let Some(l) = &ledger else {
+            report.newsletters.push((n.id.clone(), Shelved::Empty));
+            continue;
+        };
         let mut listed = Vec::new();
         // The newest editions' pages, for the feed.
         let mut newest: Vec<(String, String)> = Vec::new();
         let mut stamps = HashSet::new();
-        let sent = match &ledger {
-            Some(l) => l.editions(Some(&n.id))?,
-            None => Vec::new(),
-        };
         // Complete or sending: mail went out. Frozen ones may never be sent.
-        let sent = sent
-            .into_iter()
+        let sent = (l.editions(Some(&n.id))?.into_iter())
             .filter(|e| matches!(e.state, EditionState::Complete | EditionState::Sending));
         for e in sent {
-            let Some(l) = &ledger else { break };
             let Ok(zone) = e.zone.parse::<Tz>() else {
                 report.warnings.push(format!(
                     "{}: the ledger names an unknown time zone `{}`; left out of the archive",
