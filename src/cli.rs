@@ -219,6 +219,27 @@ pub enum Command {
     ///   briefing --log-format json serve --port 9000
     #[command(verbatim_doc_comment)]
     Serve(ServeArgs),
+    /// Write the web archive: every sent edition's page, an index and an Atom feed per newsletter.
+    ///
+    /// Built from the ledger's sent editions only (what went out, never drafts): each
+    /// edition's anonymous web copy at <archive url>/<newsletter>/<YYYY-MM-DD-HHMM>/, the
+    /// page its emails' "View in browser" links open; each newsletter's editions, newest
+    /// first, and its feed.xml; a list of the newsletters. Newsletters with `archive: false`
+    /// are left out. Only files that changed are written; files an earlier run wrote and
+    /// this one does not are removed. Needs `archive:` in config.yaml.
+    ///
+    /// Examples:
+    ///   briefing archive
+    ///   briefing archive --out /tmp/newsletters
+    #[command(verbatim_doc_comment)]
+    Archive(ArchiveArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ArchiveArgs {
+    /// Where to write the archive. Default: `archive.out` from config (out/archive).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -4,9 +4,11 @@
 //! of one newsletter's slot, in sections) -> `render` (HTML and text) ->
 //! `delivery` (plan, freeze, send through `mail`, record in the `ledger`).
 //! `pipeline` is the façade over the first stages; `serve` answers the links
-//! in every message and `inbound` reads the mail that comes back; `cmd`
+//! in every message, `inbound` reads the mail that comes back and `archive`
+//! publishes the sent editions on the web; `cmd`
 //! holds one thin file per command.
 
+pub mod archive;
 pub mod audience;
 pub mod cli;
 pub mod cmd;

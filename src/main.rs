@@ -66,6 +66,7 @@ fn main() -> ExitCode {
         Command::Suppressions(args) => cmd::suppressions::suppressions(&ctx, args),
         Command::Preferences(args) => cmd::suppressions::preferences(&ctx, args),
         Command::Serve(args) => cmd::serve::run(&ctx, args),
+        Command::Archive(args) => cmd::archive::run(&ctx, args),
     };
     match result {
         Ok(exit) => exit.into(),

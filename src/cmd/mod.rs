@@ -2,6 +2,7 @@
 //! outcome to an [`Exit`]. Nothing else lives here; no command uses another.
 //! Shared: the context every command gets and reading `--at`/`--now`.
 
+pub mod archive;
 pub mod build;
 pub mod check;
 pub mod inbound;

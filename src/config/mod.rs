@@ -1,9 +1,10 @@
 //! The newsroom's `config.yaml`: typed, loaded and validated once. Every
 //! problem is reported as a diagnostic pointing into the file; nothing
 //! downstream re-checks what is validated here. Each section has its own
-//! module (site, taxonomy, newsletter, delivery); this one loads the file,
+//! module (site, taxonomy, newsletter, delivery, archive); this one loads the file,
 //! reads the small top-level keys and holds the helpers they share.
 
+mod archive;
 mod delivery;
 mod newsletter;
 mod site;
@@ -20,6 +21,7 @@ use crate::diag::{Diagnostic, Diagnostics, did_you_mean};
 use crate::time::{DurationError, format_duration, parse_duration};
 use crate::yaml::{self, Fields, Source};
 
+pub use archive::Archive;
 pub use delivery::{DeliverySettings, PreferencesPage, TransportKind, Unsubscribe};
 pub use newsletter::{
     DEFAULT_COUNT_LABEL, DEFAULT_MAX_DELAY_HOURS, GroupBy, LeadPlacement, Newsletter,
@@ -73,6 +75,8 @@ pub struct Config {
     pub delivery: DeliverySettings,
     /// The send ledger's path, resolved against the newsroom root.
     pub ledger: PathBuf,
+    /// The public web archive of sent editions; `None` without `archive:`.
+    pub archive: Option<Archive>,
 }
 
 impl Config {
@@ -187,6 +191,7 @@ fn parse_config(text: &str, shown: &Path, root: &Path) -> Result<Parsed, Diagnos
     let (content, templates) = paths(&mut f, root);
     let ledger = ledger(&mut f, root);
     let delivery = delivery::read(&mut f, &site, root);
+    let archive = archive::read(&mut f, root);
     let diags = Diagnostics(f.finish());
     if diags.errors() > 0 {
         return Err(diags);
@@ -200,6 +205,7 @@ fn parse_config(text: &str, shown: &Path, root: &Path) -> Result<Parsed, Diagnos
             markdown,
             delivery,
             ledger,
+            archive,
         },
         content,
         templates,

@@ -67,6 +67,9 @@ pub struct Newsletter {
     pub lead: LeadPlacement,
     /// The name of the word count and reading time in the digest.
     pub count_label: String,
+    /// Its sent editions go into the public web archive (`archive: false`
+    /// for a members-only letter).
+    pub archive: bool,
 }
 
 impl Newsletter {
@@ -163,6 +166,7 @@ fn read_one(n: &mut Fields, id: &str, cx: &Ctx) -> Newsletter {
     let allow_empty = n.bool("allow_empty").unwrap_or(false);
     let lead = lead(n);
     let count_label = count_label(n);
+    let archive = n.bool("archive").unwrap_or(true);
     Newsletter {
         id: id.to_string(),
         name,
@@ -183,6 +187,7 @@ fn read_one(n: &mut Fields, id: &str, cx: &Ctx) -> Newsletter {
         allow_empty,
         lead,
         count_label,
+        archive,
     }
 }
 

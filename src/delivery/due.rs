@@ -3,14 +3,16 @@
 //! slot since the newest edition the ledger knows (a gap means the sender
 //! was down: each such slot is recorded as missed if it is too late), or on
 //! a newsletter's very first run only its latest slot. Each newsletter is
-//! handled on its own: one failing never stops the others.
+//! handled on its own: one failing never stops the others. With
+//! `archive.on_send`, a run that sent something rebuilds the web archive.
 
 use std::sync::atomic::Ordering;
 
 use anyhow::Result;
 use chrono::{DateTime, Duration, Utc};
 
-use super::run::{EditionRun, Options, open_ledger, record_missed, resume, send};
+use super::run::{EditionOutcome, EditionRun, Options, open_ledger, record_missed, resume, send};
+use crate::archive::ArchiveReport;
 use crate::config::{Newsletter, Newsroom};
 use crate::content::Scope;
 use crate::diag::DiagnosticError;
@@ -28,6 +30,9 @@ const CATCH_UP_DAYS: i64 = 7;
 /// What a due run did, newsletter by newsletter.
 pub struct DueReport {
     pub newsletters: Vec<DueNewsletter>,
+    /// The web archive rebuilt after sending (`archive.on_send`), when
+    /// something was sent.
+    pub archive: Option<Result<ArchiveReport>>,
     /// "nothing due at …", in the site's zone, when nothing was done.
     now_local: String,
 }
@@ -47,6 +52,9 @@ impl DueReport {
                 }
                 Err(_) => exit = exit.worst(Exit::Failed),
             }
+        }
+        if let Some(Err(_)) = &self.archive {
+            exit = exit.worst(Exit::Failed);
         }
         exit
     }
@@ -87,6 +95,20 @@ impl DueReport {
                 "nothing due at {}: every edition up to now is sent, skipped or missed",
                 self.now_local
             )));
+        }
+        match &self.archive {
+            Some(Ok(a)) => {
+                out.extend(a.warnings.iter().map(|w| Message::Warning(w.clone())));
+                out.push(Message::Summary(a.summary()));
+            }
+            Some(Err(e)) => {
+                let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+                out.push(Message::Error(format!(
+                    "the web archive was not refreshed: {}; `briefing archive` rebuilds it",
+                    chain.join(": ")
+                )));
+            }
+            None => {}
         }
         out
     }
@@ -158,9 +180,19 @@ pub fn run_due(newsroom: &Newsroom, now: DateTime<Utc>, opts: &Options) -> DueRe
             result,
         });
     }
+    // New pages for what went out; nothing changes when nothing was sent.
+    let sent = out.iter().any(|n| {
+        (n.result.iter().flatten()).any(
+            |e| matches!(e, DueEdition::Ran(r) if matches!(r.outcome, EditionOutcome::Sent { .. })),
+        )
+    });
+    let archive = (newsroom.config.archive.as_ref())
+        .filter(|a| a.on_send && sent && !opts.dry_run)
+        .map(|_| crate::archive::build(newsroom, None));
     let local = now.with_timezone(&newsroom.config.site.timezone);
     DueReport {
         newsletters: out,
+        archive,
         now_local: local.format("%Y-%m-%d %H:%M %Z").to_string(),
     }
 }

@@ -14,7 +14,7 @@ use crate::audience;
 use crate::config::Newsroom;
 use crate::diag::{Diagnostic, DiagnosticError, display_path};
 use crate::edition::Edition;
-use crate::ledger::{FrozenEdition, Ledger, Preferences, Recipient, Rendering};
+use crate::ledger::{FrozenEdition, Ledger, Preferences, Recipient, Rendering, WebRendering};
 use crate::mail::variant::Placeholders;
 use crate::pipeline::Pipeline;
 use crate::render::SubscriberCtx;
@@ -181,6 +181,30 @@ pub fn plan(pipeline: &Pipeline, edition: &Edition) -> Result<Plan> {
         .render(edition, &everyone.placeholders(|k| marks.mark(k)))
         .map_err(DiagnosticError)?;
     let main = seal(main, edition);
+    // The archive's copy, made now from what is frozen, so that the archive
+    // shows what was sent: rendered for nobody, it holds no placeholder,
+    // and sealing only neutralises placeholder characters from content.
+    // A template that cannot render it must not hold the mail back: the
+    // archive then falls back to the main rendering, emptied.
+    let web = match n.archive {
+        true => match pipeline.render(edition, &SubscriberCtx::web_for(n)) {
+            Ok(r) => Some(WebRendering {
+                subject: marks.seal(&r.subject, false),
+                html: marks.seal(&r.html, true),
+                text: marks.seal(&r.text, false),
+            }),
+            Err(d) => {
+                let mut d = d.into_warning();
+                d.message = format!(
+                    "the web copy for the archive (`subscriber.web`): {}; the archive will show the email with every subscriber field left empty",
+                    d.message
+                );
+                warnings.push(d);
+                None
+            }
+        },
+        false => None,
+    };
     // The secret only changes the token's value, not its form: checks run
     // without it, so that `check` and `--dry-run` need none.
     let composer = Composer::new(newsroom, n, &edition.id, b"plan".to_vec())?;
@@ -321,6 +345,7 @@ pub fn plan(pipeline: &Pipeline, edition: &Edition) -> Result<Plan> {
             slot_utc: edition.slot.at,
             zone: n.timezone.name().to_string(),
             renderings,
+            web,
         },
         recipients,
         stats,

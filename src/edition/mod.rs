@@ -325,6 +325,7 @@ mod tests {
             allow_empty: false,
             lead: crate::config::LeadPlacement::Top,
             count_label: crate::config::DEFAULT_COUNT_LABEL.into(),
+            archive: true,
         }
     }
 

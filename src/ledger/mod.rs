@@ -162,8 +162,20 @@ pub struct Rendering {
 }
 
 /// The index of an edition's whole rendering (every section): the copy
-/// `status`, test copies and the archive use.
+/// `status` and test copies use, and the archive's for editions frozen
+/// without a [`WebRendering`].
 pub const MAIN_RENDERING: u32 = 0;
+
+/// The whole edition rendered for nobody in particular: no subscriber's
+/// name, address, token or links, and no placeholders. It is what the web
+/// archive shows, made when the edition was frozen, so the archive shows
+/// what was sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebRendering {
+    pub subject: String,
+    pub html: String,
+    pub text: String,
+}
 
 /// An edition as frozen: from here on its content and audience do not change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,6 +188,9 @@ pub struct FrozenEdition {
     pub zone: String,
     /// [`MAIN_RENDERING`] first, then the narrower ones, each distinct.
     pub renderings: Vec<Rendering>,
+    /// The anonymous rendering for the archive; `None` for a newsletter
+    /// that is not archived.
+    pub web: Option<WebRendering>,
 }
 
 impl FrozenEdition {

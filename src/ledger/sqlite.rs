@@ -12,7 +12,7 @@ use super::{
     Counts, Delivery, DeliveryState, DeliveryUpdate, EditionState, EditionStub, EditionSummary,
     FrozenEdition, LeaseOutcome, LedgerError, PreferenceRecord, Preferences, Recipient, Rendering,
     Result, ReturnCounts, ReturnEvent, ReturnKind, StoredEdition, Suppression, SuppressionReason,
-    SuppressionScope,
+    SuppressionScope, WebRendering,
 };
 
 /// Each entry upgrades the schema by one `user_version`.
@@ -183,6 +183,14 @@ pub(super) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (address, newsletter)
     );
     "#,
+    // 4: the anonymous rendering the web archive shows, frozen with the
+    // edition, in the columns migration 3 emptied, named for what they hold
+    // now. NULL for editions frozen before, or of a newsletter not archived.
+    r#"
+    ALTER TABLE editions RENAME COLUMN html TO web_html;
+    ALTER TABLE editions RENAME COLUMN text TO web_text;
+    ALTER TABLE editions ADD COLUMN web_subject TEXT;
+    "#,
 ];
 
 /// SQL condition for the deliveries a run still tries: pending, deferred,
@@ -329,10 +337,12 @@ impl Ledger {
             r.get(0)
         })?;
         let main = edition.main();
+        let web = edition.web.as_ref();
         tx.execute(
             "INSERT INTO editions
-                 (id, num, newsletter, slot_utc, zone, state, subject, item_ids, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, 'frozen', ?6, ?7, ?8)",
+                 (id, num, newsletter, slot_utc, zone, state, subject, item_ids, created_at,
+                  web_subject, web_html, web_text)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'frozen', ?6, ?7, ?8, ?9, ?10, ?11)",
             params![
                 edition.id,
                 num,
@@ -342,6 +352,9 @@ impl Ledger {
                 main.map(|m| m.subject.as_str()),
                 serde_json::to_string(&main.map(|m| &m.item_ids))?,
                 ts(now),
+                web.map(|w| w.subject.as_str()),
+                web.map(|w| w.html.as_str()),
+                web.map(|w| w.text.as_str()),
             ],
         )?;
         {
@@ -458,6 +471,64 @@ impl Ledger {
                 .map(|c| parse_ts("completed_at", &c))
                 .transpose()?,
         }))
+    }
+
+    /// The anonymous rendering edition `id` was frozen with, if it exists
+    /// and has one.
+    pub fn web_rendering(&self, id: &str) -> Result<Option<WebRendering>> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT web_subject, web_html, web_text FROM editions WHERE id = ?1",
+                [id],
+                |r| {
+                    Ok((
+                        r.get::<_, Option<String>>(0)?,
+                        r.get::<_, Option<String>>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                    ))
+                },
+            )
+            .optional()?;
+        Ok(match row {
+            Some((Some(subject), Some(html), Some(text))) => Some(WebRendering {
+                subject,
+                html,
+                text,
+            }),
+            _ => None,
+        })
+    }
+
+    /// Rendering `index` of edition `id` alone, without the others (an
+    /// edition may have hundreds).
+    pub fn rendering(&self, id: &str, index: u32) -> Result<Option<Rendering>> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT r.subject, r.html, r.text, r.item_ids
+                 FROM renderings r JOIN editions e ON e.num = r.edition_num
+                 WHERE e.id = ?1 AND r.idx = ?2",
+                params![id, index],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                    ))
+                },
+            )
+            .optional()?;
+        row.map(|(subject, html, text, ids)| {
+            Ok(Rendering {
+                subject,
+                html,
+                text,
+                item_ids: parse_ids(&ids)?,
+            })
+        })
+        .transpose()
     }
 
     /// The id of the edition numbered `num` (what a VERP tag carries).

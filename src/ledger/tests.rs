@@ -26,6 +26,7 @@ fn edition(id: &str) -> FrozenEdition {
                 item_ids: vec!["world/trade".to_owned()],
             },
         ],
+        web: None,
     }
 }
 
@@ -698,5 +699,65 @@ fn a_readers_own_suppressions_and_preferences_are_found_by_address() {
     assert_eq!(
         ledger.preferences_of("ana@example.com", "pm").unwrap(),
         None
+    );
+}
+
+#[test]
+fn a_web_rendering_is_frozen_with_its_edition_and_read_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ledger = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+    let web = WebRendering {
+        subject: "Morning Brief".to_owned(),
+        html: "<p>web</p>".to_owned(),
+        text: "web".to_owned(),
+    };
+    let with = FrozenEdition {
+        web: Some(web.clone()),
+        ..edition("am-1")
+    };
+    ledger.freeze_edition(&with, &recipients(2)).unwrap();
+    ledger
+        .freeze_edition(&edition("am-2"), &recipients(2))
+        .unwrap();
+    assert_eq!(ledger.web_rendering("am-1").unwrap(), Some(web));
+    assert_eq!(ledger.web_rendering("am-2").unwrap(), None);
+    assert_eq!(ledger.web_rendering("nope").unwrap(), None);
+    let eu = ledger.rendering("am-2", 1).unwrap().unwrap();
+    assert_eq!(
+        (eu.subject.as_str(), eu.item_ids.len()),
+        ("Morning Brief (EU)", 1)
+    );
+    assert_eq!(ledger.rendering("am-2", 2).unwrap(), None);
+    assert_eq!(ledger.rendering("nope", 0).unwrap(), None);
+}
+
+#[test]
+fn migrates_a_version_3_ledger_whose_editions_have_no_web_rendering() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v3.sqlite");
+    {
+        let conn = Connection::open(&path).unwrap();
+        for m in &MIGRATIONS[..3] {
+            conn.execute_batch(m).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 3).unwrap();
+        conn.execute_batch(
+            "INSERT INTO editions (id, num, newsletter, slot_utc, zone, state, subject, item_ids, created_at)
+             VALUES ('am-1', 1, 'am', '2026-11-30T06:00:00.000Z', 'UTC', 'complete', 'All', '[\"a\"]',
+                     '2026-11-30T06:00:00.000Z');
+             INSERT INTO renderings (edition_num, idx, subject, html, text, item_ids)
+             VALUES (1, 0, 'All', '<p>all</p>', 'all', '[\"a\"]');",
+        )
+        .unwrap();
+    }
+    let ledger = Ledger::open(&path).unwrap();
+    assert_eq!(ledger.web_rendering("am-1").unwrap(), None);
+    assert_eq!(
+        ledger.edition("am-1").unwrap().unwrap().content(0),
+        Some(("All", "<p>all</p>", "all"))
+    );
+    assert_eq!(
+        ledger.rendering("am-1", 0).unwrap().unwrap().html,
+        "<p>all</p>"
     );
 }

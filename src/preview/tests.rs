@@ -537,6 +537,7 @@ fn the_index_shows_what_the_ledger_says_of_each_edition() {
             text: "T".into(),
             item_ids: Vec::new(),
         }],
+        web: None,
     };
     let reader = |email: &str| Recipient {
         email: email.into(),

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::archive::layout;
 use crate::audience::Subscriber;
 use crate::config::{Config, LeadPlacement, Newsletter, Site, Term};
 use crate::edition::{Edition, Placed, Section};
@@ -40,6 +41,9 @@ pub struct NewsletterCtx<'a> {
     pub lead: LeadPlacement,
     /// What the digest calls its word count and reading time.
     pub count_label: &'a str,
+    /// The newsletter's page in the web archive (its editions, newest
+    /// first); empty when it has none.
+    pub archive_url: String,
 }
 
 impl<'a> From<&'a Newsletter> for NewsletterCtx<'a> {
@@ -52,6 +56,7 @@ impl<'a> From<&'a Newsletter> for NewsletterCtx<'a> {
             template: &n.template,
             lead: n.lead,
             count_label: &n.count_label,
+            archive_url: String::new(),
         }
     }
 }
@@ -218,7 +223,10 @@ impl<'a> TemplateContext<'a> {
         };
         TemplateContext {
             site: &cfg.site,
-            newsletter: n.into(),
+            newsletter: NewsletterCtx {
+                archive_url: layout::newsletter_url(cfg, n),
+                ..n.into()
+            },
             edition: EditionCtx {
                 id: &edition.id,
                 slot: edition.slot.at.with_timezone(&n.timezone).to_rfc3339(),
@@ -229,7 +237,7 @@ impl<'a> TemplateContext<'a> {
                 reading_minutes: words.1,
                 subject: String::new(),
                 preheader: String::new(),
-                web_url: String::new(),
+                web_url: layout::web_url(cfg, n, edition.slot.at),
             },
             sections,
             sections_below,
@@ -280,6 +288,9 @@ pub struct SubscriberCtx {
     /// A `send --to` copy: the footer says so instead of claiming that the
     /// address is subscribed.
     pub test_copy: bool,
+    /// The web edition, for the archive: nobody's copy, every other field
+    /// empty; the footer says what it is instead of whom it was sent to.
+    pub web: bool,
     /// The subscriber's preferences, as region and topic ids (empty: all).
     pub regions: Vec<String>,
     pub topics: Vec<String>,
@@ -304,6 +315,7 @@ impl SubscriberCtx {
             "unsubscribe_url",
             "preferences_url",
             "test_copy",
+            "web",
             "regions",
             "topics",
         ] {
@@ -315,6 +327,7 @@ impl SubscriberCtx {
             unsubscribe_url,
             preferences_url,
             test_copy: false,
+            web: false,
             regions: s.regions.clone(),
             topics: s.topics.clone(),
             fields,
@@ -342,6 +355,20 @@ impl SubscriberCtx {
                 s.fields.entry(c).or_default();
             }
         }
+        s
+    }
+
+    /// The reader of the web edition of newsletter `n`: nobody. The list's
+    /// columns are there, empty, so that templates that print them render.
+    pub fn web_for(n: &Newsletter) -> SubscriberCtx {
+        let mut nobody = Subscriber::default();
+        if let Some(list) = &n.subscribers {
+            nobody.fields = (crate::audience::list_columns(list).into_iter())
+                .map(|c| (c, String::new()))
+                .collect();
+        }
+        let mut s = SubscriberCtx::of(&nobody, String::new(), String::new());
+        s.web = true;
         s
     }
 
@@ -378,6 +405,7 @@ impl SubscriberCtx {
             unsubscribe_url: mark("unsubscribe_url"),
             preferences_url: mark("preferences_url"),
             test_copy: self.test_copy,
+            web: self.web,
             regions: self.regions.clone(),
             topics: self.topics.clone(),
             fields: self.fields.keys().map(|k| (k.clone(), mark(k))).collect(),

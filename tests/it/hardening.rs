@@ -226,6 +226,7 @@ fn printing_into_a_closed_pipe_ends_quietly() {
             text: "t".into(),
             item_ids: vec![],
         }],
+        web: None,
     };
     let recipients: Vec<Recipient> = (0..20_000)
         .map(|i| Recipient {

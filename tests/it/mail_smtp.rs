@@ -35,6 +35,7 @@ fn edition() -> FrozenEdition {
             text: "Budget talks collapse; rain later.\n".repeat(20),
             item_ids: vec!["world/budget".to_owned()],
         }],
+        web: None,
     }
 }
 

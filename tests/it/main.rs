@@ -5,6 +5,7 @@
 
 mod support;
 
+mod archive;
 mod build;
 mod check;
 mod cli;
