@@ -216,6 +216,7 @@ pub enum Command {
     /// Examples:
     ///   briefing serve
     ///   briefing serve --bind 127.0.0.1:8025
+    ///   briefing serve --archive
     ///   briefing --log-format json serve --port 9000
     #[command(verbatim_doc_comment)]
     Serve(ServeArgs),
@@ -354,6 +355,12 @@ pub struct ServeArgs {
     /// The port to listen on (0 picks a free one). Default: 8025.
     #[arg(long)]
     pub port: Option<u16>,
+
+    /// Also serve the web archive at the path of archive.url, from DIR
+    /// (default: archive.out), so one process answers reader links and
+    /// archive pages. `briefing archive` writes the files.
+    #[arg(long, value_name = "DIR", num_args = 0..=1)]
+    pub archive: Option<Option<PathBuf>>,
 }
 
 #[derive(Debug, Args)]

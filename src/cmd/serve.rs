@@ -3,6 +3,7 @@
 //! `crate::serve`; this file only wires it up.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
@@ -10,6 +11,7 @@ use anyhow::{Context as _, Result};
 use super::Ctx;
 use crate::cli::ServeArgs;
 use crate::exit::{Exit, usage};
+use crate::serve::archive::Mount;
 use crate::serve::{Endpoint, HEALTH_PATH, server};
 
 const DEFAULT_PORT: u16 = 8025;
@@ -25,7 +27,11 @@ pub fn run(ctx: &Ctx, args: &ServeArgs) -> Result<Exit> {
         (None, None) => DEFAULT_PORT,
     };
     let newsroom = ctx.newsroom()?;
-    let endpoint = Arc::new(Endpoint::open(&newsroom)?);
+    let mut endpoint = Endpoint::open(&newsroom)?;
+    if let Some(dir) = &args.archive {
+        endpoint.archive = Some(archive_mount(ctx, &newsroom, dir.as_deref())?);
+    }
+    let endpoint = Arc::new(endpoint);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -53,6 +59,14 @@ pub fn run(ctx: &Ctx, args: &ServeArgs) -> Result<Exit> {
             endpoint.unsubscribe.path,
             endpoint.preferences.path,
         ));
+        if let Some(m) = &endpoint.archive {
+            ctx.console.summary(&format!(
+                "Serving the web archive at http://{host}:{}{}/ from {}",
+                addr.port(),
+                m.path,
+                m.dir.display()
+            ));
+        }
         server::serve(listener, server::router(endpoint.clone()), stop()).await;
         tracing::info!("stopped");
         anyhow::Ok(())
@@ -61,6 +75,31 @@ pub fn run(ctx: &Ctx, args: &ServeArgs) -> Result<Exit> {
     drop(runtime);
     drop(endpoint);
     Ok(Exit::Ok)
+}
+
+/// Where `--archive` serves from: `DIR` (relative to where serve was
+/// started, like `archive --out`) or `archive.out`, at the archive URL's
+/// path. A folder not written yet is only a warning: its pages are 404s
+/// until `briefing archive` runs.
+fn archive_mount(
+    ctx: &Ctx,
+    newsroom: &crate::config::Newsroom,
+    dir: Option<&Path>,
+) -> Result<Mount> {
+    let Some(archive) = &newsroom.config.archive else {
+        return Err(usage(
+            "serve --archive needs an archive: section in config.yaml (its url says where the archive is served)",
+        ));
+    };
+    let dir = dir.map_or_else(|| archive.out.clone(), Path::to_path_buf);
+    let path = archive.path().trim_end_matches('/').to_string();
+    if !dir.join("index.html").is_file() {
+        ctx.console.warn(&format!(
+            "{} holds no archive yet: its pages answer 404 until `briefing archive` writes them",
+            dir.display()
+        ));
+    }
+    Ok(Mount { path, dir })
 }
 
 /// SIGTERM (systemd's stop) or SIGINT (Ctrl-C).

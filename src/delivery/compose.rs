@@ -4,11 +4,12 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Result, bail};
 use chrono::Utc;
 use lettre::message::Mailbox;
 
 use crate::config::{Newsletter, Newsroom, TransportKind};
+use crate::diag::DiagnosticError;
 use crate::mail::message::{DkimSigner, MessageSpec, check_headers, compose, message_id};
 use crate::mail::sender::BoxError;
 use crate::mail::token::{DEV_SECRET, preferences_url, unsubscribe_url};
@@ -92,25 +93,43 @@ impl Composer {
         secret: Vec<u8>,
     ) -> Result<Composer> {
         let d = &newsroom.config.delivery;
-        let from: Mailbox = n.from.parse().with_context(|| {
-            format!(
-                "newsletter `{}`: `from` is not a valid address: {}",
-                n.id, n.from
+        // Each at the key in config.yaml that needs fixing.
+        let at = |key: &[&str], e: anyhow::Error, what: String| {
+            anyhow::Error::new(DiagnosticError(
+                newsroom.config_diag(key, format!("{what}: {e:#}")),
+            ))
+        };
+        let from: Mailbox = n.from.parse().map_err(|e: lettre::address::AddressError| {
+            at(
+                &["newsletters", &n.id, "from"],
+                e.into(),
+                format!(
+                    "newsletter `{}`: `from` is not a valid address: {}",
+                    n.id, n.from
+                ),
             )
         })?;
-        let reply_to = n
-            .reply_to
-            .as_deref()
+        let reply_to = (n.reply_to.as_deref())
             .map(|r| r.parse::<Mailbox>())
             .transpose()
-            .with_context(|| format!("newsletter `{}`: `reply_to` is not a valid address", n.id))?;
+            .map_err(|e| {
+                at(
+                    &["newsletters", &n.id, "reply_to"],
+                    e.into(),
+                    format!("newsletter `{}`: `reply_to` is not a valid address", n.id),
+                )
+            })?;
         let from_domain = from.email.domain().to_string();
-        let dkim = d
-            .dkim
-            .as_ref()
+        let dkim = (d.dkim.as_ref())
             .map(DkimSigner::load)
             .transpose()
-            .context("cannot load the DKIM key")?;
+            .map_err(|e| {
+                at(
+                    &["delivery", "dkim", "key_file"],
+                    e.into(),
+                    "cannot load the DKIM key".into(),
+                )
+            })?;
         Ok(Composer {
             list_id: format!("{} <{}.{}>", n.name, n.id, from_domain),
             from,

@@ -55,33 +55,41 @@ pub async fn read(req: Request) -> Result<Fields, StatusCode> {
 }
 
 async fn read_any(req: Request) -> Result<Fields, StatusCode> {
-    let multipart = req
-        .headers()
-        .get(header::CONTENT_TYPE)
+    let content_type = req.headers().get(header::CONTENT_TYPE).cloned();
+    let multipart = (content_type.as_ref())
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| {
             v.get(..19)
                 .is_some_and(|t| t.eq_ignore_ascii_case("multipart/form-data"))
         });
-    if multipart {
-        let mut m = Multipart::from_request(req, &())
-            .await
-            .map_err(|r| r.status())?;
-        let mut out = Vec::new();
-        while let Some(field) = m.next_field().await.map_err(|e| e.status())? {
-            if out.len() == MAX_FIELDS {
-                return Err(StatusCode::BAD_REQUEST);
-            }
-            let name = field.name().unwrap_or_default().to_owned();
-            let value = field.text().await.map_err(|e| e.status())?;
-            out.push((name, value));
-        }
-        return Ok(Fields(out));
-    }
+    // The whole body first, within the router's limit, whatever it holds:
+    // a connection closed with bytes of its request unread is reset, and
+    // the reset can destroy the answer on its way to the client (a
+    // multipart reader stops at the closing boundary, before the CRLF
+    // that follows it).
     let body = Bytes::from_request(req, &())
         .await
         .map_err(|r| r.status())?;
-    Fields::from_urlencoded(&body)
+    if !multipart {
+        return Fields::from_urlencoded(&body);
+    }
+    let mut again = Request::new(axum::body::Body::from(body));
+    if let Some(t) = content_type {
+        again.headers_mut().insert(header::CONTENT_TYPE, t);
+    }
+    let mut m = Multipart::from_request(again, &())
+        .await
+        .map_err(|r| r.status())?;
+    let mut out = Vec::new();
+    while let Some(field) = m.next_field().await.map_err(|e| e.status())? {
+        if out.len() == MAX_FIELDS {
+            return Err(StatusCode::BAD_REQUEST);
+        }
+        let name = field.name().unwrap_or_default().to_owned();
+        let value = field.text().await.map_err(|e| e.status())?;
+        out.push((name, value));
+    }
+    Ok(Fields(out))
 }
 
 #[cfg(test)]

@@ -4,8 +4,10 @@
 //! page. This file owns what a reader can do and what is recorded for it;
 //! `link` reads and verifies a link, `form` reads a POST's body, `pages`
 //! writes the HTML, `server` has the routes, limits and connections, and
-//! `store` hands the ledger's work to one thread.
+//! `store` hands the ledger's work to one thread; `archive` serves the web
+//! archive's files with `--archive`.
 
+pub mod archive;
 pub mod form;
 pub mod link;
 pub mod pages;
@@ -138,6 +140,8 @@ pub struct Endpoint {
     pub letters: Vec<Letter>,
     pub unsubscribe: Route,
     pub preferences: Route,
+    /// The web archive, when serve was asked to serve it too.
+    pub archive: Option<archive::Mount>,
     secrets: Vec<Vec<u8>>,
     store: Store,
 }
@@ -178,6 +182,7 @@ impl Endpoint {
             letters,
             unsubscribe,
             preferences,
+            archive: None,
             secrets: secrets(newsroom)
                 .context("briefing serve verifies reader links with the unsubscribe secret")?,
             store: Store::open(&cfg.ledger)?,

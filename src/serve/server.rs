@@ -1,8 +1,11 @@
-//! The endpoint's HTTP side. Fixed routes only (the two pages at the paths
-//! of their configured URLs, and the health check): no URL maps to a file.
+//! The endpoint's HTTP side. Fixed routes (the two pages at the paths of
+//! their configured URLs, and the health check), and with `--archive` the
+//! archive's files, mapped by the archive's own layout only.
 //! Every request has a deadline, a bounded head and a bounded body; every
-//! response forbids framing, referrers, caching and sniffing, and none sets
-//! a cookie or redirects (RFC 8058: a redirected POST is not followed).
+//! response forbids framing, referrers and sniffing, and none sets a cookie.
+//! The reader pages are never cached and never redirect (RFC 8058: a
+//! redirected POST is not followed); only an archive folder asked for
+//! without its `/` is redirected.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,6 +23,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower_http::timeout::TimeoutLayer;
 
+use super::archive;
 use super::form::{self, Fields};
 use super::link::{Reader, Refusal};
 use super::pages::{self, CSP, Ctx, Notice};
@@ -68,10 +72,14 @@ pub fn router(ep: Shared) -> Router {
 /// What a log line calls a request: never its query (which holds the
 /// reader's address) nor a stray path (which might).
 fn route_name(ep: &Endpoint, path: &str) -> &'static str {
+    let archive = |p: &str| {
+        (ep.archive.as_ref()).is_some_and(|m| p.starts_with(&format!("{}/", m.path)) || p == m.path)
+    };
     match path {
         p if p == ep.unsubscribe.path => "unsubscribe",
         p if p == ep.preferences.path => "preferences",
         HEALTH_PATH => "health",
+        p if archive(p) => "archive",
         _ => "other",
     }
 }
@@ -83,20 +91,25 @@ async fn guard(State(ep): State<Shared>, req: Request, next: Next) -> Response {
     let route = route_name(&ep, req.uri().path());
     tracing::debug!(method = %method, path = req.uri().path(), "request");
     let mut res = next.run(req).await;
+    let public = res.extensions().get::<archive::Public>().is_some();
     let h = res.headers_mut();
     for (name, value) in [
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         // The page's own URL carries the reader's address and token.
         (header::REFERRER_POLICY, "no-referrer"),
-        (header::CACHE_CONTROL, "no-store"),
         (header::X_FRAME_OPTIONS, "DENY"),
     ] {
         h.insert(name, HeaderValue::from_static(value));
     }
-    h.insert(
-        "x-robots-tag",
-        HeaderValue::from_static("noindex, nofollow"),
-    );
+    // The archive is public and the same for everyone; the reader pages are
+    // one reader's and neither cached nor indexed.
+    if !public {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        h.insert(
+            "x-robots-tag",
+            HeaderValue::from_static("noindex, nofollow"),
+        );
+    }
     h.remove(header::SET_COOKIE);
     tracing::info!(
         method = %method,
@@ -330,7 +343,13 @@ async fn health(State(ep): State<Shared>) -> Response {
         .into_response()
 }
 
-async fn not_found(State(ep): State<Shared>) -> Response {
+/// Any other path: an archive file with `--archive`, else the 404 page.
+async fn not_found(State(ep): State<Shared>, req: Request) -> Response {
+    if let Some(mount) = &ep.archive
+        && let Some(res) = archive::answer(mount, req.method(), req.uri()).await
+    {
+        return res;
+    }
     html(
         StatusCode::NOT_FOUND,
         pages::not_found(&ep.site, &ep.language),

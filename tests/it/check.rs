@@ -311,3 +311,50 @@ fn config_from_env_and_missing_config() {
         .code(1)
         .stderr_has("nope.yaml: error: cannot read the config file");
 }
+
+/// The annotated example in docs/config.md is the reference people copy
+/// from: every key it shows must be one the config reader knows.
+#[test]
+fn every_key_of_the_documented_example_config_is_known() {
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/config.md")).unwrap();
+    let start = doc.find("```yaml\n").expect("an example") + "```yaml\n".len();
+    let example = &doc[start..start + doc[start..].find("```").unwrap()];
+    let room = Newsroom::fixture("basic").write("config.yaml", example);
+    let r = room.run(&["check"]);
+    // Only the files it names are missing (a key, a list, a CA file).
+    let problems: Vec<&str> = (r.stdout.lines())
+        .filter(|l| l.starts_with("config.yaml:") && !l.contains("No such file"))
+        .collect();
+    assert!(problems.is_empty(), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("checked "),
+        "check read the whole example: {}{}",
+        r.stdout,
+        r.stderr
+    );
+}
+
+/// A DKIM key that cannot be read is reported at `key_file`, the line to fix.
+#[test]
+fn an_unreadable_dkim_key_is_reported_at_its_key_file() {
+    let room = Newsroom::fixture(".").edit(
+        "config.yaml",
+        "  transport: outbox\n",
+        "  transport: outbox\n  dkim:\n    domain: news.example.com\n    selector: brief\n    algorithm: ed25519-sha256\n    key_file: secrets/missing.pem\n",
+    );
+    let line = 1 + room
+        .read("config.yaml")
+        .lines()
+        .position(|l| l.contains("key_file: secrets/missing.pem"))
+        .unwrap();
+    let r = room.run(&["check"]);
+    r.code(1);
+    let all = format!("{}{}", r.stdout, r.stderr);
+    assert!(
+        all.contains(&format!(
+            "config.yaml:{line}:15: error: cannot load the DKIM key"
+        )),
+        "{all}"
+    );
+}

@@ -87,11 +87,11 @@ fn multipart(boundary: &str) -> Vec<u8> {
 }
 
 /// The three bodies RFC 8058 clients send: multipart/form-data (Gmail),
-/// urlencoded, and nothing.
+/// urlencoded, and nothing. Retried after a reset, as mail providers do.
 fn one_click(server: &Server, path: &str, form: usize) -> (u16, String) {
     let ua = ("User-Agent", GMAIL_UA);
     match form % 3 {
-        0 => server.request(
+        0 => server.request_retrying_resets(
             "POST",
             path,
             &[
@@ -100,13 +100,13 @@ fn one_click(server: &Server, path: &str, form: usize) -> (u16, String) {
             ],
             &multipart("xYzZY42"),
         ),
-        1 => server.request(
+        1 => server.request_retrying_resets(
             "POST",
             path,
             &[ua, ("Content-Type", "application/x-www-form-urlencoded")],
             b"List-Unsubscribe=One-Click",
         ),
-        _ => server.request("POST", path, &[ua], b""),
+        _ => server.request_retrying_resets("POST", path, &[ua], b""),
     }
 }
 
@@ -502,12 +502,20 @@ fn limits_fixed_routes_and_headers_hold() {
 #[test]
 fn any_request_is_answered_without_a_5xx_and_records_nothing() {
     let room = newsroom();
-    let server = serve(&room, SECRET);
+    send(&room, FIRST, SECRET);
+    room.run(&["archive"]).success();
+    let server = Server::start(
+        room.path(),
+        &["serve", "--archive"],
+        &[(SECRET_ENV, SECRET)],
+    );
+    let suppressed_before = ledger(&room).suppressions(None, None).unwrap().len();
     let token = briefing::mail::token::unsubscribe_token(b"not-the-secret", "am", "a@example.com");
     let paths = prop_oneof![
         Just("/unsubscribe".to_string()),
         Just("/preferences".to_string()),
         "/[a-z%./]{0,20}",
+        "/newsletters/[a-z0-9%./-]{0,30}",
     ];
     let queries = prop_oneof![
         Just(format!("n=am&e=a%40example.com&t={token}")),
@@ -555,7 +563,10 @@ fn any_request_is_answered_without_a_5xx_and_records_nothing() {
         )
         .unwrap();
     assert_eq!(server.get("/healthz").0, 200);
-    assert!(ledger(&room).suppressions(None, None).unwrap().is_empty());
+    assert_eq!(
+        ledger(&room).suppressions(None, None).unwrap().len(),
+        suppressed_before
+    );
 }
 
 #[test]
@@ -622,4 +633,128 @@ fn json_logs_carry_no_address_above_debug() {
     assert!(lines.iter().any(|v| v["status"] == 403), "{text}");
     let local = email.split('@').next().unwrap();
     assert!(!text.contains(local), "the address is in the log:\n{text}");
+}
+
+/// `serve --archive`: the pages `briefing archive` wrote, at the archive
+/// URL's path, beside the reader routes; the links the emails carry open
+/// their page; nothing outside the archive's own layout is served.
+#[test]
+fn with_archive_it_serves_the_written_archive_at_its_path_and_nothing_else() {
+    let room = newsroom();
+    send(&room, FIRST, SECRET);
+    room.run(&["archive"]).success();
+    let server = Server::start(
+        room.path(),
+        &["serve", "--archive"],
+        &[(SECRET_ENV, SECRET)],
+    );
+    // The page a message's "View in browser" link opens.
+    let dir = room.path().join("out/outbox/am").join(FIRST.2);
+    let message = std::fs::read_to_string(
+        std::fs::read_dir(&dir)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path(),
+    )
+    .unwrap();
+    let prefix = format!("{SITE}/newsletters/am/");
+    let at = message.find(&prefix).expect("a View in browser link");
+    let link: String = message[at + SITE.len()..]
+        .chars()
+        .take_while(|c| !matches!(c, '"' | '<' | '>' | '\r' | '\n' | ' '))
+        .collect();
+    let (status, page) = server.get(&link);
+    assert_eq!(status, 200, "{link}: {page}");
+    let expected = std::fs::read_to_string(
+        room.path()
+            .join("out/archive")
+            .join(link.trim_start_matches("/newsletters/"))
+            .join("index.html"),
+    )
+    .unwrap();
+    assert!(page.ends_with(&expected), "the file as written");
+    let head = page.split("\r\n\r\n").next().unwrap().to_ascii_lowercase();
+    assert!(
+        head.contains("content-type: text/html; charset=utf-8"),
+        "{head}"
+    );
+    assert!(head.contains("cache-control: public"), "{head}");
+    assert!(
+        head.contains("content-security-policy: default-src 'none'"),
+        "{head}"
+    );
+    assert!(
+        !head.contains("x-robots-tag"),
+        "public pages may be indexed: {head}"
+    );
+    // The index, the site index and the feed.
+    for (path, kind) in [
+        ("/newsletters/", "text/html"),
+        ("/newsletters/am/", "text/html"),
+        ("/newsletters/am/feed.xml", "application/atom+xml"),
+    ] {
+        let (status, res) = server.get(path);
+        assert_eq!(status, 200, "{path}: {res}");
+        assert!(
+            res.to_ascii_lowercase()
+                .contains(&format!("content-type: {kind}")),
+            "{path}"
+        );
+    }
+    // A folder without its slash is redirected, with the query kept.
+    let (status, res) = server.get("/newsletters/am?utm=x");
+    assert_eq!(status, 301, "{res}");
+    assert!(
+        res.contains("location: /newsletters/am/?utm=x")
+            || res.contains("Location: /newsletters/am/?utm=x"),
+        "{res}"
+    );
+    // Nothing but the archive's files, and only to GET and HEAD.
+    for p in [
+        "/newsletters/../config.yaml",
+        "/newsletters/%2e%2e/config.yaml",
+        "/newsletters/am/%2e%2e/%2e%2e/config.yaml",
+        "/newsletters/.briefing-manifest",
+        "/newsletters/am/2099-01-01-0600/",
+        "/newsletters/am/index.html/..",
+        "/newsletters//etc/passwd",
+        "/config.yaml",
+        "/out/archive/index.html",
+    ] {
+        let (status, body) = server.get(p);
+        assert_eq!(status, 404, "{p}: {body}");
+        assert!(!body.contains("newsletters:"), "{p}");
+    }
+    assert_eq!(server.request("POST", "/newsletters/am/", &[], b"").0, 405);
+    let (status, head_only) = server.request("HEAD", "/newsletters/am/feed.xml", &[], b"");
+    assert_eq!(status, 200);
+    assert!(!head_only.contains("<feed"), "HEAD has no body");
+    // The reader routes are untouched: still one reader's, never cached.
+    let (_, path) = links(&room, FIRST).into_iter().next().unwrap();
+    let (status, res) = server.get(&path);
+    assert_eq!(status, 200, "{res}");
+    assert!(
+        res.to_ascii_lowercase().contains("cache-control: no-store"),
+        "{res}"
+    );
+}
+
+#[test]
+fn serve_archive_without_an_archive_section_is_a_usage_error() {
+    let room = newsroom();
+    let config = room.read("config.yaml");
+    let start = config.find("archive:\n").unwrap();
+    let end = config[start..].find("\n\n").unwrap() + start;
+    let room = room.write(
+        "config.yaml",
+        &format!("{}{}", &config[..start], &config[end + 2..]),
+    );
+    let r = room.run_env(
+        &["serve", "--archive", "--port", "0"],
+        &[(SECRET_ENV, SECRET)],
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("archive: section"), "{}", r.stderr);
 }

@@ -118,14 +118,81 @@ impl Server {
         s.write_all(req.as_bytes()).unwrap();
         s.write_all(body).unwrap();
         let mut out = Vec::new();
-        let _ = s.read_to_end(&mut out);
+        let read = s.read_to_end(&mut out);
         let out = String::from_utf8_lossy(&out).into_owned();
         let status = out
             .split_whitespace()
             .nth(1)
             .and_then(|c| c.parse().ok())
-            .unwrap_or_else(|| panic!("not an HTTP response to {method} {path}: {out:?}"));
+            .unwrap_or_else(|| {
+                let log = self.log();
+                let tail: Vec<&str> = (log.lines().rev())
+                    .filter(|l| !l.contains(" INFO ") && !l.starts_with("DEBUG unsubscribed") && !l.starts_with("DEBUG request"))
+                    .take(20)
+                    .collect();
+                panic!(
+                    "not an HTTP response to {method} {path}: {out:?} ({read:?}); the server's log ends:\n{}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                )
+            });
         (status, out)
+    }
+
+    /// [`Server::request`] as a real client does it under load: a
+    /// connection reset before any byte of an answer is tried again (up to
+    /// five times). A flood of simultaneous connects to one loopback port
+    /// makes the kernel answer some with SYN cookies and reset them
+    /// (`Possible SYN flooding` in dmesg) before the server ever sees them.
+    /// A request that reached the server and lost its answer is retried
+    /// too, which is what makes it a test of repeats.
+    pub fn request_retrying_resets(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> (u16, String) {
+        for _ in 0..5 {
+            if let Some(answer) = self.try_request(method, path, headers, body) {
+                return answer;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.request(method, path, headers, body)
+    }
+
+    /// One request; `None` when the connection was reset before any answer.
+    fn try_request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Option<(u16, String)> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(90))).unwrap();
+        let mut req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n",
+            self.port
+        );
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        req.push_str(&format!(
+            "Content-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        ));
+        s.write_all(req.as_bytes()).ok()?;
+        s.write_all(body).ok()?;
+        let mut out = Vec::new();
+        match s.read_to_end(&mut out) {
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset && out.is_empty() => None,
+            _ => {
+                let out = String::from_utf8_lossy(&out).into_owned();
+                let status = out.split_whitespace().nth(1)?.parse().ok()?;
+                Some((status, out))
+            }
+        }
     }
 
     /// `GET path`.

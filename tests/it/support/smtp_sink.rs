@@ -72,9 +72,17 @@ impl SmtpSink {
         files
     }
 
-    /// Every transaction received so far, read back.
+    /// Every transaction received so far, read back. smtp-sink writes a
+    /// dump as its transaction goes (MAIL, then RCPT, then the message):
+    /// one still before its `RCPT` is not counted yet.
     pub fn received(&self) -> Vec<Dump> {
-        self.dumps().iter().map(|p| read_dump(p)).collect()
+        (self.dumps().iter())
+            .filter(|p| {
+                let raw = std::fs::read(p).unwrap_or_default();
+                envelope_address(&String::from_utf8_lossy(&raw), "X-Rcpt-Args: ").is_some()
+            })
+            .map(|p| read_dump(p))
+            .collect()
     }
 }
 
