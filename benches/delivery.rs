@@ -7,7 +7,9 @@
 //! The edition is the sample newsroom's Evening Brief (`pm`) of 2026-11-30
 //! 17:00: 22.7 KB of HTML and 5.3 KB of text, about 31 KB per message. Run
 //! with `cargo bench --bench delivery`; figures in docs/delivery.md.
-//! End-to-end sending is measured by bench/send_vs_smtp_source.sh.
+//! `compose_and_sign_30kb` signs the same message with our signer and with
+//! lettre's DKIM, the baseline. End-to-end sending is measured by
+//! bench/send_vs_smtp_source.sh.
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
@@ -20,7 +22,9 @@ use briefing::config::Newsroom;
 use briefing::delivery::compose::Composer;
 use briefing::delivery::plan;
 use briefing::ledger::Rendering;
-use briefing::mail::message::{DkimAlgorithm, DkimSettings};
+use briefing::mail::message::{
+    DkimAlgorithm, DkimSettings, DkimSigner, build_message, compose as compose_message,
+};
 use briefing::pipeline::Pipeline;
 use briefing::time::parse_when;
 
@@ -163,5 +167,103 @@ fn compose(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, compose);
+/// Signing alone, ours (aws-lc-rs) next to lettre's DKIM (the pure-Rust
+/// `rsa` crate and ed25519-dalek), on the same reader's message: the
+/// baseline the gain is measured against.
+fn sign(c: &mut Criterion) {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+    use lettre::message::dkim::{
+        DkimCanonicalization, DkimCanonicalizationType, DkimConfig, DkimSigningAlgorithm,
+        DkimSigningKey,
+    };
+    use lettre::message::header::HeaderName;
+
+    let (newsroom, edition_id, variant) = edition();
+    let n = newsroom.config.newsletter("pm").unwrap().clone();
+    let composer = Composer::new(&newsroom, &n, &edition_id, b"bench-secret".to_vec()).unwrap();
+    let r = &readers(1)[0];
+    let spec = composer
+        .spec(
+            &edition_id,
+            (&variant.subject, &variant.html, &variant.text),
+            &r.email,
+            Some(&r.name),
+            &r.fields,
+            true,
+        )
+        .unwrap();
+    let fixture = |name: &str| {
+        std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/mail")
+                .join(name),
+        )
+        .unwrap()
+    };
+    let lettre_config = |key: DkimSigningKey| {
+        DkimConfig::new(
+            "bench".to_owned(),
+            "news.example.com".to_owned(),
+            key,
+            DkimSigner::SIGNED_HEADERS
+                .iter()
+                .map(|h| HeaderName::new_from_ascii_str(h))
+                .collect(),
+            DkimCanonicalization {
+                header: DkimCanonicalizationType::Relaxed,
+                body: DkimCanonicalizationType::Relaxed,
+            },
+        )
+    };
+    // lettre wants the Ed25519 seed in base64: the last 32 bytes of the
+    // PKCS#8 DER.
+    let ed_pem = fixture("dkim-ed25519.pem");
+    let ed_der: String = ed_pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let ed_der = STANDARD.decode(ed_der).unwrap();
+    let seed = STANDARD.encode(&ed_der[ed_der.len() - 32..]);
+    let baselines = [
+        (
+            "ed25519",
+            lettre_config(DkimSigningKey::new(&seed, DkimSigningAlgorithm::Ed25519).unwrap()),
+            "dkim-ed25519.pem",
+            DkimAlgorithm::Ed25519Sha256,
+        ),
+        (
+            "rsa2048",
+            lettre_config(
+                DkimSigningKey::new(&fixture("dkim-rsa-pkcs1.pem"), DkimSigningAlgorithm::Rsa)
+                    .unwrap(),
+            ),
+            "dkim-rsa.pem",
+            DkimAlgorithm::RsaSha256,
+        ),
+    ];
+    let mut g = c.benchmark_group("compose_and_sign_30kb");
+    g.sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(5));
+    g.throughput(Throughput::Elements(1));
+    for (label, lettre_dkim, key, algorithm) in &baselines {
+        let room = with_dkim(&newsroom, key, *algorithm);
+        let ours = DkimSigner::load(room.config.delivery.dkim.as_ref().unwrap()).unwrap();
+        g.bench_function(format!("{label}_ours"), |b| {
+            b.iter(|| {
+                compose_message(black_box(&spec), Some(&ours))
+                    .unwrap()
+                    .len()
+            })
+        });
+        g.bench_function(format!("{label}_lettre"), |b| {
+            b.iter(|| {
+                let mut m = build_message(black_box(&spec)).unwrap();
+                m.sign(lettre_dkim);
+                m.formatted().len()
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, compose, sign);
 criterion_main!(benches);

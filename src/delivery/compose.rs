@@ -239,7 +239,9 @@ impl Composer {
         check_headers(&spec).map(|_| ()).map_err(|e| e.to_string())
     }
 
-    fn spec(
+    /// One reader's message before MIME and DKIM: what [`Composer::compose`]
+    /// builds and signs (the benches also sign it with a baseline).
+    pub fn spec(
         &self,
         edition_id: &str,
         (subject, html, text): (&str, &str, &str),

@@ -8,25 +8,20 @@
 //! times that. lettre still assembles the headers (RFC 2047, folding) and signs.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::SystemTime;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
 use lettre::Message;
-use lettre::message::dkim::{
-    DkimCanonicalization, DkimCanonicalizationType, DkimConfig, DkimSigningAlgorithm,
-    DkimSigningKey,
-};
 use lettre::message::header::{
     ContentTransferEncoding, ContentType, HeaderName, HeaderValue, MIME_VERSION_1_0,
 };
 use lettre::message::{Body, Mailbox};
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
+
+pub use super::dkim::{DkimAlgorithm, DkimError, DkimSettings, DkimSigner};
 
 /// Everything that varies between two messages of one send.
 #[derive(Debug, Clone)]
@@ -115,7 +110,18 @@ pub fn message_id(edition_id: &str, email: &str, from_domain: &str) -> String {
 /// Composes the message and returns the bytes to put after SMTP `DATA`
 /// (CRLF line ends, 7-bit clean, lines at most 998 octets).
 pub fn compose(spec: &MessageSpec, dkim: Option<&DkimSigner>) -> Result<Vec<u8>, MessageError> {
-    Ok(build_message(spec, dkim)?.formatted())
+    let bytes = build_message(spec)?.formatted();
+    match dkim {
+        None => Ok(bytes),
+        Some(signer) => {
+            let now = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            signer
+                .sign(&bytes, now)
+                .map_err(|e| MessageError::Internal(e.to_string()))
+        }
+    }
 }
 
 /// The headers of a message, checked: everything composing can refuse
@@ -150,11 +156,9 @@ pub fn check_headers(spec: &MessageSpec) -> Result<CheckedHeaders, MessageError>
     })
 }
 
-/// Composes the message as a lettre [`Message`] (signed when `dkim` is given).
-pub fn build_message(
-    spec: &MessageSpec,
-    dkim: Option<&DkimSigner>,
-) -> Result<Message, MessageError> {
+/// Composes the message as a lettre [`Message`], unsigned ([`compose`]
+/// signs its bytes).
+pub fn build_message(spec: &MessageSpec) -> Result<Message, MessageError> {
     let CheckedHeaders {
         list_id,
         unsubscribe,
@@ -207,16 +211,12 @@ pub fn build_message(
     // The multipart structure is written by hand above, so Content-Type
     // belongs to the top-level headers, where DKIM can sign it (lettre signs
     // only top-level headers; its own MultiPart keeps Content-Type apart).
-    let mut message = builder
+    Ok(builder
         .header(content_type)
         .body(Body::dangerous_pre_encoded(
             body,
             ContentTransferEncoding::SevenBit,
-        ))?;
-    if let Some(signer) = dkim {
-        message.sign(&signer.config);
-    }
-    Ok(message)
+        ))?)
 }
 
 const LIST_ID: HeaderName = HeaderName::new_from_ascii_str("List-Id");
@@ -652,272 +652,6 @@ fn literal_run(input: &[u8], start: usize, end: usize) -> usize {
 
 fn is_line_end(input: &[u8], i: usize) -> bool {
     input[i] == b'\n' || (input[i] == b'\r' && input.get(i + 1) == Some(&b'\n'))
-}
-
-/// DKIM signing algorithm, as written in config.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum DkimAlgorithm {
-    #[serde(rename = "rsa-sha256")]
-    RsaSha256,
-    #[serde(rename = "ed25519-sha256")]
-    Ed25519Sha256,
-}
-
-impl FromStr for DkimAlgorithm {
-    type Err = DkimError;
-
-    fn from_str(s: &str) -> Result<Self, DkimError> {
-        match s {
-            "rsa-sha256" => Ok(DkimAlgorithm::RsaSha256),
-            "ed25519-sha256" => Ok(DkimAlgorithm::Ed25519Sha256),
-            other => Err(DkimError::UnknownAlgorithm(other.to_owned())),
-        }
-    }
-}
-
-/// DKIM configuration as read from the newsroom's config.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DkimSettings {
-    /// `d=`: the signing domain, normally the From domain (DMARC alignment).
-    pub domain: String,
-    /// `s=`: the key is published at `<selector>._domainkey.<domain>`.
-    pub selector: String,
-    /// PEM private key. RSA: PKCS#1 (`BEGIN RSA PRIVATE KEY`) or PKCS#8
-    /// (`BEGIN PRIVATE KEY`). Ed25519: PKCS#8 PEM as written by
-    /// `openssl genpkey -algorithm ed25519`, or the base64 32-byte seed.
-    pub key_file: PathBuf,
-    pub algorithm: DkimAlgorithm,
-}
-
-#[derive(Debug, Error)]
-pub enum DkimError {
-    #[error("cannot read DKIM key {}", path.display())]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("DKIM key {}: {reason}", path.display())]
-    Key { path: PathBuf, reason: String },
-    #[error("unknown DKIM algorithm {0:?} (expected rsa-sha256 or ed25519-sha256)")]
-    UnknownAlgorithm(String),
-    #[error("invalid DKIM {field} {value:?}")]
-    InvalidName { field: &'static str, value: String },
-}
-
-/// A loaded DKIM key with the header list briefing signs.
-#[derive(Debug)]
-pub struct DkimSigner {
-    config: DkimConfig,
-}
-
-impl DkimSigner {
-    /// Headers covered by the signature. RFC 8058 one-click only counts when
-    /// both List-Unsubscribe headers are signed; lettre's default signs four.
-    pub const SIGNED_HEADERS: [&'static str; 10] = [
-        "From",
-        "To",
-        "Subject",
-        "Date",
-        "Message-ID",
-        "MIME-Version",
-        "Content-Type",
-        "List-Id",
-        "List-Unsubscribe",
-        "List-Unsubscribe-Post",
-    ];
-
-    /// Reads the key file named in the settings.
-    pub fn load(settings: &DkimSettings) -> Result<Self, DkimError> {
-        let text =
-            std::fs::read_to_string(&settings.key_file).map_err(|source| DkimError::Read {
-                path: settings.key_file.clone(),
-                source,
-            })?;
-        Self::from_key_text(
-            &settings.domain,
-            &settings.selector,
-            settings.algorithm,
-            &text,
-            &settings.key_file,
-        )
-    }
-
-    /// Builds a signer from key text; `origin` names the key in errors.
-    pub fn from_key_text(
-        domain: &str,
-        selector: &str,
-        algorithm: DkimAlgorithm,
-        key_text: &str,
-        origin: &Path,
-    ) -> Result<Self, DkimError> {
-        let name_ok = |s: &str| {
-            !s.is_empty()
-                && s.split('.').all(|label| {
-                    !label.is_empty()
-                        && label
-                            .bytes()
-                            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-                })
-        };
-        if !name_ok(domain) {
-            return Err(DkimError::InvalidName {
-                field: "domain",
-                value: domain.to_owned(),
-            });
-        }
-        if !name_ok(selector) {
-            return Err(DkimError::InvalidName {
-                field: "selector",
-                value: selector.to_owned(),
-            });
-        }
-        let key_error = |reason: String| DkimError::Key {
-            path: origin.to_owned(),
-            reason,
-        };
-        let key = match algorithm {
-            DkimAlgorithm::RsaSha256 => {
-                let pkcs1_pem = rsa_pkcs1_pem(key_text).map_err(key_error)?;
-                DkimSigningKey::new(&pkcs1_pem, DkimSigningAlgorithm::Rsa)
-            }
-            DkimAlgorithm::Ed25519Sha256 => {
-                let seed = ed25519_seed_base64(key_text).map_err(key_error)?;
-                DkimSigningKey::new(&seed, DkimSigningAlgorithm::Ed25519)
-            }
-        }
-        .map_err(|e| key_error(e.to_string()))?;
-        let headers = Self::SIGNED_HEADERS
-            .iter()
-            .map(|name| HeaderName::new_from_ascii_str(name))
-            .collect();
-        // relaxed/relaxed survives relays that refold headers or trim
-        // trailing whitespace; simple/simple breaks on either.
-        let canonicalization = DkimCanonicalization {
-            header: DkimCanonicalizationType::Relaxed,
-            body: DkimCanonicalizationType::Relaxed,
-        };
-        Ok(DkimSigner {
-            config: DkimConfig::new(
-                selector.to_owned(),
-                domain.to_owned(),
-                key,
-                headers,
-                canonicalization,
-            ),
-        })
-    }
-}
-
-/// The DER inside a PEM block, or `None` when the text is not PEM.
-fn pem_der(text: &str, label: &str) -> Option<Result<Vec<u8>, String>> {
-    let begin = format!("-----BEGIN {label}-----");
-    let end = format!("-----END {label}-----");
-    let start = text.find(&begin)? + begin.len();
-    let stop = text[start..].find(&end)? + start;
-    let b64: String = text[start..stop]
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .collect();
-    Some(
-        STANDARD
-            .decode(b64)
-            .map_err(|e| format!("bad base64 in PEM: {e}")),
-    )
-}
-
-/// One DER element: (tag, contents, rest).
-fn der_next(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, rest) = input.split_first()?;
-    let (&first, rest) = rest.split_first()?;
-    let (len, rest) = if first < 0x80 {
-        (first as usize, rest)
-    } else {
-        let n = (first & 0x7f) as usize;
-        if n == 0 || n > 4 || rest.len() < n {
-            return None;
-        }
-        let len = rest[..n]
-            .iter()
-            .fold(0usize, |acc, &b| (acc << 8) | b as usize);
-        (len, &rest[n..])
-    };
-    if rest.len() < len {
-        return None;
-    }
-    Some((tag, &rest[..len], &rest[len..]))
-}
-
-/// PKCS#8 PrivateKeyInfo -> (algorithm OID bytes, privateKey contents).
-fn pkcs8_parts(der: &[u8]) -> Option<(&[u8], &[u8])> {
-    let (0x30, info, _) = der_next(der)? else {
-        return None;
-    };
-    let (0x02, _version, rest) = der_next(info)? else {
-        return None;
-    };
-    let (0x30, algorithm, rest) = der_next(rest)? else {
-        return None;
-    };
-    let (0x06, oid, _) = der_next(algorithm)? else {
-        return None;
-    };
-    let (0x04, private_key, _) = der_next(rest)? else {
-        return None;
-    };
-    Some((oid, private_key))
-}
-
-const OID_RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
-const OID_ED25519: &[u8] = &[0x2b, 0x65, 0x70];
-
-/// lettre takes RSA keys as PKCS#1 PEM; openssl writes PKCS#8 by default.
-fn rsa_pkcs1_pem(text: &str) -> Result<String, String> {
-    if text.contains("-----BEGIN RSA PRIVATE KEY-----") {
-        return Ok(text.to_owned());
-    }
-    let der = pem_der(text, "PRIVATE KEY").ok_or_else(|| {
-        "expected a PEM RSA private key (BEGIN RSA PRIVATE KEY or BEGIN PRIVATE KEY)".to_owned()
-    })??;
-    let (oid, pkcs1) = pkcs8_parts(&der).ok_or("malformed PKCS#8 key")?;
-    if oid != OID_RSA {
-        return Err("the key is not an RSA key (wrong algorithm in config?)".to_owned());
-    }
-    let b64 = STANDARD.encode(pkcs1);
-    let mut pem = String::from("-----BEGIN RSA PRIVATE KEY-----\n");
-    for line in b64.as_bytes().chunks(64) {
-        pem.push_str(std::str::from_utf8(line).unwrap_or_default());
-        pem.push('\n');
-    }
-    pem.push_str("-----END RSA PRIVATE KEY-----\n");
-    Ok(pem)
-}
-
-/// lettre takes Ed25519 keys as the base64 32-byte seed.
-fn ed25519_seed_base64(text: &str) -> Result<String, String> {
-    match pem_der(text, "PRIVATE KEY") {
-        Some(der) => {
-            let der = der?;
-            let (oid, private_key) = pkcs8_parts(&der).ok_or("malformed PKCS#8 key")?;
-            if oid != OID_ED25519 {
-                return Err("the key is not an Ed25519 key (wrong algorithm in config?)".to_owned());
-            }
-            // CurvePrivateKey ::= OCTET STRING (RFC 8410).
-            match der_next(private_key) {
-                Some((0x04, seed, _)) if seed.len() == 32 => Ok(STANDARD.encode(seed)),
-                _ => Err("malformed Ed25519 private key".to_owned()),
-            }
-        }
-        None => {
-            let raw = text.trim();
-            match STANDARD.decode(raw) {
-                Ok(seed) if seed.len() == 32 => Ok(raw.to_owned()),
-                _ => Err(
-                    "expected PKCS#8 PEM (BEGIN PRIVATE KEY) or a base64 32-byte seed".to_owned(),
-                ),
-            }
-        }
-    }
 }
 
 #[cfg(test)]

@@ -1,8 +1,9 @@
 //! From a rendered edition to delivered messages: personalisation
-//! (`variant`), unsubscribe tokens (`token`), MIME and DKIM (`message`),
+//! (`variant`), unsubscribe tokens (`token`), MIME (`message`), DKIM (`dkim`),
 //! where messages go (`transport`: the `outbox` or `smtp`) and the
 //! concurrent, crash-safe sender (`sender`).
 
+pub mod dkim;
 pub mod message;
 pub mod outbox;
 pub mod sender;

@@ -67,3 +67,31 @@ pub async fn verify_dkim(raw: &[u8], selector: &str, record: &str) -> Vec<mail_a
         .map(|output| output.result().clone())
         .collect()
 }
+
+/// Verifies `raw` with Python's dkimpy (Debian's `python3-dkim`), a second
+/// implementation next to mail-auth, its DNS answering every lookup with
+/// `record`. Returns dkimpy's verdict, or panics saying what is missing.
+pub fn dkimpy_verifies(raw: &[u8], record: &str) -> bool {
+    use std::io::Write as _;
+    const PYTHON: &str = "/usr/bin/python3";
+    let script = "import sys, dkim\n\
+                  rec = sys.argv[1].encode()\n\
+                  ok = dkim.verify(sys.stdin.buffer.read(), dnsfunc=lambda name, timeout=5: rec)\n\
+                  print('pass' if ok else 'fail')\n";
+    let mut child = std::process::Command::new(PYTHON)
+        .args(["-c", script, record])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {PYTHON} (install python3-dkim): {e}"));
+    child.stdin.take().unwrap().write_all(raw).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "dkimpy failed (install python3-dkim and python3-nacl): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout.trim() == "pass"
+}
