@@ -183,7 +183,7 @@ impl DkimSigner {
     /// (seconds since the epoch, the `t=` tag).
     pub fn sign(&self, message: &[u8], timestamp: u64) -> Result<Vec<u8>, DkimError> {
         let (headers, body) = split_message(message);
-        let body_hash = STANDARD.encode(digest::digest(&SHA256, &relaxed_body(body)));
+        let body_hash = STANDARD.encode(body_hash(body));
         let fields = header_fields(headers);
         let mut data = Vec::with_capacity(1024);
         let mut names = Vec::new();
@@ -324,8 +324,183 @@ fn relaxed_header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
     }
 }
 
-/// RFC 6376 3.4.4: runs of white space in a line as one space, none at a
-/// line's end, no empty lines at the end, and a non-empty body ends in CRLF.
+/// The SHA-256 of the body in RFC 6376's relaxed form (3.4.4): runs of
+/// white space in a line as one space, none at a line's end, no empty
+/// lines at the end, a non-empty body ending in CRLF. Lines already in that
+/// form (nearly all of a quoted-printable body) are hashed straight from
+/// the message in long runs; only the others are rewritten.
+fn body_hash(body: &[u8]) -> digest::Digest {
+    if let Some(relaxed) = already_relaxed(body) {
+        let mut ctx = digest::Context::new(&SHA256);
+        ctx.update(relaxed);
+        if !relaxed.is_empty() && !relaxed.ends_with(b"\r\n") {
+            ctx.update(b"\r\n");
+        }
+        return ctx.finish();
+    }
+    let mut hash = Spans {
+        body,
+        ctx: digest::Context::new(&SHA256),
+        span: None,
+    };
+    // Where a line may need rewriting, found by vectorised scans of the
+    // whole body: the lines without one are hashed as they are.
+    let mut dirty: Vec<usize> = (memchr::memchr2_iter(b'\t', b'\r', body))
+        .filter(|&i| body[i] == b'\t' || body.get(i + 1) != Some(&b'\n'))
+        .chain(memchr::memmem::find_iter(body, b"  "))
+        .chain(memchr::memmem::find_iter(body, b" \r"))
+        .collect();
+    dirty.sort_unstable();
+    let mut d = 0;
+    let mut scratch = Vec::new();
+    // Blank lines not yet hashed: only a later non-blank line writes them.
+    let mut blanks = 0usize;
+    let mut blanks_from: Option<usize> = None;
+    let mut start = 0;
+    while start < body.len() {
+        let end = memchr::memchr(b'\n', &body[start..]).map_or(body.len(), |i| start + i);
+        let line = &body[start..end];
+        let content = line.strip_suffix(b"\r").unwrap_or(line);
+        // Ends in CRLF in the message, so the message's bytes can be hashed.
+        let crlf = end < body.len() && content.len() < line.len();
+        let next = (end + 1).min(body.len());
+        while d < dirty.len() && dirty[d] < start {
+            d += 1;
+        }
+        let marked = d < dirty.len() && dirty[d] < end;
+        // A line that does not end in CRLF (the last one, or a bare LF) was
+        // not fully covered by the scans: looked at byte by byte.
+        let clean = !marked && (crlf || is_relaxed(content));
+        let canon: &[u8] = if clean {
+            content
+        } else {
+            scratch.clear();
+            compress_wsp(content, &mut scratch);
+            &scratch
+        };
+        if canon.is_empty() {
+            // Written from the message when all of them are plain CRLFs.
+            if blanks == 0 {
+                blanks_from = Some(start);
+            }
+            if !(clean && crlf) {
+                blanks_from = None;
+            }
+            blanks += 1;
+        } else {
+            match blanks_from {
+                Some(from) if blanks > 0 => hash.message(from, start),
+                _ => (0..blanks).for_each(|_| hash.bytes(b"\r\n")),
+            }
+            blanks = 0;
+            blanks_from = None;
+            if clean && crlf {
+                hash.message(start, end + 1);
+            } else {
+                hash.bytes(canon);
+                hash.bytes(b"\r\n");
+            }
+        }
+        start = next;
+    }
+    hash.finish()
+}
+
+/// The body itself, without its trailing blank lines, when every line is
+/// already relaxed and ends in CRLF: a few vectorised scans of the whole
+/// body instead of one pass per line.
+fn already_relaxed(body: &[u8]) -> Option<&[u8]> {
+    use memchr::memmem;
+    if memchr::memchr(b'\t', body).is_some()
+        || memmem::find(body, b"  ").is_some()
+        || memmem::find(body, b" \r").is_some()
+        || body.ends_with(b" ")
+    {
+        return None;
+    }
+    let pairs = memmem::find_iter(body, b"\r\n").count();
+    if memchr::memchr_iter(b'\r', body).count() != pairs
+        || memchr::memchr_iter(b'\n', body).count() != pairs
+    {
+        return None;
+    }
+    let mut t = body;
+    while t.ends_with(b"\r\n\r\n") {
+        t = &t[..t.len() - 2];
+    }
+    Some(if t == b"\r\n" { &[] } else { t })
+}
+
+/// Whether a line is already relaxed: no tab, no CR, no two spaces in a
+/// row, no space at its end. One pass over the bytes.
+fn is_relaxed(line: &[u8]) -> bool {
+    let mut space = false;
+    for &b in line {
+        match b {
+            b'\t' | b'\r' => return false,
+            b' ' if space => return false,
+            _ => {}
+        }
+        space = b == b' ';
+    }
+    !space
+}
+
+/// A hash fed from runs of the message where it can, bytes where it must.
+struct Spans<'a> {
+    body: &'a [u8],
+    ctx: digest::Context,
+    span: Option<(usize, usize)>,
+}
+
+impl Spans<'_> {
+    fn message(&mut self, from: usize, to: usize) {
+        match &mut self.span {
+            Some((_, end)) if *end == from => *end = to,
+            _ => {
+                self.flush();
+                self.span = Some((from, to));
+            }
+        }
+    }
+
+    fn bytes(&mut self, bytes: &[u8]) {
+        self.flush();
+        self.ctx.update(bytes);
+    }
+
+    fn flush(&mut self) {
+        if let Some((from, to)) = self.span.take() {
+            self.ctx.update(&self.body[from..to]);
+        }
+    }
+
+    fn finish(mut self) -> digest::Digest {
+        self.flush();
+        self.ctx.finish()
+    }
+}
+
+/// One line's runs of white space as one space, none at its end. A stray
+/// CR inside a line is no line end and is kept as it is.
+fn compress_wsp(line: &[u8], out: &mut Vec<u8>) {
+    let mut space = false;
+    for &b in line {
+        if is_wsp(b) {
+            space = true;
+            continue;
+        }
+        if space {
+            out.push(b' ');
+        }
+        space = false;
+        out.push(b);
+    }
+}
+
+/// The relaxed body written out in full: the reference [`body_hash`] is
+/// tested against.
+#[cfg(test)]
 fn relaxed_body(body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(body.len() + 2);
     let mut blank_lines = 0usize;
@@ -337,18 +512,7 @@ fn relaxed_body(body: &[u8]) -> Vec<u8> {
             break;
         }
         let mut canon = Vec::with_capacity(line.len());
-        let mut space = false;
-        for &b in line {
-            if is_wsp(b) {
-                space = true;
-                continue;
-            }
-            if space {
-                canon.push(b' ');
-            }
-            space = false;
-            canon.push(b);
-        }
+        compress_wsp(line, &mut canon);
         if canon.is_empty() {
             blank_lines += 1;
             continue;
@@ -507,6 +671,55 @@ mod tests {
             })
             .collect();
         assert_eq!(canon, ["a:X", "b:Y Z"]);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+        /// The fast hash is the hash of the reference canonical form, for
+        /// bodies made of the pieces that matter: spaces, tabs, CR, LF.
+        #[test]
+        fn the_fast_body_hashes_are_the_reference_one(
+            body in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::prelude::Just(b' '),
+                    proptest::prelude::Just(b'\t'),
+                    proptest::prelude::Just(b'\r'),
+                    proptest::prelude::Just(b'\n'),
+                    proptest::prelude::Just(b'a'),
+                    proptest::prelude::Just(b'='),
+                ],
+                0..60,
+            )
+        ) {
+            let reference = digest::digest(&SHA256, &relaxed_body(&body));
+            let fast = body_hash(&body);
+            proptest::prop_assert_eq!(fast.as_ref(), reference.as_ref());
+        }
+    }
+
+    #[test]
+    fn bodies_already_relaxed_take_the_short_way_to_the_same_hash() {
+        for b in [
+            "a\r\nb c\r\n\r\n\r\n",
+            "\r\n\r\n",
+            "",
+            "a",
+            "a\r\n\r\nb",
+            "\r\na\r\n",
+        ] {
+            assert!(already_relaxed(b.as_bytes()).is_some(), "{b:?}");
+            let reference = digest::digest(&SHA256, &relaxed_body(b.as_bytes()));
+            assert_eq!(
+                body_hash(b.as_bytes()).as_ref(),
+                reference.as_ref(),
+                "{b:?}"
+            );
+        }
+        for b in [
+            "a \r\n", "a\tb\r\n", "a  b\r\n", "a\nb\r\n", "a\rb\r\n", "a ",
+        ] {
+            assert!(already_relaxed(b.as_bytes()).is_none(), "{b:?}");
+        }
     }
 
     #[test]
