@@ -20,10 +20,11 @@ use crate::diag::{DiagnosticError, Diagnostics, display_path};
 use crate::edition::{Edition, Slot, edition_id};
 use crate::exit::Exit;
 use crate::ledger::{
-    Counts, DeliveryUpdate, EditionState, EditionStub, Ledger, MAIN_RENDERING, StoredEdition,
+    Counts, Delivery, DeliveryUpdate, EditionState, EditionStub, Ledger, MAIN_RENDERING,
+    StoredEdition,
 };
 use crate::mail::sender::{
-    Job, LeasedLedger, MessageSource, OutcomeSink, Progress, SendOptions, Skip, deliver,
+    Job, Jobs, LeasedLedger, MessageSource, OutcomeSink, Progress, SendOptions, deliver,
 };
 use crate::mail::smtp::SmtpConnector;
 use crate::mail::transport::Transport;
@@ -558,6 +559,59 @@ pub fn preflight(newsroom: &Newsroom, n: &Newsletter, slot: DateTime<Utc>) -> Re
     Ok(())
 }
 
+/// An edition's deliveries still to try, in address order, read from the
+/// ledger [`BATCH`] at a time. A batch read fails only when the ledger
+/// does: the send then stops as after any ledger failure, and the rest is
+/// still pending.
+struct PendingBatches {
+    ledger: Ledger,
+    edition_id: String,
+    after: Option<String>,
+    batch: std::vec::IntoIter<Delivery>,
+    done: bool,
+}
+
+/// Recipients read from the ledger at a time while sending.
+const BATCH: usize = 2048;
+
+impl PendingBatches {
+    fn new(ledger: Ledger, edition_id: &str) -> Self {
+        PendingBatches {
+            ledger,
+            edition_id: edition_id.to_owned(),
+            after: None,
+            batch: Vec::new().into_iter(),
+            done: false,
+        }
+    }
+}
+
+impl Iterator for PendingBatches {
+    type Item = Delivery;
+
+    fn next(&mut self) -> Option<Delivery> {
+        if let Some(d) = self.batch.next() {
+            return Some(d);
+        }
+        if self.done {
+            return None;
+        }
+        match (self.ledger).pending_batch(&self.edition_id, self.after.as_deref(), BATCH) {
+            Ok(batch) => {
+                self.done = batch.len() < BATCH;
+                self.after = batch.last().map(|d| d.email.clone());
+                self.batch = batch.into_iter();
+                self.batch.next()
+            }
+            Err(e) => {
+                tracing::error!(edition = %self.edition_id, "cannot read the next recipients: {e:#}");
+                self.done = true;
+                None
+            }
+        }
+    }
+}
+
 /// The transport for one edition (the outbox gets a folder per edition).
 pub fn transport(newsroom: &Newsroom, n: &Newsletter, slot: DateTime<Utc>) -> Result<Transport> {
     let d = &newsroom.config.delivery;
@@ -591,12 +645,11 @@ fn deliver_frozen(
     holder: &str,
     opts: &Options,
 ) -> Result<RunResult> {
-    let mut pending = ledger.pending(&stored.id)?;
-    let total_unsent = pending.len();
-    if let Some(l) = opts.limit {
-        pending.truncate(l);
-    }
-    let limited = pending.len() < total_unsent;
+    let total_unsent = ledger.counts(&stored.id)?.unsent();
+    let total = opts
+        .limit
+        .map_or(total_unsent, |l| total_unsent.min(l as u64));
+    let limited = total < total_unsent;
     let composer = Arc::new(
         Composer::new(newsroom, n, &stored.id, secret(newsroom)?)?.for_edition(stored.num),
     );
@@ -605,26 +658,15 @@ fn deliver_frozen(
     // Asked before each message: an unsubscribe (or a bounce) recorded while
     // the edition is sending stops the rest of its mail to that person.
     let store = Arc::new(std::sync::Mutex::new(open_ledger(newsroom)?));
-    let jobs: Vec<Job> = pending
-        .into_iter()
-        .map(|d| {
-            let composer = Arc::clone(&composer);
-            let stored = Arc::clone(&stored);
-            let store = Arc::clone(&store);
+    let job = {
+        let (composer, stored) = (composer.clone(), stored.clone());
+        move |d: Delivery| {
+            let (composer, stored) = (composer.clone(), stored.clone());
             Job {
                 message_id: Some(composer.message_id(&stored.id, &d.email)),
                 email: d.email.clone(),
                 envelope_from: composer.envelope_for(&d.email),
                 message: MessageSource::Compose(Box::new(move || {
-                    let suppressed = store
-                        .lock()
-                        .map_err(|_| "the suppression check failed")?
-                        .is_suppressed(&d.email, &stored.newsletter)?;
-                    if suppressed {
-                        return Err(Box::new(Skip(
-                            "suppressed while the edition was sending".into(),
-                        )));
-                    }
                     let content = stored
                         .content(d.rendering)
                         .or_else(|| stored.content(MAIN_RENDERING))
@@ -632,9 +674,20 @@ fn deliver_frozen(
                     composer.compose(&stored.id, content, &d.email, d.name.as_deref(), &d.fields)
                 })),
             }
-        })
-        .collect();
+        }
+    };
+    // The recipients are read from the ledger a batch at a time as the
+    // sessions need them: memory does not grow with the audience.
+    let batches = PendingBatches::new(open_ledger(newsroom)?, &stored.id);
+    let jobs = Jobs::streamed(total, batches.take(total as usize).map(job));
     let mut options = SendOptions::new(&stored.id, composer.envelope_from());
+    let newsletter = stored.newsletter.clone();
+    options.last_check = Some(Arc::new(move |email: &str| {
+        let ledger = store.lock().map_err(|_| "the suppression check failed")?;
+        Ok(ledger
+            .is_suppressed(email, &newsletter)?
+            .then(|| "suppressed while the edition was sending".to_owned()))
+    }));
     options.stop = opts.stop.clone();
     let sink = LeasedLedger::new(ledger, &stored.id, holder, LEASE_TTL);
     let start = Instant::now();

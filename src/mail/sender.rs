@@ -26,7 +26,7 @@
 use std::collections::VecDeque;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use lettre::Address;
@@ -59,6 +59,31 @@ pub struct Job {
     /// VERP address that says whose message a bounce is about. Otherwise
     /// [`SendOptions::envelope_from`].
     pub envelope_from: Option<Address>,
+}
+
+/// The deliveries of one send, taken as they are needed: a large edition
+/// is read from the ledger batch by batch, never held whole in memory.
+pub struct Jobs {
+    /// How many the source yields: the progress total, and the most
+    /// sessions worth opening.
+    pub total: u64,
+    source: Box<dyn Iterator<Item = Job> + Send>,
+}
+
+impl Jobs {
+    /// `total` jobs from `source`, composed as the sessions get to them.
+    pub fn streamed(total: u64, source: impl Iterator<Item = Job> + Send + 'static) -> Jobs {
+        Jobs {
+            total,
+            source: Box::new(source),
+        }
+    }
+}
+
+impl From<Vec<Job>> for Jobs {
+    fn from(jobs: Vec<Job>) -> Jobs {
+        Jobs::streamed(jobs.len() as u64, jobs.into_iter())
+    }
 }
 
 /// Where outcomes are recorded. [`Ledger`] is one; [`LeasedLedger`] also keeps
@@ -172,8 +197,12 @@ impl std::fmt::Display for Skip {
 
 impl std::error::Error for Skip {}
 
+/// Asked just before each attempt: `Some(why)` when the recipient must not
+/// be mailed after all (suppressed while the edition was sending).
+pub type LastCheck = Arc<dyn Fn(&str) -> Result<Option<String>, BoxError> + Send + Sync>;
+
 /// How a send behaves, beyond the transport's own settings.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SendOptions {
     pub edition_id: String,
     /// SMTP envelope sender (`MAIL FROM`), where bounces go.
@@ -186,6 +215,24 @@ pub struct SendOptions {
     /// When set to true (e.g. by SIGTERM), workers finish the message in
     /// flight, record it, and take no more: the rest stay pending.
     pub stop: Option<Arc<AtomicBool>>,
+    /// The check before each attempt, if any. Messages are composed a
+    /// little ahead of the sessions, so a check when composing could be
+    /// overtaken by an unsubscribe; this one is not.
+    pub last_check: Option<LastCheck>,
+}
+
+impl std::fmt::Debug for SendOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SendOptions")
+            .field("edition_id", &self.edition_id)
+            .field("envelope_from", &self.envelope_from)
+            .field("backoff", &self.backoff)
+            .field("max_backoff", &self.max_backoff)
+            .field("max_batch", &self.max_batch)
+            .field("stop", &self.stop)
+            .field("last_check", &self.last_check.is_some())
+            .finish()
+    }
 }
 
 impl SendOptions {
@@ -197,6 +244,7 @@ impl SendOptions {
             max_backoff: Duration::from_secs(60),
             max_batch: 50,
             stop: None,
+            last_check: None,
         }
     }
 }
@@ -252,12 +300,13 @@ impl SendError {
 /// `progress` is called from the ledger writer after each commit.
 pub async fn deliver<S: OutcomeSink>(
     transport: &Transport,
-    jobs: Vec<Job>,
+    jobs: impl Into<Jobs>,
     options: SendOptions,
     sink: S,
     progress: impl FnMut(Progress) + Send + 'static,
 ) -> Result<(Progress, S), SendError> {
-    let total = jobs.len() as u64;
+    let jobs = jobs.into();
+    let total = jobs.total;
     let (channel, connections, retries, rate) = match transport {
         Transport::Outbox { dir } => (Channel::Outbox(Outbox::new(dir)?), 1, 0, None),
         Transport::Smtp(settings) => {
@@ -271,7 +320,13 @@ pub async fn deliver<S: OutcomeSink>(
         }
     };
     // A session per recipient at most: an idle one only costs the relay.
-    let workers = connections.min(jobs.len());
+    let workers = connections.min(usize::try_from(total).unwrap_or(usize::MAX));
+    // Composing and signing run on threads of their own, one per core, a
+    // little ahead of the sessions: the async workers only talk SMTP.
+    let preparers = std::thread::available_parallelism()
+        .map_or(2, usize::from)
+        .min(usize::try_from(total).unwrap_or(usize::MAX))
+        .max(1);
 
     // The writer runs from the start: it also keeps the lease alive while
     // the first connection is retried.
@@ -288,24 +343,15 @@ pub async fn deliver<S: OutcomeSink>(
 
     let shared = Arc::new(Shared {
         queue: Mutex::new(Queue {
-            ready: jobs
-                .into_iter()
-                .enumerate()
-                .map(|(index, job)| Pending {
-                    target: Target {
-                        index,
-                        email: job.email,
-                        message_id: job.message_id,
-                        envelope_from: job.envelope_from,
-                    },
-                    message: Some(job.message),
-                    bytes: None,
-                    attempts: 0,
-                })
-                .collect(),
+            ready: VecDeque::new(),
             delayed: Vec::new(),
             busy: 0,
+            next_index: 0,
         }),
+        source: Mutex::new((0, jobs.source)),
+        room: Condvar::new(),
+        ahead: (workers * 4).max(PREPARED_AHEAD),
+        preparing: AtomicUsize::new(preparers),
         notify: Notify::new(),
         limiter: RateLimiter::new(rate),
         abort: AtomicBool::new(false),
@@ -325,6 +371,7 @@ pub async fn deliver<S: OutcomeSink>(
         match shared.first_session(connector).await {
             Ok(session) => first_session = Some(session),
             Err(failure) => {
+                shared.preparing.store(0, Ordering::SeqCst);
                 shared.close_records();
                 drop(shared);
                 // A writer that failed (lease lost) says more than the relay.
@@ -334,7 +381,26 @@ pub async fn deliver<S: OutcomeSink>(
         }
     }
 
-    tracing::info!(total, workers, "delivering");
+    tracing::info!(total, workers, preparers, "delivering");
+    let mut preparing = Vec::with_capacity(preparers);
+    for i in 0..preparers {
+        let mine = Arc::clone(&shared);
+        let handle = std::thread::Builder::new()
+            .name(format!("compose-{i}"))
+            .spawn(move || prepare(&mine));
+        match handle {
+            Ok(h) => preparing.push(h),
+            Err(e) => {
+                shared.preparing.fetch_sub(1, Ordering::SeqCst);
+                tracing::warn!("cannot start a composing thread: {e}");
+            }
+        }
+    }
+    if preparing.is_empty() {
+        shared.fail(SmtpFailure::Fatal(
+            "no composing thread could start".to_owned(),
+        ));
+    }
     let mut handles = Vec::with_capacity(workers);
     for _ in 0..workers {
         let worker = Worker {
@@ -353,6 +419,17 @@ pub async fn deliver<S: OutcomeSink>(
             shared.abort.store(true, Ordering::SeqCst);
         }
     }
+    // The composers have stopped (the workers only finish after them, or
+    // on a stop they also see); their last records are in the channel.
+    shared.stop_preparing();
+    let joined = tokio::task::spawn_blocking(move || {
+        for h in preparing {
+            if h.join().is_err() {
+                tracing::error!("a composing thread panicked");
+            }
+        }
+    });
+    let _ = joined.await;
     shared.close_records();
     let fatal = shared.fatal.lock().ok().and_then(|mut f| f.take());
     drop(shared);
@@ -463,12 +540,18 @@ struct Target {
 
 struct Pending {
     target: Target,
-    message: Option<MessageSource>,
-    /// Composed bytes, kept for retries.
-    bytes: Option<Arc<Vec<u8>>>,
+    /// The composed message, kept for retries, or why it could not be
+    /// composed: a worker that reaches it stops the send there, in order,
+    /// as if it had composed it itself.
+    bytes: Result<Arc<Vec<u8>>, String>,
     /// Attempts made in this run.
     attempts: u32,
 }
+
+/// Composed messages kept ready ahead of the sessions, at least: enough to
+/// keep every session busy, little enough that memory does not grow with
+/// the audience.
+const PREPARED_AHEAD: usize = 64;
 
 struct Queue {
     ready: VecDeque<Pending>,
@@ -476,10 +559,23 @@ struct Queue {
     delayed: Vec<(Instant, Pending)>,
     /// Jobs taken by a worker and not yet finished or requeued.
     busy: usize,
+    /// The index of the next job to join `ready`: composers finish out of
+    /// order, the queue keeps the source's order.
+    next_index: usize,
 }
 
 struct Shared {
     queue: Mutex<Queue>,
+    /// The jobs not yet composed, and the index the next one gets.
+    source: Mutex<(usize, Box<dyn Iterator<Item = Job> + Send>)>,
+    /// Signalled when a worker takes a ready job: a composer waiting for
+    /// room may go on.
+    room: Condvar,
+    /// How many composed messages may wait in `ready`.
+    ahead: usize,
+    /// Composing threads still running; the send is done only once they
+    /// have all stopped.
+    preparing: AtomicUsize,
     notify: Notify,
     limiter: RateLimiter,
     abort: AtomicBool,
@@ -525,9 +621,11 @@ impl Shared {
         }
         if let Some(job) = queue.ready.pop_front() {
             queue.busy += 1;
+            self.room.notify_one();
             return Next::Job(job);
         }
-        if queue.delayed.is_empty() && queue.busy == 0 {
+        if queue.delayed.is_empty() && queue.busy == 0 && self.preparing.load(Ordering::SeqCst) == 0
+        {
             return Next::Done;
         }
         Next::WaitUntil(queue.delayed.iter().map(|(due, _)| *due).min())
@@ -596,6 +694,76 @@ impl Shared {
     fn stop(&self) {
         self.abort.store(true, Ordering::SeqCst);
         self.notify.notify_waiters();
+        self.room.notify_all();
+    }
+
+    /// Wakes composers waiting for room, so that they see a stop.
+    fn stop_preparing(&self) {
+        let _queue = self.lock();
+        self.room.notify_all();
+    }
+
+    /// The next job to compose, with its index, unless the send stops.
+    fn next_to_compose(&self) -> Option<(usize, Job)> {
+        if self.abort.load(Ordering::SeqCst) || self.stop_requested() {
+            return None;
+        }
+        let mut source = self.source.lock().unwrap_or_else(|p| p.into_inner());
+        let job = source.1.next()?;
+        let index = source.0;
+        source.0 += 1;
+        Some((index, job))
+    }
+
+    /// Queues a composed message for the sessions (`None`: job `index`
+    /// needs no message), in the source's order, waiting while enough are
+    /// ready. False when the send stopped meanwhile.
+    fn push_ready(&self, index: usize, job: Option<Pending>) -> bool {
+        let mut queue = self.lock();
+        while queue.next_index != index || (job.is_some() && queue.ready.len() >= self.ahead) {
+            if self.abort.load(Ordering::SeqCst) || self.stop_requested() {
+                return false;
+            }
+            queue = match self.room.wait_timeout(queue, STOP_POLL) {
+                Ok((q, _)) => q,
+                Err(poison) => poison.into_inner().0,
+            };
+        }
+        queue.next_index += 1;
+        let some = job.is_some();
+        queue.ready.extend(job);
+        drop(queue);
+        // Another composer may be waiting for its turn.
+        self.room.notify_all();
+        if some {
+            self.notify.notify_one();
+        }
+        true
+    }
+
+    /// Hands an outcome to the writer without waiting for it (a recipient
+    /// suppressed while the edition was sending: nothing was sent to them,
+    /// so nothing can be in doubt).
+    fn record_now(&self, target: &Target, state: DeliveryState, reply: String) {
+        let (durable, _) = oneshot::channel();
+        let record = Record {
+            outcome: DeliveryUpdate {
+                edition_id: self.options.edition_id.clone(),
+                email: target.email.clone(),
+                state,
+                attempts: 0,
+                reply: Some(reply),
+            },
+            is_final: true,
+            durable,
+        };
+        let sent = match self.record_tx.lock() {
+            Ok(tx) => tx.as_ref().is_some_and(|tx| tx.send(record).is_ok()),
+            Err(_) => false,
+        };
+        if !sent {
+            self.stop();
+        }
     }
 
     /// Closing the channel lets the writer finish once it has drained it.
@@ -673,44 +841,41 @@ struct Worker {
 
 impl Worker {
     async fn run(mut self) {
-        while let Some(mut job) = self.shared.next_job().await {
-            let bytes = match job.bytes.clone() {
-                Some(bytes) => bytes,
-                None => match job.message.take().map_or_else(|| Err(missing()), compose) {
-                    Ok(bytes) => {
-                        let bytes = Arc::new(bytes);
-                        job.bytes = Some(Arc::clone(&bytes));
-                        bytes
-                    }
-                    Err(err) if err.downcast_ref::<Skip>().is_some() => {
-                        let ok = self
-                            .record(
-                                &job.target,
-                                DeliveryState::Suppressed,
-                                0,
-                                err.to_string(),
-                                true,
-                            )
-                            .await;
-                        self.shared.finish(None, false);
-                        if !ok {
-                            return;
-                        }
-                        continue;
-                    }
-                    Err(err) => {
-                        // Our failure, not the recipient's: nobody is marked
-                        // failed. The run stops with this recipient and the
-                        // rest still pending, so fixing the cause and running
-                        // again delivers them.
-                        let why =
-                            format!("cannot compose the message to {}: {err}", job.target.email);
-                        self.shared.fail(SmtpFailure::Fatal(why));
-                        self.shared.finish(Some((Instant::now(), job)), true);
+        while let Some(job) = self.shared.next_job().await {
+            let bytes = match &job.bytes {
+                Ok(bytes) => Arc::clone(bytes),
+                Err(why) => {
+                    // Our failure, not the recipient's: nobody is marked
+                    // failed. The run stops with this recipient and the
+                    // rest still pending, so fixing the cause and running
+                    // again delivers them.
+                    self.shared.fail(SmtpFailure::Fatal(why.clone()));
+                    self.shared.finish(Some((Instant::now(), job)), true);
+                    return;
+                }
+            };
+            let skip = match &self.shared.options.last_check {
+                Some(check) => check(&job.target.email),
+                None => Ok(None),
+            };
+            match skip {
+                Ok(None) => {}
+                Ok(Some(why)) => {
+                    let ok =
+                        (self.record(&job.target, DeliveryState::Suppressed, 0, why, true)).await;
+                    self.shared.finish(None, false);
+                    if !ok {
                         return;
                     }
-                },
-            };
+                    continue;
+                }
+                Err(e) => {
+                    let why = format!("cannot check {} before sending: {e}", job.target.email);
+                    self.shared.fail(SmtpFailure::Fatal(why));
+                    self.shared.finish(Some((Instant::now(), job)), true);
+                    return;
+                }
+            }
 
             if self.session.is_none()
                 && let Channel::Smtp(connector) = &self.channel
@@ -905,8 +1070,53 @@ fn compose(source: MessageSource) -> Result<Vec<u8>, BoxError> {
     }
 }
 
-fn missing() -> BoxError {
-    "message source already consumed".into()
+/// A composing thread: takes the next job, composes (and signs) its
+/// message, queues it for the sessions; until the jobs run out or the send
+/// stops.
+fn prepare(shared: &Shared) {
+    while let Some((index, job)) = shared.next_to_compose() {
+        let target = Target {
+            index,
+            email: job.email,
+            message_id: job.message_id,
+            envelope_from: job.envelope_from,
+        };
+        // A panic is a bug of ours; caught so that it stops this send like
+        // any composing failure instead of leaving the queue waiting for
+        // this job forever.
+        let composed =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| compose(job.message)))
+                .unwrap_or_else(|_| Err("composing it panicked".into()));
+        let (bytes, last) = match composed {
+            Ok(bytes) => (Ok(Arc::new(bytes)), false),
+            Err(err) if err.downcast_ref::<Skip>().is_some() => {
+                shared.record_now(&target, DeliveryState::Suppressed, err.to_string());
+                if !shared.push_ready(index, None) {
+                    break;
+                }
+                continue;
+            }
+            // Handed on like a message: the send stops when a worker gets
+            // to it, after the ones before it went out.
+            Err(err) => (
+                Err(format!(
+                    "cannot compose the message to {}: {err}",
+                    target.email
+                )),
+                true,
+            ),
+        };
+        let ready = Pending {
+            target,
+            bytes,
+            attempts: 0,
+        };
+        if !shared.push_ready(index, Some(ready)) || last {
+            break;
+        }
+    }
+    shared.preparing.fetch_sub(1, Ordering::SeqCst);
+    shared.notify.notify_waiters();
 }
 
 /// Lowest rate throttling can push a send down to (messages per second).
@@ -1129,7 +1339,12 @@ mod tests {
                 ready: VecDeque::new(),
                 delayed: Vec::new(),
                 busy: 0,
+                next_index: 0,
             }),
+            source: Mutex::new((0, Box::new(std::iter::empty()))),
+            room: Condvar::new(),
+            ahead: PREPARED_AHEAD,
+            preparing: AtomicUsize::new(0),
             notify: Notify::new(),
             limiter: RateLimiter::new(None),
             abort: AtomicBool::new(false),

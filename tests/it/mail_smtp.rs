@@ -291,6 +291,28 @@ async fn header_injection_never_reaches_the_wire_and_fails_no_reader() {
     }
 }
 
+/// A composer that panics (a bug of ours) stops the send like any composing
+/// failure: no hang, nobody failed, the rest still pending.
+#[tokio::test]
+async fn a_panic_while_composing_stops_the_send_and_fails_nobody() {
+    let sink = crate::support::smtp_sink::SmtpSink::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = frozen_ledger(dir.path(), 3);
+    let mut jobs = jobs(&ledger);
+    jobs[1].message = MessageSource::Compose(Box::new(|| panic!("a bug")));
+    let done = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        deliver(&smtp(&sink, 2, 1), jobs, options(), ledger, |_| {}),
+    )
+    .await
+    .expect("no hang");
+    let err = done.expect_err("the run stops");
+    assert!(err.to_string().contains("panicked"), "{err}");
+    let ledger = Ledger::open(&dir.path().join("state/ledger.sqlite")).unwrap();
+    assert!(ledger.failed(EDITION).unwrap().is_empty());
+    assert!(ledger.counts(EDITION).unwrap().pending >= 1);
+}
+
 /// Fails on the `fail_at`-th commit, like a full disk.
 struct FailingSink {
     ledger: Ledger,
