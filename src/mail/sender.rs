@@ -347,6 +347,7 @@ pub async fn deliver<S: OutcomeSink>(
             delayed: Vec::new(),
             busy: 0,
             next_index: 0,
+            turn_waiters: 0,
         }),
         source: Mutex::new((0, jobs.source)),
         room: Condvar::new(),
@@ -562,6 +563,8 @@ struct Queue {
     /// The index of the next job to join `ready`: composers finish out of
     /// order, the queue keeps the source's order.
     next_index: usize,
+    /// Composers waiting for their turn (not for room).
+    turn_waiters: usize,
 }
 
 struct Shared {
@@ -621,7 +624,11 @@ impl Shared {
         }
         if let Some(job) = queue.ready.pop_front() {
             queue.busy += 1;
-            self.room.notify_one();
+            // Composers waiting for room are woken once half of it is free,
+            // not at every message: fewer wake-ups, same look-ahead.
+            if queue.ready.len() == self.ahead / 2 {
+                self.room.notify_all();
+            }
             return Next::Job(job);
         }
         if queue.delayed.is_empty() && queue.busy == 0 && self.preparing.load(Ordering::SeqCst) == 0
@@ -724,17 +731,23 @@ impl Shared {
             if self.abort.load(Ordering::SeqCst) || self.stop_requested() {
                 return false;
             }
+            let turn = queue.next_index != index;
+            queue.turn_waiters += usize::from(turn);
             queue = match self.room.wait_timeout(queue, STOP_POLL) {
                 Ok((q, _)) => q,
                 Err(poison) => poison.into_inner().0,
             };
+            queue.turn_waiters -= usize::from(turn);
         }
         queue.next_index += 1;
         let some = job.is_some();
         queue.ready.extend(job);
+        let turn_waiters = queue.turn_waiters;
         drop(queue);
-        // Another composer may be waiting for its turn.
-        self.room.notify_all();
+        if turn_waiters > 0 {
+            // Another composer is waiting for its turn.
+            self.room.notify_all();
+        }
         if some {
             self.notify.notify_one();
         }
@@ -1340,6 +1353,7 @@ mod tests {
                 delayed: Vec::new(),
                 busy: 0,
                 next_index: 0,
+                turn_waiters: 0,
             }),
             source: Mutex::new((0, Box::new(std::iter::empty()))),
             room: Condvar::new(),
