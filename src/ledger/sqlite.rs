@@ -783,11 +783,8 @@ impl Ledger {
                     Some(n) => *n,
                     None => {
                         let n = tx
-                            .query_row(
-                                "SELECT num FROM editions WHERE id = ?1",
-                                [&o.edition_id],
-                                |r| r.get::<_, i64>(0),
-                            )
+                            .prepare_cached("SELECT num FROM editions WHERE id = ?1")?
+                            .query_row([&o.edition_id], |r| r.get::<_, i64>(0))
                             .optional()?;
                         nums.insert(&o.edition_id, n);
                         n
@@ -1229,10 +1226,13 @@ impl Ledger {
 
     /// Whether `address` must not get `newsletter`, now.
     pub fn is_suppressed(&self, address: &str, newsletter: &str) -> Result<bool> {
+        // Cached: a send asks once per recipient, just before each attempt.
         Ok(self
             .conn
-            .query_row(
+            .prepare_cached(
                 "SELECT 1 FROM suppressions WHERE address = ?1 AND (scope = '*' OR scope = ?2)",
+            )?
+            .query_row(
                 params![address.to_ascii_lowercase(), newsletter],
                 |_| Ok(()),
             )
