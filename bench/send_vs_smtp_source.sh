@@ -146,6 +146,8 @@ for run in $(seq "$RUNS"); do
     send_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
     sed 's/^/   /' "$WORK/send.out"
     rss_kb=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$WORK/time.$run")
+    cpu_s=$(awk -F': ' '/User time|System time/ { s += $2 } END { print s }' "$WORK/time.$run")
+    echo "   briefing used $cpu_s s of CPU in $send_s s ($(awk -v c="$cpu_s" -v w="$send_s" 'BEGIN { printf "%.2f", c / w }') cores)"
     freeze_s=$(sed -n 's/.*edition frozen.*seconds=\([0-9.]*\).*/\1/p' "$WORK/send.log" | head -1)
     ledger_bytes=$(cat .briefing/ledger.sqlite* | wc -c)
     echo "$rss_kb ${freeze_s:-0} $ledger_bytes" >>"$WORK/memory"

@@ -5,9 +5,11 @@
 //!
 //! # What can be sent twice
 //!
-//! - **A crash or power cut.** A worker does not start its next transaction
-//!   until the ledger writer has committed the outcome of its previous one
-//!   (SQLite `synchronous=FULL`). So after a crash, at most **one message per
+//! - **A crash or power cut.** A worker does not finish its next
+//!   transaction (write the final dot) until the ledger writer has committed
+//!   the outcome of its previous one (SQLite `synchronous=FULL`); the next
+//!   envelope and message travel meanwhile, and a relay discards a message
+//!   whose dot never came. So after a crash, at most **one message per
 //!   connection** is in doubt: accepted by the relay but still
 //!   `pending`/`deferred` in the ledger, and sent again on resume. Every
 //!   other accepted message is recorded `sent`. Interim transient failures
@@ -35,6 +37,7 @@ use tokio::sync::{Notify, oneshot};
 
 use crate::ledger::{DeliveryState, DeliveryUpdate, Ledger, LedgerError};
 use crate::mail::outbox::{Outbox, OutboxError};
+use crate::mail::smtp::session::Gate;
 use crate::mail::smtp::{SettingsError, SmtpConnector, SmtpFailure, SmtpSession};
 use crate::mail::transport::Transport;
 
@@ -409,6 +412,7 @@ pub async fn deliver<S: OutcomeSink>(
             channel: channel.clone(),
             session: first_session.take(),
             connect_failures: 0,
+            unconfirmed: None,
         };
         handles.push(tokio::spawn(worker.run()));
     }
@@ -850,6 +854,11 @@ struct Worker {
     channel: Channel,
     session: Option<SmtpSession>,
     connect_failures: u32,
+    /// The durability of this worker's last `sent` outcome, not yet awaited:
+    /// the next message's envelope and body go out meanwhile, its final dot
+    /// only once this comes true (the crash bound: at most one message per
+    /// connection in doubt). See [`Worker::confirm`].
+    unconfirmed: Option<Gate>,
 }
 
 impl Worker {
@@ -934,9 +943,7 @@ impl Worker {
             let keep_going = match result {
                 Ok(reply) => {
                     self.shared.limiter.success();
-                    let ok = self
-                        .record(&job.target, DeliveryState::Sent, 1, reply, true)
-                        .await;
+                    let ok = self.record_sent(&job.target, reply).await;
                     self.shared.finish(None, false);
                     ok
                 }
@@ -1038,20 +1045,75 @@ impl Worker {
                 };
                 let from =
                     (job.envelope_from.as_ref()).unwrap_or(&self.shared.options.envelope_from);
-                session.send(from, &to, bytes).await
+                session.send(from, &to, bytes, &mut self.unconfirmed).await
             }
         }
     }
 
-    /// Hands an outcome to the writer and waits until it is durable.
+    /// Waits until this worker's last `sent` outcome is durable. False (and
+    /// the send stops) when it could not be recorded.
+    async fn confirm(&mut self) -> bool {
+        let Some(durable) = self.unconfirmed.take() else {
+            return true;
+        };
+        let ok = durable.await.unwrap_or(false);
+        if !ok {
+            self.shared.stop();
+        }
+        ok
+    }
+
+    /// Records a message the relay accepted. Over SMTP the worker goes on
+    /// without waiting: the next message on this session waits for it
+    /// before its final dot. The outbox has no dot to hold back, so there
+    /// it waits at once.
+    async fn record_sent(&mut self, job: &Target, reply: String) -> bool {
+        if !self.confirm().await {
+            return false;
+        }
+        let Some(durable) = self.submit(job, DeliveryState::Sent, 1, reply, true) else {
+            self.shared.stop();
+            return false;
+        };
+        self.unconfirmed = Some(durable);
+        match self.channel {
+            Channel::Smtp(_) => true,
+            Channel::Outbox(_) => self.confirm().await,
+        }
+    }
+
+    /// Hands an outcome to the writer and waits until it is durable (and
+    /// the last `sent` one before it).
     async fn record(
-        &self,
+        &mut self,
         job: &Target,
         state: DeliveryState,
         attempts: u32,
         reply: String,
         is_final: bool,
     ) -> bool {
+        if !self.confirm().await {
+            return false;
+        }
+        if let Some(durable) = self.submit(job, state, attempts, reply, is_final)
+            && durable.await.unwrap_or(false)
+        {
+            return true;
+        }
+        self.shared.stop();
+        false
+    }
+
+    /// Queues an outcome for the writer; the receiver comes true once it is
+    /// durable. None when the writer is gone.
+    fn submit(
+        &self,
+        job: &Target,
+        state: DeliveryState,
+        attempts: u32,
+        reply: String,
+        is_final: bool,
+    ) -> Option<Gate> {
         let (durable_tx, durable_rx) = oneshot::channel();
         let record = Record {
             outcome: DeliveryUpdate {
@@ -1068,11 +1130,7 @@ impl Worker {
             Ok(tx) => tx.as_ref().is_some_and(|tx| tx.send(record).is_ok()),
             Err(_) => false,
         };
-        if sent && durable_rx.await.unwrap_or(false) {
-            return true;
-        }
-        self.shared.stop();
-        false
+        sent.then_some(durable_rx)
     }
 }
 

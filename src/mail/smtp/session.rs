@@ -11,6 +11,13 @@ use lettre::Address;
 use super::connect::Conn;
 use super::reply::{Capabilities, Reply, ReplyClass, SmtpFailure};
 
+/// What the final dot waits for (see [`SmtpSession::send`]): true once the
+/// previous message's outcome is durable.
+pub type Gate = tokio::sync::oneshot::Receiver<bool>;
+
+/// The end-of-data line that [`data_block`] ends with.
+const END_OF_DATA: &[u8] = b".\r\n";
+
 /// One open SMTP session.
 pub struct SmtpSession {
     conn: Conn,
@@ -59,11 +66,20 @@ impl SmtpSession {
     /// [`SmtpFailure::InDoubt`]; any other lost reply is
     /// [`SmtpFailure::Connection`]. A 5xx to MAIL FROM refuses our envelope
     /// sender, not the reader: [`SmtpFailure::Fatal`].
+    ///
+    /// `gate`, when set, must come true before the final dot is written:
+    /// the sender passes the durability of the previous message's outcome,
+    /// so the envelope and the message travel while that outcome is being
+    /// committed, and still at most one message per session is ever in
+    /// doubt. It is taken only once the message is written; a gate that
+    /// comes false ends the session without the dot (the relay discards an
+    /// unfinished message) and returns [`SmtpFailure::Fatal`].
     pub async fn send(
         &mut self,
         from: &Address,
         to: &Address,
         message: &[u8],
+        gate: &mut Option<Gate>,
     ) -> Result<String, SmtpFailure> {
         if !self.usable {
             return Err(SmtpFailure::Connection(
@@ -85,7 +101,7 @@ impl SmtpSession {
         if let Some(failure) = refused {
             return Err(self.abandon(failure).await);
         }
-        self.data(message).await
+        self.data(message, gate).await
     }
 
     /// SIZE, BODY=8BITMIME and SMTPUTF8 where needed, or why the relay
@@ -210,9 +226,28 @@ impl SmtpSession {
     /// The message after DATA's 354: dot-stuffed, in one write, then the
     /// final reply within `data_timeout`. Once the final dot is written a
     /// lost reply can no longer mean "not delivered".
-    async fn data(&mut self, message: &[u8]) -> Result<String, SmtpFailure> {
+    async fn data(
+        &mut self,
+        message: &[u8],
+        gate: &mut Option<Gate>,
+    ) -> Result<String, SmtpFailure> {
         let block = data_block(message);
-        if let Err(failure) = self.conn.write(&block, "the message").await {
+        if let Some(gate) = gate.take() {
+            let (body, dot) = block.split_at(block.len() - END_OF_DATA.len());
+            if let Err(failure) = self.conn.write(body, "the message").await {
+                return Err(self.broken(failure));
+            }
+            if !gate.await.unwrap_or(false) {
+                self.usable = false;
+                return Err(SmtpFailure::Fatal(
+                    "stopped before the final dot: the previous message's outcome could not be recorded"
+                        .to_owned(),
+                ));
+            }
+            if let Err(failure) = self.conn.write(dot, "the final dot").await {
+                return Err(self.broken(failure));
+            }
+        } else if let Err(failure) = self.conn.write(&block, "the message").await {
             return Err(self.broken(failure));
         }
         let reply = match self
@@ -338,7 +373,7 @@ pub fn data_block(message: &[u8]) -> Vec<u8> {
     if !out.is_empty() && !out.ends_with(b"\r\n") {
         out.extend_from_slice(b"\r\n");
     }
-    out.extend_from_slice(b".\r\n");
+    out.extend_from_slice(END_OF_DATA);
     out
 }
 
