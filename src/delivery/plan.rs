@@ -233,11 +233,13 @@ pub fn plan(pipeline: &Pipeline, edition: &Edition) -> Result<Plan> {
     let mut by_key: HashMap<String, Option<u32>> = HashMap::new();
     let mut recipients = Vec::new();
     let mut section_recipients: HashMap<String, usize> = HashMap::new();
-    for s in &list.subscribers {
+    // The list is consumed: each recipient takes its row's strings instead
+    // of a copy, so the plan holds the audience once.
+    for s in std::mem::take(&mut list.subscribers) {
         let pref = s.preference_key();
         // The unsubscribe link depends on the secret: it is filled in per
         // message. "-" marks it present for the variant.
-        let subscriber = SubscriberCtx::of(s, "-".into(), "-".into());
+        let subscriber = SubscriberCtx::of(&s, "-".into(), "-".into());
         let values = subscriber.values();
         let present: Vec<&str> = (values.iter())
             .filter(|(k, v)| !v.is_empty() && is_tested(k))
@@ -309,16 +311,15 @@ pub fn plan(pipeline: &Pipeline, edition: &Edition) -> Result<Plan> {
                 *section_recipients.entry(sec.id()).or_default() += 1;
             }
         }
+        // Only what a placeholder needs: the columns, when not empty.
+        // Address, name and link are stored or made per message.
+        let mut fields = s.fields;
+        fields.retain(|_, v| !v.is_empty());
         recipients.push(Recipient {
-            email: s.email.clone(),
-            name: s.name.clone(),
+            email: s.email,
+            name: s.name,
             rendering: i,
-            // Only what a placeholder needs: the columns, when not empty.
-            // Address, name and link are stored or made per message.
-            fields: (s.fields.iter())
-                .filter(|(_, v)| !v.is_empty())
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
+            fields,
         });
     }
     stats.recipients = recipients.len();
