@@ -123,27 +123,34 @@ cd "$NEWSROOM"
 
 # Seconds since the epoch, with nanoseconds.
 now() { date +%s.%N; }
+# CPU seconds the sink has used so far: the yardstick is often limited by
+# the sink (one process, one core), and briefing shares the cores with it.
+sink_cpu() { awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$SINK_PID/stat"; }
 
 # Both tools in turn, RUNS times, so that both see the same machine (other
 # load, page cache, CPU frequency) as nearly as possible.
 : >"$WORK/times"
 for run in $(seq "$RUNS"); do
     echo "== run $run of $RUNS: smtp-source -s $CONNECTIONS -m $RECIPIENTS -l $SIZE -d 127.0.0.1:$PORT"
+    c0=$(sink_cpu)
     t0=$(now)
     smtp-source -s "$CONNECTIONS" -m "$RECIPIENTS" -l "$SIZE" -d \
         -f bench@news.example.com -t reader@example.org "127.0.0.1:$PORT"
     t1=$(now)
     source_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
+    echo "   the sink used $(awk -v a="$c0" -v b="$(sink_cpu)" -v w="$source_s" 'BEGIN { printf "%.2f s of CPU (%.2f cores)", b - a, (b - a) / w }')"
 
     echo "== run $run of $RUNS: briefing send -n pm (fresh ledger, $CONNECTIONS connections, DKIM $DKIM)"
     rm -rf .briefing out
     sync
+    c0=$(sink_cpu)
     t0=$(now)
     BRIEFING_UNSUBSCRIBE_SECRET=bench-secret BRIEFING_LOG=briefing::delivery=debug \
         /usr/bin/time -v -o "$WORK/time.$run" "$BIN" send \
         -n pm --at 2026-11-30T17:00 --now 2026-11-30T17:01 >"$WORK/send.out" 2>"$WORK/send.log"
     t1=$(now)
     send_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
+    echo "   the sink used $(awk -v a="$c0" -v b="$(sink_cpu)" -v w="$send_s" 'BEGIN { printf "%.2f s of CPU (%.2f cores)", b - a, (b - a) / w }')"
     sed 's/^/   /' "$WORK/send.out"
     rss_kb=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$WORK/time.$run")
     cpu_s=$(awk -F': ' '/User time|System time/ { s += $2 } END { print s }' "$WORK/time.$run")
@@ -182,11 +189,14 @@ sort -k2,2n "$WORK/times" | awk -v n="$RECIPIENTS" '{ b[NR] = $2 } END { m = b[i
 awk -v n="$RECIPIENTS" '{ printf "   run %d: smtp-source %6.0f msg/s, briefing %6.0f msg/s, ratio %.2f\n", NR, n / $1, n / $2, $1 / $2 }' "$WORK/times"
 # Each run's two figures were taken a few seconds apart; their ratio is
 # steadier than either figure when the machine is shared.
+# RSA-signed sends have their target against the signing capacity instead.
 target=0.9
 [ "$DKIM" = ed25519 ] && target=0.8
+[ "$DKIM" = rsa ] && target=
 awk '{ print $1 / $2 }' "$WORK/times" | sort -n | awk -v t="$target" '{ r[NR] = $1 } END {
     m = r[int((NR + 1) / 2)]
-    printf "   ratio to smtp-source, median of the runs: %.2f (target >= %.2f: %s)\n", m, t, (m >= t ? "met" : "NOT met")
+    if (t == "") printf "   ratio to smtp-source, median of the runs: %.2f\n", m
+    else printf "   ratio to smtp-source, median of the runs: %.2f (target >= %.2f: %s)\n", m, t, (m >= t ? "met" : "NOT met")
 }'
 if [ "$DKIM" = rsa ]; then
     sort -k2,2n "$WORK/times" | awk -v n="$RECIPIENTS" -v s="$signing" '{ b[NR] = $2 } END {
