@@ -231,7 +231,7 @@ pub fn plan(pipeline: &Pipeline, edition: &Edition) -> Result<Plan> {
     let mut by_content: HashMap<(String, String, String), u32> = HashMap::new();
     by_content.insert(content_key(&renderings[0]), 0);
     let mut by_key: HashMap<String, Option<u32>> = HashMap::new();
-    let mut recipients = Vec::new();
+    let mut recipients = Vec::with_capacity(list.subscribers.len());
     let mut section_recipients: HashMap<String, usize> = HashMap::new();
     // The list is consumed: each recipient takes its row's strings instead
     // of a copy, so the plan holds the audience once.
@@ -314,7 +314,7 @@ pub fn plan(pipeline: &Pipeline, edition: &Edition) -> Result<Plan> {
         // Only what a placeholder needs: the columns, when not empty.
         // Address, name and link are stored or made per message.
         let mut fields = s.fields;
-        fields.retain(|_, v| !v.is_empty());
+        fields.retain(|(_, v)| !v.is_empty());
         recipients.push(Recipient {
             email: s.email,
             name: s.name,

@@ -210,7 +210,9 @@ pub struct Recipient {
     /// The recipient's values for the placeholders the renderings hold
     /// (CSV columns), frozen with the edition so a resumed send writes the
     /// same message. Only what a rendering uses, and only what is not empty.
-    pub fields: BTreeMap<String, String>,
+    /// (name, value) pairs, as the list's columns come (see
+    /// `audience::Subscriber::fields`); a name given twice keeps its last value.
+    pub fields: Vec<(String, String)>,
 }
 
 /// Identifies a slot that gets no frozen content (missed or skipped).

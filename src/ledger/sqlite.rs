@@ -382,7 +382,12 @@ impl Ledger {
             for r in recipients {
                 let fields = match r.fields.is_empty() {
                     true => None,
-                    false => Some(serde_json::to_string(&r.fields)?),
+                    // An object with sorted keys, as it always was.
+                    false => Some(serde_json::to_string(
+                        &(r.fields.iter())
+                            .map(|(k, v)| (k.as_str(), v.as_str()))
+                            .collect::<BTreeMap<_, _>>(),
+                    )?),
                 };
                 insert.execute(params![num, r.email, r.name, r.rendering, fields, updated])?;
             }

@@ -761,3 +761,31 @@ fn migrates_a_version_3_ledger_whose_editions_have_no_web_rendering() {
         "<p>all</p>"
     );
 }
+
+#[test]
+fn a_recipients_fields_are_stored_as_one_object_with_sorted_keys_and_the_last_value_of_a_repeated_name()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ledger = Ledger::open(&dir.path().join("ledger.sqlite")).unwrap();
+    let pair = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+    let reader = Recipient {
+        email: "ana@example.com".to_owned(),
+        name: None,
+        rendering: 0,
+        // As a list with a repeated column gives them: header order.
+        fields: vec![
+            pair("zip", "1"),
+            pair("city", "Lima"),
+            pair("city", "Quito"),
+        ],
+    };
+    assert!(ledger.freeze_edition(&edition("am-1"), &[reader]).unwrap());
+    let stored = ledger.deliveries("am-1").unwrap();
+    let want: BTreeMap<String, String> = [pair("city", "Quito"), pair("zip", "1")].into();
+    assert_eq!(stored[0].fields, want);
+    let raw: String = rusqlite::Connection::open(dir.path().join("ledger.sqlite"))
+        .unwrap()
+        .query_row("SELECT fields FROM deliveries", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(raw, r#"{"city":"Quito","zip":"1"}"#);
+}

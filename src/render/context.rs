@@ -306,7 +306,7 @@ impl SubscriberCtx {
     /// The one way to make a subscriber's context: from a list row and the
     /// row's unsubscribe and preferences links.
     pub fn of(s: &Subscriber, unsubscribe_url: String, preferences_url: String) -> SubscriberCtx {
-        let mut fields = s.fields.clone();
+        let mut fields: BTreeMap<String, String> = s.fields.iter().cloned().collect();
         // Columns cannot shadow the named fields (the list parser keeps
         // them apart already; this keeps the context unambiguous).
         for k in [
