@@ -6,7 +6,7 @@
 //!
 //! The edition is the sample newsroom's Evening Brief (`pm`) of 2026-11-30
 //! 17:00: 22.7 KB of HTML and 5.3 KB of text, about 31 KB per message. Run
-//! with `cargo bench --bench delivery`; figures in docs/delivery.md.
+//! with `cargo bench --bench delivery`; figures in docs/benchmarks.md (Sending).
 //! `compose_and_sign_30kb` signs the same message with our signer and with
 //! lettre's DKIM, the baseline. End-to-end sending is measured by
 //! bench/send_vs_smtp_source.sh.
