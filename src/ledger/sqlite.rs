@@ -1198,26 +1198,7 @@ impl Ledger {
                AND (?2 IS NULL OR scope = '*' OR scope = ?2)
              ORDER BY created_at, address, scope",
         )?;
-        let rows = stmt.query_map(params![since.map(ts), newsletter], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, String>(4)?,
-            ))
-        })?;
-        rows.map(|row| {
-            let (address, scope, reason, created, evidence) = row?;
-            Ok(Suppression {
-                address,
-                scope: SuppressionScope::parse(&scope),
-                reason: reason.parse()?,
-                created_at: parse_ts("created_at", &created)?,
-                evidence: parse_json("evidence", &evidence)?,
-            })
-        })
-        .collect()
+        read_suppressions(&mut stmt, params![since.map(ts), newsletter])
     }
 
     /// The addresses that must not get newsletter `newsletter`.
@@ -1252,35 +1233,14 @@ impl Ledger {
             "SELECT address, scope, reason, created_at, evidence FROM suppressions
              WHERE address = ?1 ORDER BY scope",
         )?;
-        let rows = stmt.query_map([address.to_ascii_lowercase()], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, String>(4)?,
-            ))
-        })?;
-        rows.map(|row| {
-            let (address, scope, reason, created, evidence) = row?;
-            Ok(Suppression {
-                address,
-                scope: SuppressionScope::parse(&scope),
-                reason: reason.parse()?,
-                created_at: parse_ts("created_at", &created)?,
-                evidence: parse_json("evidence", &evidence)?,
-            })
-        })
-        .collect()
+        read_suppressions(&mut stmt, [address.to_ascii_lowercase()])
     }
 
-    /// A number that changes whenever another connection commits: a sender
-    /// asks it before each message and reads the suppressions again only
-    /// when it moved (SQLite's `PRAGMA data_version`).
-    pub fn data_version(&self) -> Result<i64> {
-        Ok(self
-            .conn
-            .query_row("PRAGMA data_version", [], |r| r.get(0))?)
+    /// Whether the database answers a query (`serve`'s health check).
+    pub fn ping(&self) -> Result<()> {
+        self.conn
+            .query_row("PRAGMA data_version", [], |r| r.get::<_, i64>(0))?;
+        Ok(())
     }
 
     /// Records what came back, durably.
@@ -1473,4 +1433,32 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     }
     tx.commit()?;
     Ok(())
+}
+
+/// The rows of a query over `suppressions` that selects address, scope,
+/// reason, created_at and evidence, in that order.
+fn read_suppressions(
+    stmt: &mut rusqlite::Statement<'_>,
+    params: impl rusqlite::Params,
+) -> Result<Vec<Suppression>> {
+    let rows = stmt.query_map(params, |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, String>(4)?,
+        ))
+    })?;
+    rows.map(|row| {
+        let (address, scope, reason, created, evidence) = row?;
+        Ok(Suppression {
+            address,
+            scope: SuppressionScope::parse(&scope),
+            reason: reason.parse()?,
+            created_at: parse_ts("created_at", &created)?,
+            evidence: parse_json("evidence", &evidence)?,
+        })
+    })
+    .collect()
 }

@@ -355,7 +355,7 @@ impl Endpoint {
 
     /// Whether the ledger answers.
     pub async fn healthy(&self) -> bool {
-        self.store.call(|l| l.data_version()).await.is_ok()
+        self.store.call(|l| l.ping()).await.is_ok()
     }
 }
 

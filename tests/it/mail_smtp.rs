@@ -21,6 +21,8 @@ use briefing::mail::transport::Transport;
 use chrono::TimeZone;
 use mail_parser::MessageParser;
 
+use crate::support::smtp_sink;
+
 const EDITION: &str = "am-2026-11-30T0600";
 
 fn edition() -> FrozenEdition {
@@ -100,7 +102,7 @@ fn jobs(ledger: &Ledger) -> Vec<Job> {
         .collect()
 }
 
-fn smtp(sink: &crate::support::smtp_sink::SmtpSink, connections: usize, retries: u32) -> Transport {
+fn smtp(sink: &smtp_sink::SmtpSink, connections: usize, retries: u32) -> Transport {
     Transport::Smtp(SmtpSettings {
         url: sink.url(),
         connections,
@@ -130,7 +132,7 @@ fn progress_log() -> (
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delivers_200_messages_each_to_its_reader() {
-    let sink = crate::support::smtp_sink::SmtpSink::start(&[]);
+    let sink = smtp_sink::SmtpSink::start(&[]);
     let dir = tempfile::tempdir().unwrap();
     let ledger = frozen_ledger(dir.path(), 200);
     let jobs = jobs(&ledger);
@@ -164,8 +166,7 @@ async fn delivers_200_messages_each_to_its_reader() {
     assert_eq!(dumps.len(), 200, "exactly one transaction per reader");
     let mut seen = BTreeSet::new();
     for path in &dumps {
-        let crate::support::smtp_sink::Dump { rcpt, raw, .. } =
-            crate::support::smtp_sink::read_dump(path);
+        let smtp_sink::Dump { rcpt, raw, .. } = smtp_sink::read_dump(path);
         let msg = MessageParser::default().parse(&raw).expect("dump parses");
         let to = msg.to().and_then(|a| a.first()).unwrap();
         assert_eq!(to.address(), Some(rcpt.as_str()), "envelope and To agree");
@@ -198,7 +199,7 @@ async fn delivers_200_messages_each_to_its_reader() {
 
 #[tokio::test]
 async fn soft_reject_is_retried_then_deferred_with_reply() {
-    let sink = crate::support::smtp_sink::SmtpSink::start(&["-r", "RCPT"]);
+    let sink = smtp_sink::SmtpSink::start(&["-r", "RCPT"]);
     let dir = tempfile::tempdir().unwrap();
     let ledger = frozen_ledger(dir.path(), 3);
     let jobs = jobs(&ledger);
@@ -224,7 +225,7 @@ async fn soft_reject_is_retried_then_deferred_with_reply() {
 
 #[tokio::test]
 async fn hard_reject_fails_at_once_with_reply() {
-    let sink = crate::support::smtp_sink::SmtpSink::start(&["-f", "RCPT"]);
+    let sink = smtp_sink::SmtpSink::start(&["-f", "RCPT"]);
     let dir = tempfile::tempdir().unwrap();
     let ledger = frozen_ledger(dir.path(), 5);
     let jobs = jobs(&ledger);
@@ -244,7 +245,7 @@ async fn hard_reject_fails_at_once_with_reply() {
 
 #[tokio::test]
 async fn hang_up_at_data_is_deferred() {
-    let sink = crate::support::smtp_sink::SmtpSink::start(&["-q", "DATA"]);
+    let sink = smtp_sink::SmtpSink::start(&["-q", "DATA"]);
     let dir = tempfile::tempdir().unwrap();
     let ledger = frozen_ledger(dir.path(), 2);
     let jobs = jobs(&ledger);
@@ -266,7 +267,7 @@ async fn hang_up_at_data_is_deferred() {
 /// stops with that reader still pending.
 #[tokio::test]
 async fn header_injection_never_reaches_the_wire_and_fails_no_reader() {
-    let sink = crate::support::smtp_sink::SmtpSink::start(&[]);
+    let sink = smtp_sink::SmtpSink::start(&[]);
     let dir = tempfile::tempdir().unwrap();
     let ledger = frozen_ledger(dir.path(), 3);
     let mut jobs = jobs(&ledger);
@@ -295,7 +296,7 @@ async fn header_injection_never_reaches_the_wire_and_fails_no_reader() {
 /// failure: no hang, nobody failed, the rest still pending.
 #[tokio::test]
 async fn a_panic_while_composing_stops_the_send_and_fails_nobody() {
-    let sink = crate::support::smtp_sink::SmtpSink::start(&[]);
+    let sink = smtp_sink::SmtpSink::start(&[]);
     let dir = tempfile::tempdir().unwrap();
     let ledger = frozen_ledger(dir.path(), 3);
     let mut jobs = jobs(&ledger);
@@ -341,7 +342,7 @@ impl OutcomeSink for FailingSink {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_most_one_message_per_connection_is_in_doubt() {
-    let sink = crate::support::smtp_sink::SmtpSink::start(&[]);
+    let sink = smtp_sink::SmtpSink::start(&[]);
     let dir = tempfile::tempdir().unwrap();
     let ledger = frozen_ledger(dir.path(), 100);
     let jobs = jobs(&ledger);
@@ -381,7 +382,7 @@ async fn at_most_one_message_per_connection_is_in_doubt() {
 
 #[tokio::test]
 async fn lost_lease_stops_the_send() {
-    let sink = crate::support::smtp_sink::SmtpSink::start(&[]);
+    let sink = smtp_sink::SmtpSink::start(&[]);
     let dir = tempfile::tempdir().unwrap();
     let mut ledger = frozen_ledger(dir.path(), 50);
     let ttl = Duration::from_millis(30);
@@ -443,7 +444,7 @@ async fn unreachable_relay_fails_before_touching_readers() {
 async fn starttls_is_required_unless_plain_was_asked_for() {
     // smtp-sink offers no STARTTLS: an smtp:// URL must refuse it rather
     // than silently send in plain text.
-    let sink = crate::support::smtp_sink::SmtpSink::start(&[]);
+    let sink = smtp_sink::SmtpSink::start(&[]);
     let dir = tempfile::tempdir().unwrap();
     let ledger = frozen_ledger(dir.path(), 1);
     let jobs = jobs(&ledger);
@@ -490,7 +491,7 @@ async fn outbox_writes_one_file_per_message() {
 #[tokio::test]
 async fn refused_envelope_sender_stops_without_failing_readers() {
     // A 5xx to MAIL FROM is about us, not the reader: stop, keep them pending.
-    let sink = crate::support::smtp_sink::SmtpSink::start(&["-f", "MAIL"]);
+    let sink = smtp_sink::SmtpSink::start(&["-f", "MAIL"]);
     let dir = tempfile::tempdir().unwrap();
     let ledger = frozen_ledger(dir.path(), 5);
     let jobs = jobs(&ledger);
@@ -523,52 +524,35 @@ fn tls_settings(url: String) -> Transport {
     })
 }
 
-#[tokio::test]
-async fn delivers_over_implicit_tls() {
-    let sink = crate::support::smtp_sink::SmtpSink::start(&[]);
-    let front = crate::support::smtp_sink::TlsFront::start(
-        sink.port,
-        crate::support::smtp_sink::TlsMode::Implicit,
-    )
-    .await;
+/// Ten messages through a TLS front (`mode`) of a sink, to `scheme://`.
+async fn delivers_ten_over(mode: smtp_sink::TlsMode, scheme: &str) {
+    let sink = smtp_sink::SmtpSink::start(&[]);
+    let front = smtp_sink::TlsFront::start(sink.port, mode).await;
     let dir = tempfile::tempdir().unwrap();
     let ledger = frozen_ledger(dir.path(), 10);
     let jobs = jobs(&ledger);
-    let transport = tls_settings(format!("smtps://localhost:{}", front.port));
+    let transport = tls_settings(format!("{scheme}://localhost:{}", front.port));
     let (done, _) = deliver(&transport, jobs, options(), ledger, |_| {})
         .await
-        .expect("delivers over SMTPS");
+        .unwrap_or_else(|e| panic!("delivers over {scheme}: {e}"));
     assert_eq!(done.sent, 10);
     assert_eq!(sink.dumps().len(), 10);
+}
+
+#[tokio::test]
+async fn delivers_over_implicit_tls() {
+    delivers_ten_over(smtp_sink::TlsMode::Implicit, "smtps").await;
 }
 
 #[tokio::test]
 async fn delivers_over_starttls() {
-    let sink = crate::support::smtp_sink::SmtpSink::start(&[]);
-    let front = crate::support::smtp_sink::TlsFront::start(
-        sink.port,
-        crate::support::smtp_sink::TlsMode::StartTls,
-    )
-    .await;
-    let dir = tempfile::tempdir().unwrap();
-    let ledger = frozen_ledger(dir.path(), 10);
-    let jobs = jobs(&ledger);
-    let transport = tls_settings(format!("smtp://localhost:{}", front.port));
-    let (done, _) = deliver(&transport, jobs, options(), ledger, |_| {})
-        .await
-        .expect("delivers over STARTTLS");
-    assert_eq!(done.sent, 10);
-    assert_eq!(sink.dumps().len(), 10);
+    delivers_ten_over(smtp_sink::TlsMode::StartTls, "smtp").await;
 }
 
 #[tokio::test]
 async fn untrusted_certificate_stops_before_sending() {
-    let sink = crate::support::smtp_sink::SmtpSink::start(&[]);
-    let front = crate::support::smtp_sink::TlsFront::start(
-        sink.port,
-        crate::support::smtp_sink::TlsMode::Implicit,
-    )
-    .await;
+    let sink = smtp_sink::SmtpSink::start(&[]);
+    let front = smtp_sink::TlsFront::start(sink.port, smtp_sink::TlsMode::Implicit).await;
     let dir = tempfile::tempdir().unwrap();
     let ledger = frozen_ledger(dir.path(), 2);
     let jobs = jobs(&ledger);
@@ -600,7 +584,7 @@ async fn untrusted_certificate_stops_before_sending() {
 async fn authenticates_with_the_password_from_the_environment() {
     // smtp-sink announces AUTH and accepts any credentials; this checks the
     // AUTH exchange and that the password comes from the named variable.
-    let sink = crate::support::smtp_sink::SmtpSink::start(&[]);
+    let sink = smtp_sink::SmtpSink::start(&[]);
     let dir = tempfile::tempdir().unwrap();
     let ledger = frozen_ledger(dir.path(), 3);
     let jobs = jobs(&ledger);
@@ -622,7 +606,7 @@ async fn authenticates_with_the_password_from_the_environment() {
 
     // A relay that offers no AUTH while we have credentials is a
     // configuration error: stop before any reader is tried.
-    let no_auth = crate::support::smtp_sink::SmtpSink::start(&["-a"]);
+    let no_auth = smtp_sink::SmtpSink::start(&["-a"]);
     let transport = Transport::Smtp(SmtpSettings {
         url: no_auth.url(),
         username: Some("briefing".to_owned()),
@@ -922,7 +906,7 @@ fn patient_options() -> SendOptions {
 #[tokio::test]
 async fn a_short_outage_on_the_first_connection_is_waited_out() {
     // Issue 9.17: each of these made the whole send fail at once.
-    let sink = crate::support::smtp_sink::SmtpSink::start(&[]);
+    let sink = smtp_sink::SmtpSink::start(&[]);
     for (what, faults, refuse_for) in [
         ("connection refused", vec![], Duration::from_millis(250)),
         (
@@ -965,7 +949,7 @@ async fn a_short_outage_on_the_first_connection_is_waited_out() {
 
 #[tokio::test]
 async fn a_lasting_outage_leaves_every_reader_pending_as_transient() {
-    let sink = crate::support::smtp_sink::SmtpSink::start(&[]);
+    let sink = smtp_sink::SmtpSink::start(&[]);
     let front = Front::start(sink.port, vec![Fault::Busy; 10], Duration::ZERO).await;
     let dir = tempfile::tempdir().unwrap();
     let ledger = frozen_ledger(dir.path(), 3);
@@ -1013,7 +997,7 @@ fn send_exits_75_when_the_relay_is_down_and_a_rerun_delivers() {
     let ledger = Ledger::open(&room.path().join("state/ledger.sqlite")).unwrap();
     assert_eq!(ledger.counts(EDITION).unwrap().pending, 3);
 
-    let sink = crate::support::smtp_sink::SmtpSink::start(&[]);
+    let sink = smtp_sink::SmtpSink::start(&[]);
     let room = room.edit("config.yaml", "smtp://127.0.0.1:9?tls=none", &sink.url());
     room.run_env(&SEND, &secret)
         .success()
@@ -1022,7 +1006,7 @@ fn send_exits_75_when_the_relay_is_down_and_a_rerun_delivers() {
     assert_eq!(sink.dumps().len(), 3);
 }
 
-fn lossy(sink: &crate::support::smtp_sink::SmtpSink, data_timeout: Duration) -> Transport {
+fn lossy(sink: &smtp_sink::SmtpSink, data_timeout: Duration) -> Transport {
     Transport::Smtp(SmtpSettings {
         url: sink.url(),
         connections: 2,
@@ -1034,9 +1018,7 @@ fn lossy(sink: &crate::support::smtp_sink::SmtpSink, data_timeout: Duration) -> 
 }
 
 /// How many messages each envelope recipient got.
-fn copies(
-    sinks: &[&crate::support::smtp_sink::SmtpSink],
-) -> std::collections::BTreeMap<String, usize> {
+fn copies(sinks: &[&smtp_sink::SmtpSink]) -> std::collections::BTreeMap<String, usize> {
     let mut tally = std::collections::BTreeMap::new();
     for dump in sinks.iter().flat_map(|s| s.received()) {
         *tally.entry(dump.rcpt).or_default() += 1;
@@ -1061,7 +1043,7 @@ async fn a_lost_final_dot_reply_is_in_doubt_and_never_retried_in_the_run() {
             "timed out after 700ms",
         ),
     ] {
-        let sink = crate::support::smtp_sink::SmtpSink::start(&flags);
+        let sink = smtp_sink::SmtpSink::start(&flags);
         let dir = tempfile::tempdir().unwrap();
         let ledger = frozen_ledger(dir.path(), 3);
         let jobs = jobs(&ledger);
@@ -1099,11 +1081,11 @@ async fn an_in_doubt_reader_is_resent_at_most_once_on_later_runs() {
     // relay that delivers; to the same lossy relay that leaves them in
     // doubt for good, and run 3 then sends nobody a third copy.
     for second_is_lossy in [false, true] {
-        let lossy_sink = crate::support::smtp_sink::SmtpSink::start(&["-q", "."]);
-        let healthy = crate::support::smtp_sink::SmtpSink::start(&[]);
+        let lossy_sink = smtp_sink::SmtpSink::start(&["-q", "."]);
+        let healthy = smtp_sink::SmtpSink::start(&[]);
         let dir = tempfile::tempdir().unwrap();
         let ledger = frozen_ledger(dir.path(), 3);
-        let run = |ledger: Ledger, sink: &crate::support::smtp_sink::SmtpSink| {
+        let run = |ledger: Ledger, sink: &smtp_sink::SmtpSink| {
             let jobs = jobs(&ledger);
             let transport = lossy(sink, Duration::from_secs(5));
             async move {
@@ -1149,7 +1131,7 @@ async fn never_more_sessions_than_readers() {
     // rejected, idle workers picked up the retries and opened sessions of
     // their own (6 to 8 sessions on the old code). Several threads, as in
     // the binary, so that any idle worker can win a retry.
-    let sink = crate::support::smtp_sink::SmtpSink::start(&["-r", "RCPT"]);
+    let sink = smtp_sink::SmtpSink::start(&["-r", "RCPT"]);
     let front = Front::start(sink.port, Vec::new(), Duration::ZERO).await;
     let dir = tempfile::tempdir().unwrap();
     let ledger = frozen_ledger(dir.path(), 2);
@@ -1177,7 +1159,7 @@ async fn throttling_never_speeds_up_a_slow_configured_rate() {
     // Issue 9.15: `rate: 0.4` (one message every 2.5 s) and a relay that
     // answers every RCPT with 450: backing off took it to 0.5/s, a message
     // every 2 s.
-    let sink = crate::support::smtp_sink::SmtpSink::start(&["-r", "RCPT"]);
+    let sink = smtp_sink::SmtpSink::start(&["-r", "RCPT"]);
     let dir = tempfile::tempdir().unwrap();
     let ledger = frozen_ledger(dir.path(), 3);
     let jobs = jobs(&ledger);
@@ -1214,7 +1196,7 @@ async fn throttling_never_speeds_up_a_slow_configured_rate() {
 /// stops with everyone still pending, so a fix and a rerun deliver them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_that_cannot_be_composed_stops_the_run_and_fails_nobody() {
-    let sink = crate::support::smtp_sink::SmtpSink::start(&[]);
+    let sink = smtp_sink::SmtpSink::start(&[]);
     let dir = tempfile::tempdir().unwrap();
     let ledger = frozen_ledger(dir.path(), 20);
     let mut jobs = jobs(&ledger);

@@ -657,6 +657,22 @@ fn hang_up_at_data_defers_and_a_rerun_delivers_once() {
     );
 }
 
+/// A newsroom of `readers` sending over `connections` to a sink that holds
+/// the reply to each final dot for a second (`-W .:1`), the worst moment for
+/// a crash: every connection has a message the relay took that the ledger
+/// cannot know about yet.
+fn crash_room(connections: usize, readers: usize) -> (SmtpSink, Newsroom) {
+    let slow = SmtpSink::start(&["-W", ".:1"]);
+    let room = newsroom(&slow)
+        .edit(
+            "config.yaml",
+            "connections: 4",
+            &format!("connections: {connections}"),
+        )
+        .write("subscribers/am.csv", &subscribers_csv(readers));
+    (slow, room)
+}
+
 #[test]
 fn crash_mid_edition_resends_at_most_one_message_per_connection() {
     const READERS: usize = 2_000;
@@ -665,14 +681,7 @@ fn crash_mid_edition_resends_at_most_one_message_per_connection() {
     // sender is killed while every connection has a message the relay took
     // but the ledger cannot know about, the worst moment. (`-w` would delay
     // the reply to DATA instead, before the message is sent.)
-    let slow = SmtpSink::start(&["-W", ".:1"]);
-    let room = newsroom(&slow)
-        .edit(
-            "config.yaml",
-            "connections: 4",
-            &format!("connections: {CONNECTIONS}"),
-        )
-        .write("subscribers/am.csv", &subscribers_csv(READERS));
+    let (slow, room) = crash_room(CONNECTIONS, READERS);
     let mut sender = room
         .command(&SEND)
         .env("BRIEFING_UNSUBSCRIBE_SECRET", SECRET)
@@ -737,14 +746,7 @@ fn repeated_crashes_add_at_most_one_copy_per_connection_each() {
     const READERS: usize = 300;
     const CONNECTIONS: usize = 4;
     const CRASHES: usize = 5;
-    let slow = SmtpSink::start(&["-W", ".:1"]);
-    let room = newsroom(&slow)
-        .edit(
-            "config.yaml",
-            "connections: 4",
-            &format!("connections: {CONNECTIONS}"),
-        )
-        .write("subscribers/am.csv", &subscribers_csv(READERS));
+    let (slow, room) = crash_room(CONNECTIONS, READERS);
     for crash in 0..CRASHES {
         let before = if room.path().join("state/ledger.sqlite").exists() {
             ledger(&room).counts(EDITION).unwrap().sent

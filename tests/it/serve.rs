@@ -499,8 +499,9 @@ fn limits_fixed_routes_and_headers_hold() {
     assert!(read.is_ok(), "the server closed the connection: {read:?}");
 }
 
-#[test]
-fn any_request_is_answered_without_a_5xx_and_records_nothing() {
+/// The first edition sent and its archive written, with `serve --archive`
+/// running over them.
+fn sent_and_archived() -> (Newsroom, Server) {
     let room = newsroom();
     send(&room, FIRST, SECRET);
     room.run(&["archive"]).success();
@@ -509,6 +510,12 @@ fn any_request_is_answered_without_a_5xx_and_records_nothing() {
         &["serve", "--archive"],
         &[(SECRET_ENV, SECRET)],
     );
+    (room, server)
+}
+
+#[test]
+fn any_request_is_answered_without_a_5xx_and_records_nothing() {
+    let (room, server) = sent_and_archived();
     let suppressed_before = ledger(&room).suppressions(None, None).unwrap().len();
     let token = briefing::mail::token::unsubscribe_token(b"not-the-secret", "am", "a@example.com");
     let paths = prop_oneof![
@@ -640,14 +647,7 @@ fn json_logs_carry_no_address_above_debug() {
 /// their page; nothing outside the archive's own layout is served.
 #[test]
 fn with_archive_it_serves_the_written_archive_at_its_path_and_nothing_else() {
-    let room = newsroom();
-    send(&room, FIRST, SECRET);
-    room.run(&["archive"]).success();
-    let server = Server::start(
-        room.path(),
-        &["serve", "--archive"],
-        &[(SECRET_ENV, SECRET)],
-    );
+    let (room, server) = sent_and_archived();
     // The page a message's "View in browser" link opens.
     let dir = room.path().join("out/outbox/am").join(FIRST.2);
     let message = std::fs::read_to_string(
