@@ -392,6 +392,92 @@ impl FromStr for Schedule {
     }
 }
 
+/// The parts of the day a cadence names, by the hour a slot starts.
+fn part_of_day(hour: u32) -> &'static str {
+    match hour {
+        4..=10 => "morning",
+        11..=13 => "midday",
+        14..=16 => "afternoon",
+        17..=21 => "evening",
+        _ => "night",
+    }
+}
+
+const WEEKDAY_WORDS: [&str; 7] = [
+    "Sunday",
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+];
+
+/// `a`, `a and b`, `a, b and c`.
+fn and_list(words: &[String]) -> String {
+    match words {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
+impl Schedule {
+    /// The schedule in a reader's words, for a sign-up page: "Weekday
+    /// mornings", "Every evening", "Tuesday and Friday middays" ("at
+    /// midday" when the days are plural). `None` for a schedule that does
+    /// not read as one of these (several times a day on some days, days of
+    /// the month, some months only); such a newsletter says its cadence in
+    /// config.
+    pub fn cadence(&self) -> Option<String> {
+        let all_months = self.months == 0b1_1111_1111_1110;
+        if !all_months || !self.days_star {
+            return match (all_months, self.days.count_ones(), self.weekdays_star) {
+                (true, 1, true) if self.hours.count_ones() == 1 => Some("Monthly".into()),
+                _ => None,
+            };
+        }
+        let hours = self.hours.count_ones();
+        let every_day = self.weekdays & 0x7f == 0x7f;
+        if hours == 24 && every_day {
+            return Some("Every hour".into());
+        }
+        if hours == 2 && every_day {
+            return Some("Twice a day".into());
+        }
+        if hours != 1 {
+            return None;
+        }
+        let part = part_of_day(self.hours.trailing_zeros());
+        let days = self.weekdays & 0x7f;
+        let at_midday = part == "midday";
+        Some(match days {
+            0x7f if at_midday => "Every day at midday".into(),
+            0x7f => format!("Every {part}"),
+            0b011_1110 if at_midday => "Weekdays at midday".into(),
+            0b011_1110 => format!("Weekday {part}s"),
+            0b100_0001 if at_midday => "Weekends at midday".into(),
+            0b100_0001 => format!("Weekend {part}s"),
+            _ => {
+                let names: Vec<String> = (0..7)
+                    .filter(|d| days & (1 << d) != 0)
+                    // Monday first, the way a week is read.
+                    .map(|d: usize| (d + 6) % 7)
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
+                    .map(|i| WEEKDAY_WORDS[(i + 1) % 7].to_string())
+                    .collect();
+                if at_midday {
+                    let plural: Vec<String> = names.iter().map(|n| format!("{n}s")).collect();
+                    format!("{} at midday", and_list(&plural))
+                } else {
+                    format!("{} {part}s", and_list(&names))
+                }
+            }
+        })
+    }
+}
+
 impl fmt::Display for Schedule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.expr)
@@ -601,6 +687,34 @@ mod tests {
     const UTC_TZ: Tz = chrono_tz::UTC;
 
     // ---- parsing ---------------------------------------------------------
+
+    #[test]
+    fn cadences_read_as_a_reader_would_say_them() {
+        let words = |e: &str| Schedule::parse(e).unwrap().cadence();
+        for (expr, want) in [
+            ("0 6 * * MON-FRI", Some("Weekday mornings")),
+            ("0 17 * * *", Some("Every evening")),
+            ("30 7 * * *", Some("Every morning")),
+            ("0 12 * * TUE,FRI", Some("Tuesdays and Fridays at midday")),
+            ("0 8 * * SAT,SUN", Some("Weekend mornings")),
+            (
+                "0 9 * * 1,3,5",
+                Some("Monday, Wednesday and Friday mornings"),
+            ),
+            ("0 18 * * SUN", Some("Sunday evenings")),
+            ("0 12 * * *", Some("Every day at midday")),
+            ("0 7,17 * * *", Some("Twice a day")),
+            ("@hourly", Some("Every hour")),
+            ("@monthly", Some("Monthly")),
+            ("0 15 * * MON-FRI", Some("Weekday afternoons")),
+            ("0 23 * * *", Some("Every night")),
+            ("0 7,17 * * MON", None),
+            ("0 7 1 JAN *", None),
+            ("0 7 1,15 * *", None),
+        ] {
+            assert_eq!(words(expr).as_deref(), want, "{expr}");
+        }
+    }
 
     #[test]
     fn parses_numbers_ranges_steps_and_lists() {

@@ -7,6 +7,7 @@
 mod archive;
 mod delivery;
 mod newsletter;
+mod signup;
 mod site;
 mod taxonomy;
 #[cfg(test)]
@@ -26,6 +27,7 @@ pub use delivery::{DeliverySettings, PreferencesPage, TransportKind, Unsubscribe
 pub use newsletter::{
     DEFAULT_COUNT_LABEL, DEFAULT_MAX_DELAY_HOURS, GroupBy, LeadPlacement, Newsletter,
 };
+pub use signup::Signup;
 pub use site::{PostalAddress, Site};
 pub use taxonomy::Term;
 
@@ -77,6 +79,8 @@ pub struct Config {
     pub ledger: PathBuf,
     /// The public web archive of sent editions; `None` without `archive:`.
     pub archive: Option<Archive>,
+    /// The sign-up page and its confirmation messages.
+    pub signup: Signup,
 }
 
 impl Config {
@@ -192,6 +196,7 @@ fn parse_config(text: &str, shown: &Path, root: &Path) -> Result<Parsed, Diagnos
     let ledger = ledger(&mut f, root);
     let delivery = delivery::read(&mut f, &site, root);
     let archive = archive::read(&mut f, root);
+    let signup = signup::read(&mut f, &site);
     let diags = Diagnostics(f.finish());
     if diags.errors() > 0 {
         return Err(diags);
@@ -206,6 +211,7 @@ fn parse_config(text: &str, shown: &Path, root: &Path) -> Result<Parsed, Diagnos
             delivery,
             ledger,
             archive,
+            signup,
         },
         content,
         templates,

@@ -70,6 +70,14 @@ pub struct Newsletter {
     /// Its sent editions go into the public web archive (`archive: false`
     /// for a members-only letter).
     pub archive: bool,
+    /// The pitch on the sign-up page: what it is and why read it, in one or
+    /// two sentences.
+    pub description: Option<String>,
+    /// How often it comes, in a reader's words ("Weekday mornings"): as
+    /// configured, else read from the schedule; `None` when neither says.
+    pub cadence: Option<String>,
+    /// Listed on the sign-up page (`signup: false` hides it).
+    pub signup: bool,
 }
 
 impl Newsletter {
@@ -167,6 +175,15 @@ fn read_one(n: &mut Fields, id: &str, cx: &Ctx) -> Newsletter {
     let lead = lead(n);
     let count_label = count_label(n);
     let archive = n.bool("archive").unwrap_or(true);
+    let description = words(n, "description", MAX_DESCRIPTION, "a sentence or two");
+    let cadence = words(
+        n,
+        "cadence",
+        MAX_CADENCE,
+        "a few words like \"Weekday mornings\"",
+    )
+    .or_else(|| schedule.as_ref().and_then(Schedule::cadence));
+    let signup = n.bool("signup").unwrap_or(true);
     Newsletter {
         id: id.to_string(),
         name,
@@ -188,6 +205,44 @@ fn read_one(n: &mut Fields, id: &str, cx: &Ctx) -> Newsletter {
         lead,
         count_label,
         archive,
+        description,
+        cadence,
+        signup,
+    }
+}
+
+/// Longest pitch: two sentences fit in well under this.
+const MAX_DESCRIPTION: usize = 300;
+const MAX_CADENCE: usize = 60;
+
+/// A short text for readers' pages (`description`, `cadence`): one line,
+/// no markup, at most `max` characters. Pages escape it; the limits keep
+/// the sign-up page a list rather than an essay.
+fn words(n: &mut Fields, key: &'static str, max: usize, expected: &str) -> Option<String> {
+    let v = n.text(key, expected)?;
+    let v = v.split_whitespace().collect::<Vec<_>>().join(" ");
+    let len = v.chars().count();
+    let problem = if v.is_empty() {
+        Some(format!(
+            "`{key}` is empty: write {expected}, or leave the key out"
+        ))
+    } else if len > max {
+        Some(format!(
+            "`{key}` is {len} characters; keep it to {max} (it is {expected} on the sign-up page)"
+        ))
+    } else if v.chars().any(|c| c.is_control() || c == '<' || c == '>') {
+        Some(format!(
+            "`{key}` must be plain text without `<`, `>` or control characters"
+        ))
+    } else {
+        None
+    };
+    match problem {
+        Some(m) => {
+            n.error(key, m);
+            None
+        }
+        None => Some(v),
     }
 }
 
@@ -357,5 +412,37 @@ mod tests {
             "Smart Brevity count"
         );
         assert!(newsletter("    count_label: \" \"\n").is_err());
+    }
+
+    #[test]
+    fn a_pitch_and_a_cadence_are_short_plain_text_and_the_cadence_defaults_to_the_schedule() {
+        let n = newsletter(
+            "    schedule: \"0 6 * * MON-FRI\"\n    description: \"  What moved overnight,\n      in five minutes.\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            n.description.as_deref(),
+            Some("What moved overnight, in five minutes.")
+        );
+        assert_eq!(n.cadence.as_deref(), Some("Weekday mornings"));
+        assert!(n.signup);
+        let n = newsletter(
+            "    schedule: \"0 6 * * MON-FRI\"\n    cadence: Before breakfast\n    signup: false\n",
+        )
+        .unwrap();
+        assert_eq!(n.cadence.as_deref(), Some("Before breakfast"));
+        assert!(!n.signup);
+        assert_eq!(newsletter("").unwrap().cadence, None);
+        for (bad, want) in [
+            ("    description: \"<b>Big</b> news\"\n", "plain text"),
+            ("    cadence: \"\"\n", "is empty"),
+            (
+                &*format!("    description: {}\n", "word ".repeat(70)),
+                "keep it to 300",
+            ),
+        ] {
+            let e = newsletter(bad).unwrap_err();
+            assert!(e.iter().any(|m| m.contains(want)), "{bad}: {e:?}");
+        }
     }
 }

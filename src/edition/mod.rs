@@ -326,6 +326,9 @@ mod tests {
             lead: crate::config::LeadPlacement::Top,
             count_label: crate::config::DEFAULT_COUNT_LABEL.into(),
             archive: true,
+            description: None,
+            cadence: None,
+            signup: true,
         }
     }
 

@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-pub use sqlite::Ledger;
+pub use sqlite::{Ledger, SignedUp};
 
 /// Messages to one reader that may be left in doubt before the ledger stops
 /// resending: the first one, and the one resend of it on the next run.
@@ -494,6 +494,24 @@ pub struct Preferences {
     pub regions: Vec<String>,
     /// Topic ids; empty means every topic.
     pub topics: Vec<String>,
+}
+
+/// A subscriber who signed up (and confirmed) or was imported as having
+/// consented: the ledger's own list, merged with a newsletter's CSV list
+/// when an edition is planned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoredSubscriber {
+    /// As normalised by the lists' rules; compared lower-cased.
+    pub email: String,
+    pub newsletter: String,
+    pub name: Option<String>,
+    /// When they consented (confirmed, or the import's claim).
+    pub consent_at: DateTime<Utc>,
+    /// `signup page`, or `import <file>`.
+    pub source: String,
+    /// What the consent rests on: the confirming request's time and user
+    /// agent, the link's issue time; for an import, the file and who ran it.
+    pub evidence: serde_json::Value,
 }
 
 /// A stored preference choice.

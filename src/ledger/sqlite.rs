@@ -11,8 +11,8 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use super::{
     Counts, Delivery, DeliveryState, DeliveryUpdate, EditionState, EditionStub, EditionSummary,
     FrozenEdition, LeaseOutcome, LedgerError, PreferenceRecord, Preferences, Recipient, Rendering,
-    Result, ReturnCounts, ReturnEvent, ReturnKind, StoredEdition, Suppression, SuppressionReason,
-    SuppressionScope, WebRendering,
+    Result, ReturnCounts, ReturnEvent, ReturnKind, StoredEdition, StoredSubscriber, Suppression,
+    SuppressionReason, SuppressionScope, WebRendering,
 };
 
 /// Each entry upgrades the schema by one `user_version`.
@@ -190,6 +190,22 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ALTER TABLE editions RENAME COLUMN html TO web_html;
     ALTER TABLE editions RENAME COLUMN text TO web_text;
     ALTER TABLE editions ADD COLUMN web_subject TEXT;
+    "#,
+    // 5: subscribers who signed up on the page (or were imported as having
+    // consented), one row per address and newsletter. `address` is the
+    // lower-cased key, `email` the address as given.
+    r#"
+    CREATE TABLE subscribers (
+        address    TEXT NOT NULL,
+        newsletter TEXT NOT NULL,
+        email      TEXT NOT NULL,
+        name       TEXT,
+        consent_at TEXT NOT NULL,
+        source     TEXT NOT NULL,
+        evidence   TEXT NOT NULL DEFAULT '{}',
+        PRIMARY KEY (address, newsletter)
+    );
+    CREATE INDEX subscribers_by_newsletter ON subscribers (newsletter, address);
     "#,
 ];
 
@@ -1395,6 +1411,155 @@ impl Ledger {
         })
         .collect()
     }
+
+    /// Stores subscribers in one transaction: a new (address, newsletter)
+    /// is added, one already there keeps its row with the newer consent
+    /// (and the name, when this one has none). With `lift`, suppressions the
+    /// reader asked for themselves (one-click, link, mailto) for these
+    /// newsletters are lifted, with a `resubscribe` event each: a confirmed
+    /// sign-up is a later wish than an unsubscribe. Returns how many rows
+    /// were new.
+    ///
+    /// An unsubscribe from every newsletter that the reader asked for is
+    /// narrowed, when `lift` names the newsroom's newsletters: it becomes
+    /// one per newsletter they did not sign up for now, so that confirming
+    /// one letter does not resubscribe them to the rest.
+    pub fn add_subscribers(
+        &mut self,
+        rows: &[StoredSubscriber],
+        lift: Option<&[String]>,
+    ) -> Result<SignedUp> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut out = SignedUp::default();
+        for r in rows {
+            let address = r.email.to_ascii_lowercase();
+            let new = tx.execute(
+                "INSERT INTO subscribers (address, newsletter, email, name, consent_at, source, evidence)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (address, newsletter) DO NOTHING",
+                params![
+                    address,
+                    r.newsletter,
+                    r.email,
+                    r.name,
+                    ts(r.consent_at),
+                    r.source,
+                    r.evidence.to_string()
+                ],
+            )?;
+            if new == 1 {
+                out.added += 1;
+            } else {
+                tx.execute(
+                    "UPDATE subscribers SET consent_at = ?3, source = ?4, evidence = ?5,
+                        name = COALESCE(?6, name)
+                     WHERE address = ?1 AND newsletter = ?2",
+                    params![
+                        address,
+                        r.newsletter,
+                        ts(r.consent_at),
+                        r.source,
+                        r.evidence.to_string(),
+                        r.name
+                    ],
+                )?;
+                out.renewed += 1;
+            }
+            let Some(newsletters) = lift else {
+                continue;
+            };
+            let chosen: Vec<&str> = (rows.iter())
+                .filter(|o| o.email.eq_ignore_ascii_case(&r.email))
+                .map(|o| o.newsletter.as_str())
+                .collect();
+            let all: Option<(String, String, String)> = tx
+                .query_row(
+                    "SELECT reason, created_at, evidence FROM suppressions
+                     WHERE address = ?1 AND scope = '*' AND reason IN ('one-click', 'link', 'mailto')",
+                    [&address],
+                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+                )
+                .optional()?;
+            let narrowed = all.is_some();
+            if let Some((reason, created_at, evidence)) = all {
+                tx.execute(
+                    "DELETE FROM suppressions WHERE address = ?1 AND scope = '*'",
+                    [&address],
+                )?;
+                for other in newsletters.iter().filter(|n| !chosen.contains(&n.as_str())) {
+                    tx.execute(
+                        "INSERT OR IGNORE INTO suppressions (address, scope, reason, created_at, evidence)
+                         VALUES (?1, ?2, ?3, ?4, ?5)",
+                        params![address, other, reason, created_at, evidence],
+                    )?;
+                }
+            }
+            let lifted = tx.execute(
+                "DELETE FROM suppressions WHERE address = ?1 AND scope = ?2
+                 AND reason IN ('one-click', 'link', 'mailto')",
+                params![address, r.newsletter],
+            )?;
+            if lifted > 0 || narrowed {
+                tx.execute(
+                    "INSERT OR IGNORE INTO return_events (address, newsletter, edition_id, kind, at, evidence)
+                     VALUES (?1, ?2, NULL, 'resubscribe', ?3, ?4)",
+                    params![
+                        address,
+                        r.newsletter,
+                        ts(r.consent_at),
+                        serde_json::json!({ "via": r.source, "scope": r.newsletter }).to_string()
+                    ],
+                )?;
+                out.lifted += 1;
+            }
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// The ledger's subscribers, of one newsletter or all, by newsletter
+    /// then address.
+    pub fn subscribers(&self, newsletter: Option<&str>) -> Result<Vec<StoredSubscriber>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT email, newsletter, name, consent_at, source, evidence FROM subscribers
+             WHERE ?1 IS NULL OR newsletter = ?1 ORDER BY newsletter, address",
+        )?;
+        let rows = stmt.query_map([newsletter], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, String>(5)?,
+            ))
+        })?;
+        rows.map(|row| {
+            let (email, newsletter, name, consent, source, evidence) = row?;
+            Ok(StoredSubscriber {
+                email,
+                newsletter,
+                name,
+                consent_at: parse_ts("consent_at", &consent)?,
+                source,
+                evidence: parse_json("evidence", &evidence)?,
+            })
+        })
+        .collect()
+    }
+}
+
+/// What [`Ledger::add_subscribers`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SignedUp {
+    /// Rows new to the ledger.
+    pub added: usize,
+    /// Rows that were there, with their consent renewed.
+    pub renewed: usize,
+    /// The reader's own unsubscribes lifted.
+    pub lifted: usize,
 }
 
 /// How long a ledger operation waits for another connection's lock.

@@ -789,3 +789,88 @@ fn a_recipients_fields_are_stored_as_one_object_with_sorted_keys_and_the_last_va
         .unwrap();
     assert_eq!(raw, r#"{"city":"Quito","zip":"1"}"#);
 }
+
+fn signed_up(email: &str, newsletter: &str, name: Option<&str>) -> StoredSubscriber {
+    StoredSubscriber {
+        email: email.to_owned(),
+        newsletter: newsletter.to_owned(),
+        name: name.map(str::to_owned),
+        consent_at: Utc.with_ymd_and_hms(2026, 12, 1, 10, 0, 0).unwrap(),
+        source: "signup page".to_owned(),
+        evidence: serde_json::json!({"user_agent": "test"}),
+    }
+}
+
+#[test]
+fn a_subscriber_is_stored_once_per_newsletter_and_a_second_consent_renews_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut l = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+    let first = l
+        .add_subscribers(
+            &[
+                signed_up("Ana@example.com", "am", Some("Ana")),
+                signed_up("ana@example.com", "pm", None),
+            ],
+            None,
+        )
+        .unwrap();
+    assert_eq!((first.added, first.renewed), (2, 0));
+    let mut again = signed_up("ANA@example.com", "am", None);
+    again.consent_at += TimeDelta::days(1);
+    let second = l.add_subscribers(&[again.clone()], None).unwrap();
+    assert_eq!((second.added, second.renewed), (0, 1));
+    let am = l.subscribers(Some("am")).unwrap();
+    assert_eq!(am.len(), 1);
+    // The first spelling and the name stay; the consent is the newer one.
+    assert_eq!(am[0].email, "Ana@example.com");
+    assert_eq!(am[0].name.as_deref(), Some("Ana"));
+    assert_eq!(am[0].consent_at, again.consent_at);
+    assert_eq!(l.subscribers(None).unwrap().len(), 2);
+}
+
+#[test]
+fn confirming_lifts_only_the_readers_own_unsubscribes_and_narrows_one_from_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut l = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+    let all: Vec<String> = ["am", "pm", "markets"].map(String::from).to_vec();
+    let nl = |id: &str| SuppressionScope::Newsletter(id.into());
+    l.suppress(&suppression(
+        "a@example.com",
+        nl("am"),
+        SuppressionReason::OneClick,
+    ))
+    .unwrap();
+    l.suppress(&suppression(
+        "b@example.com",
+        nl("am"),
+        SuppressionReason::HardBounce,
+    ))
+    .unwrap();
+    l.suppress(&suppression(
+        "c@example.com",
+        SuppressionScope::All,
+        SuppressionReason::Link,
+    ))
+    .unwrap();
+    let done = l
+        .add_subscribers(
+            &[
+                signed_up("a@example.com", "am", None),
+                signed_up("b@example.com", "am", None),
+                signed_up("c@example.com", "am", None),
+            ],
+            Some(&all),
+        )
+        .unwrap();
+    assert_eq!(done.lifted, 2);
+    assert!(!l.is_suppressed("a@example.com", "am").unwrap());
+    // A bounce is not the reader's to lift: the row is stored, the mail
+    // still stops.
+    assert!(l.is_suppressed("b@example.com", "am").unwrap());
+    // From everything to everything but the letter just confirmed.
+    assert!(!l.is_suppressed("c@example.com", "am").unwrap());
+    assert!(l.is_suppressed("c@example.com", "pm").unwrap());
+    assert!(l.is_suppressed("c@example.com", "markets").unwrap());
+    let events = l.events_about("a@example.com").unwrap();
+    assert!(events.iter().any(|e| e.kind == ReturnKind::Resubscribe));
+}

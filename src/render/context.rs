@@ -44,6 +44,10 @@ pub struct NewsletterCtx<'a> {
     /// The newsletter's page in the web archive (its editions, newest
     /// first); empty when it has none.
     pub archive_url: String,
+    /// The pitch on the sign-up page; empty when not configured.
+    pub description: &'a str,
+    /// How often it comes ("Weekday mornings"); empty when unknown.
+    pub cadence: &'a str,
 }
 
 impl<'a> From<&'a Newsletter> for NewsletterCtx<'a> {
@@ -57,6 +61,8 @@ impl<'a> From<&'a Newsletter> for NewsletterCtx<'a> {
             lead: n.lead,
             count_label: &n.count_label,
             archive_url: String::new(),
+            description: n.description.as_deref().unwrap_or_default(),
+            cadence: n.cadence.as_deref().unwrap_or_default(),
         }
     }
 }
