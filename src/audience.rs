@@ -152,6 +152,22 @@ pub struct AudienceList {
 }
 
 impl AudienceList {
+    /// Adds the readers of `more` who are not on the list yet (compared as
+    /// the list's duplicates are, case-insensitively), after its rows.
+    /// Returns how many were added.
+    pub fn add_signed_up(&mut self, more: impl IntoIterator<Item = Subscriber>) -> usize {
+        let mut seen: HashSet<String> = (self.subscribers.iter())
+            .map(|s| s.email.to_ascii_lowercase())
+            .collect();
+        let before = self.subscribers.len();
+        for s in more {
+            if seen.insert(s.email.to_ascii_lowercase()) {
+                self.subscribers.push(s);
+            }
+        }
+        self.subscribers.len() - before
+    }
+
     /// Drops suppressed readers and returns how many were dropped.
     pub fn remove_suppressed(&mut self, suppressions: &Suppressions) -> usize {
         let before = self.subscribers.len();

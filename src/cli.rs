@@ -201,6 +201,22 @@ pub enum Command {
     #[command(verbatim_doc_comment)]
     Preferences(PreferencesArgs),
 
+    /// List the subscribers the ledger holds: those who signed up on the sign-up page
+    /// and confirmed, and those imported. They are merged with each newsletter's CSV
+    /// list when an edition is planned (a reader on both is mailed once; an
+    /// unsubscribe or a suppression always wins).
+    ///
+    /// `subscribers import FILE --newsletter ID` stores a CSV list's rows as
+    /// subscribers who already consented, recording the file as their source. A file
+    /// with an invalid row imports nothing unless --skip-invalid.
+    ///
+    /// Examples:
+    ///   briefing subscribers
+    ///   briefing subscribers --newsletter am --format json
+    ///   briefing subscribers import exported.csv --newsletter am
+    #[command(verbatim_doc_comment, args_conflicts_with_subcommands = true)]
+    Subscribers(SubscribersArgs),
+
     /// Answer the links in every message: one-click unsubscribes, the unsubscribe
     /// page and the preferences page.
     ///
@@ -323,6 +339,41 @@ pub struct PreferencesArgs {
 
     #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
     pub format: ExportFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct SubscribersArgs {
+    #[command(subcommand)]
+    pub action: Option<SubscribersAction>,
+
+    /// Only this newsletter's.
+    #[arg(long, short = 'n', value_name = "ID")]
+    pub newsletter: Option<String>,
+
+    /// csv (a header row, then one row each) or json (one object per line).
+    #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
+    pub format: ExportFormat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SubscribersAction {
+    /// Store a CSV list's rows as subscribers who already consented.
+    Import(ImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// A CSV list with an `email` column (and optionally `name`, `regions`, `topics`),
+    /// read with the same rules as `subscribers:` lists.
+    pub file: PathBuf,
+
+    /// The newsletter they subscribed to.
+    #[arg(long, short = 'n', value_name = "ID")]
+    pub newsletter: String,
+
+    /// Import the valid rows of a file with invalid ones (each is reported).
+    #[arg(long)]
+    pub skip_invalid: bool,
 }
 
 /// Where `serve` listens: an address, and maybe a port.

@@ -28,5 +28,6 @@ pub mod render;
 pub mod returns;
 pub mod schedule;
 pub mod serve;
+pub mod signup;
 pub mod time;
 pub mod yaml;

@@ -12,6 +12,7 @@ pub mod schedule;
 pub mod send;
 pub mod serve;
 pub mod status;
+pub mod subscribers;
 pub mod suppress;
 pub mod suppressions;
 

@@ -35,6 +35,8 @@ pub struct PlanStats {
     pub empty: usize,
     /// Distinct renderings.
     pub variants: usize,
+    /// Subscribers from the ledger's sign-ups who are not on the list.
+    pub signed_up: usize,
 }
 
 impl PlanStats {
@@ -82,19 +84,42 @@ pub fn plan(pipeline: &Pipeline, edition: &Edition) -> Result<Plan> {
     let newsroom = pipeline.newsroom();
     let cfg = &newsroom.config;
     let n = edition.newsletter;
-    let list_path = n.subscribers.as_ref().ok_or_else(|| {
-        anyhow!(
-            "newsletter `{}` has no `subscribers:` list in {}",
-            n.id,
-            newsroom.config_path.display()
-        )
-    })?;
-    let mut list = audience::load_subscribers(list_path)
-        .with_context(|| format!("cannot load the subscribers of `{}`", n.id))?;
+    let ledger = Ledger::open_existing(&cfg.ledger)?;
+    let mut list = match &n.subscribers {
+        Some(path) => audience::load_subscribers(path)
+            .with_context(|| format!("cannot load the subscribers of `{}`", n.id))?,
+        None => audience::AudienceList::default(),
+    };
+    // Where list problems are reported: the list, else the config naming
+    // the newsletter.
+    let list_path = n.subscribers.as_deref().unwrap_or(&newsroom.config_path);
+    let mut warnings: Vec<Diagnostic> = Vec::new();
+    let mut stats = PlanStats {
+        invalid: list.rejected.len(),
+        ..PlanStats::default()
+    };
+    // Those who signed up on the page (or were imported), after the list's
+    // rows: a reader on both is the list's row, once.
+    if let Some(l) = &ledger {
+        stats.signed_up = list.add_signed_up(l.subscribers(Some(&n.id))?.into_iter().map(|s| {
+            audience::Subscriber {
+                email: s.email,
+                name: s.name,
+                ..audience::Subscriber::default()
+            }
+        }));
+    }
     if list.subscribers.is_empty() && !n.allow_empty {
-        let why = match list.rejected.len() {
-            0 => "it has no rows".to_string(),
-            k => format!("none of its {k} rows is a valid subscriber"),
+        let why = match (&n.subscribers, list.rejected.len()) {
+            (None, _) => {
+                return Err(anyhow!(
+                    "newsletter `{}` has no `subscribers:` list in {} and nobody has signed up for it yet; name a list, or set `allow_empty: true` on the newsletter to send to its sign-ups alone",
+                    n.id,
+                    newsroom.config_path.display()
+                ));
+            }
+            (Some(_), 0) => "it has no rows".to_string(),
+            (Some(_), k) => format!("none of its {k} rows is a valid subscriber"),
         };
         return Err(anyhow!(
             "newsletter `{}`: the list {} yields nobody to send to ({why}); fix the export, or set `allow_empty: true` on the newsletter if an empty list is expected",
@@ -102,11 +127,6 @@ pub fn plan(pipeline: &Pipeline, edition: &Edition) -> Result<Plan> {
             display_path(&newsroom.root, list_path).display()
         ));
     }
-    let mut warnings: Vec<Diagnostic> = Vec::new();
-    let mut stats = PlanStats {
-        invalid: list.rejected.len(),
-        ..PlanStats::default()
-    };
     // Who must not get it: the ledger's suppressions (unsubscribes,
     // bounces, complaints) and the suppression file; and the sections
     // subscribers chose on the preferences page, over the list's columns.
@@ -115,7 +135,6 @@ pub fn plan(pipeline: &Pipeline, edition: &Edition) -> Result<Plan> {
             .with_context(|| format!("cannot load the suppression list {}", path.display()))?,
         None => audience::Suppressions::default(),
     };
-    let ledger = Ledger::open_existing(&cfg.ledger)?;
     if let Some(l) = &ledger {
         for address in l.suppressed_for(&n.id)? {
             sup.insert(&address);
@@ -172,7 +191,8 @@ pub fn plan(pipeline: &Pipeline, edition: &Edition) -> Result<Plan> {
         name: "-".into(),
         unsubscribe_url: "-".into(),
         preferences_url: "-".into(),
-        fields: (audience::list_columns(list_path).into_iter())
+        fields: (n.subscribers.iter())
+            .flat_map(|path| audience::list_columns(path))
             .map(|c| (c, "-".to_string()))
             .collect(),
         ..SubscriberCtx::default()

@@ -1,0 +1,84 @@
+//! `briefing subscribers import`: a CSV list's rows stored in the ledger as
+//! subscribers who consented elsewhere (a form of the newsroom's own, an
+//! older tool), read with the lists' own rules and recorded with the file
+//! as their source.
+
+use std::path::Path;
+
+use anyhow::{Context as _, Result};
+use chrono::Utc;
+use serde_json::json;
+
+use crate::audience::{self, Rejected};
+use crate::config::Newsroom;
+use crate::diag::display_path;
+use crate::ledger::{Ledger, Preferences, SignedUp, StoredSubscriber};
+
+/// What an import found and did.
+#[derive(Debug, Default)]
+pub struct Imported {
+    /// Rows that are not valid subscribers (bad address, duplicate…).
+    pub rejected: Vec<Rejected>,
+    /// `None`: nothing was stored, because rows were rejected and the
+    /// import was not told to skip them.
+    pub stored: Option<SignedUp>,
+    /// Stored rows whose address is suppressed for the newsletter: they
+    /// stay unmailed.
+    pub suppressed: usize,
+}
+
+/// Reads `file` whole (a file that cannot be read imports nothing) and
+/// stores its rows for `newsletter` in one transaction. Region and topic
+/// columns become the subscriber's chosen sections.
+pub fn import(
+    newsroom: &Newsroom,
+    file: &Path,
+    newsletter: &str,
+    skip_invalid: bool,
+) -> Result<Imported> {
+    let list = audience::load_subscribers(file)?;
+    let mut out = Imported {
+        rejected: list.rejected,
+        ..Imported::default()
+    };
+    if !out.rejected.is_empty() && !skip_invalid {
+        return Ok(out);
+    }
+    let shown = display_path(&newsroom.root, file).display().to_string();
+    let source = format!("import {shown}");
+    let now = Utc::now();
+    let by = std::env::var("USER").ok();
+    let rows: Vec<StoredSubscriber> = (list.subscribers.iter())
+        .map(|s| StoredSubscriber {
+            email: s.email.clone(),
+            newsletter: newsletter.to_owned(),
+            name: s.name.clone(),
+            consent_at: now,
+            source: source.clone(),
+            evidence: json!({ "file": shown, "line": s.line, "imported_at": now.to_rfc3339(), "by": by }),
+        })
+        .collect();
+    let mut ledger = Ledger::open(&newsroom.config.ledger).with_context(|| {
+        format!(
+            "cannot open the ledger {}",
+            newsroom.config.ledger.display()
+        )
+    })?;
+    // An import is the newsroom's claim of consent, not the reader's own
+    // confirmation: it lifts no unsubscribe.
+    out.stored = Some(ledger.add_subscribers(&rows, None)?);
+    for s in list.subscribers.iter() {
+        if !(s.regions.is_empty() && s.topics.is_empty()) {
+            let p = Preferences {
+                regions: s.regions.clone(),
+                topics: s.topics.clone(),
+            };
+            ledger.set_preferences(&s.email, newsletter, &p)?;
+        }
+    }
+    let suppressed = ledger.suppressed_for(newsletter)?;
+    out.suppressed = (list.subscribers.iter())
+        .filter(|s| suppressed.contains(&s.email.to_ascii_lowercase()))
+        .count();
+    Ok(out)
+}
