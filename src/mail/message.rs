@@ -165,29 +165,7 @@ pub fn build_message(spec: &MessageSpec) -> Result<Message, MessageError> {
         feedback_id,
     } = check_headers(spec)?;
 
-    // Derived from the Message-ID so output is reproducible. "=_" cannot occur
-    // in quoted-printable or base64 text; 7bit parts are checked below.
-    let boundary = {
-        let digest = Sha256::digest(spec.message_id.as_bytes());
-        format!("=_{}", hex::encode(&digest[..12]))
-    };
-    let mut body =
-        Vec::with_capacity(spec.text.len() + spec.html.len() + spec.html.len() / 8 + 512);
-    write_part(
-        &mut body,
-        &boundary,
-        "text/plain; charset=utf-8",
-        &spec.text,
-    );
-    write_part(&mut body, &boundary, "text/html; charset=utf-8", &spec.html);
-    body.extend_from_slice(b"--");
-    body.extend_from_slice(boundary.as_bytes());
-    body.extend_from_slice(b"--\r\n");
-
-    let content_type =
-        ContentType::parse(&format!("multipart/alternative; boundary=\"{boundary}\""))
-            .map_err(|e| MessageError::Internal(format!("content type: {e}")))?;
-
+    let (content_type, body) = alternative(&spec.message_id, &spec.text, &spec.html)?;
     let mut builder = Message::builder()
         .from(spec.from.clone())
         .to(spec.to.clone());
@@ -208,15 +186,93 @@ pub fn build_message(spec: &MessageSpec) -> Result<Message, MessageError> {
     if let Some(feedback_id) = feedback_id {
         builder = builder.raw_header(HeaderValue::new(FEEDBACK_ID, feedback_id));
     }
-    // The multipart structure is written by hand above, so Content-Type
-    // belongs to the top-level headers, where DKIM can sign it (lettre signs
-    // only top-level headers; its own MultiPart keeps Content-Type apart).
+    // The multipart structure is written by hand, so Content-Type belongs
+    // to the top-level headers, where DKIM can sign it (lettre signs only
+    // top-level headers; its own MultiPart keeps Content-Type apart).
     Ok(builder
         .header(content_type)
         .body(Body::dangerous_pre_encoded(
             body,
             ContentTransferEncoding::SevenBit,
         ))?)
+}
+
+/// The text and HTML twins as one `multipart/alternative` body, 7-bit
+/// clean, with its Content-Type.
+fn alternative(
+    message_id: &str,
+    text: &str,
+    html: &str,
+) -> Result<(ContentType, Vec<u8>), MessageError> {
+    // Derived from the Message-ID so output is reproducible. "=_" cannot occur
+    // in quoted-printable or base64 text; 7bit parts are checked below.
+    let boundary = {
+        let digest = Sha256::digest(message_id.as_bytes());
+        format!("=_{}", hex::encode(&digest[..12]))
+    };
+    let mut body = Vec::with_capacity(text.len() + html.len() + html.len() / 8 + 512);
+    write_part(&mut body, &boundary, "text/plain; charset=utf-8", text);
+    write_part(&mut body, &boundary, "text/html; charset=utf-8", html);
+    body.extend_from_slice(b"--");
+    body.extend_from_slice(boundary.as_bytes());
+    body.extend_from_slice(b"--\r\n");
+    let content_type =
+        ContentType::parse(&format!("multipart/alternative; boundary=\"{boundary}\""))
+            .map_err(|e| MessageError::Internal(format!("content type: {e}")))?;
+    Ok((content_type, body))
+}
+
+/// A transactional message to one person (a sign-up's confirmation): no
+/// list headers, since there is no list to leave yet.
+#[derive(Debug, Clone)]
+pub struct NoticeSpec {
+    pub from: Mailbox,
+    pub to: Mailbox,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    pub message_id: String,
+    pub date: DateTime<Utc>,
+}
+
+const AUTO_SUBMITTED: HeaderName = HeaderName::new_from_ascii_str("Auto-Submitted");
+
+/// Composes a [`NoticeSpec`], held to the same header checks as an
+/// edition's messages, signed when `dkim` is given.
+pub fn compose_notice(
+    spec: &NoticeSpec,
+    dkim: Option<&DkimSigner>,
+) -> Result<Vec<u8>, MessageError> {
+    check_mailbox("From name", &spec.from)?;
+    check_mailbox("To name", &spec.to)?;
+    check_header_text("Subject", &spec.subject, MAX_SUBJECT_LEN)?;
+    check_message_id(&spec.message_id)?;
+    let (content_type, body) = alternative(&spec.message_id, &spec.text, &spec.html)?;
+    let bytes = Message::builder()
+        .from(spec.from.clone())
+        .to(spec.to.clone())
+        .subject(spec.subject.clone())
+        .date(SystemTime::from(spec.date))
+        .message_id(Some(spec.message_id.clone()))
+        .header(MIME_VERSION_1_0)
+        // RFC 3834: made by a program, not by a person; auto-responders
+        // must not answer it.
+        .raw_header(HeaderValue::new(
+            AUTO_SUBMITTED,
+            "auto-generated".to_owned(),
+        ))
+        .header(content_type)
+        .body(Body::dangerous_pre_encoded(
+            body,
+            ContentTransferEncoding::SevenBit,
+        ))?
+        .formatted();
+    match dkim {
+        None => Ok(bytes),
+        Some(signer) => signer
+            .sign(&bytes, spec.date.timestamp().max(0) as u64)
+            .map_err(|e| MessageError::Internal(e.to_string())),
+    }
 }
 
 const LIST_ID: HeaderName = HeaderName::new_from_ascii_str("List-Id");

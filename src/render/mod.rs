@@ -122,6 +122,24 @@ impl Renderer {
         })
     }
 
+    /// Renders the template `name` (a built-in, or the newsroom's file of
+    /// that name) with `context`: the sign-up's confirmation message.
+    pub fn render_named(
+        &self,
+        name: &str,
+        context: &impl serde::Serialize,
+    ) -> Result<String, Diagnostic> {
+        let ctx = Context::from_serialize(context).map_err(|e| {
+            Diagnostic::error(
+                self.sources.path(name),
+                format!("cannot build the template context: {e}"),
+            )
+        })?;
+        (self.tera)
+            .render(name, &ctx)
+            .map_err(|e| self.sources.diagnostic(name, &e))
+    }
+
     pub fn markdown_options(&self) -> &MarkdownOptions {
         &self.md
     }

@@ -17,6 +17,18 @@ use crate::mail::variant::has_placeholders;
 pub const BUILTIN: &[(&str, &str)] = &[
     ("digest.html", include_str!("../../templates/digest.html")),
     ("digest.txt", include_str!("../../templates/digest.txt")),
+    (
+        "signup/confirm.html",
+        include_str!("../../templates/signup/confirm.html"),
+    ),
+    (
+        "signup/confirm.txt",
+        include_str!("../../templates/signup/confirm.txt"),
+    ),
+    (
+        "signup/confirm_subject.txt",
+        include_str!("../../templates/signup/confirm_subject.txt"),
+    ),
 ];
 
 /// Where each template came from, to point diagnostics at it.

@@ -6,3 +6,6 @@
 //! one address from sending many; `import` stores a CSV as consented.
 
 pub mod import;
+pub mod limit;
+pub mod link;
+pub mod notice;
