@@ -13,6 +13,7 @@ pub mod link;
 pub mod pages;
 pub mod server;
 mod store;
+pub mod subscribe;
 
 use std::path::PathBuf;
 
@@ -142,6 +143,8 @@ pub struct Endpoint {
     pub preferences: Route,
     /// The web archive, when serve was asked to serve it too.
     pub archive: Option<archive::Mount>,
+    /// The sign-up page and its confirmation links.
+    pub signup: subscribe::Desk,
     secrets: Vec<Vec<u8>>,
     store: Store,
 }
@@ -158,6 +161,17 @@ impl Endpoint {
                 "the unsubscribe and preferences pages have the same path `{}`: give delivery.preferences.url a path of its own",
                 unsubscribe.path
             );
+        }
+        let signup = subscribe::Desk::open(newsroom)?;
+        for (what, path) in [
+            ("signup.url", &signup.page.path),
+            ("the sign-up's confirmation link", &signup.confirm.path),
+        ] {
+            if [&unsubscribe.path, &preferences.path].contains(&path) {
+                bail!(
+                    "{what} has the path `{path}` of another page: give signup.url a path of its own, like /subscribe"
+                );
+            }
         }
         let terms = |filter: &Option<Vec<String>>, all: &[Term]| match filter {
             None => all.to_vec(),
@@ -183,6 +197,7 @@ impl Endpoint {
             unsubscribe,
             preferences,
             archive: None,
+            signup,
             secrets: secrets(newsroom)
                 .context("briefing serve verifies reader links with the unsubscribe secret")?,
             store: Store::open(&cfg.ledger)?,

@@ -65,7 +65,7 @@ impl Ctx<'_> {
     }
 }
 
-fn layout(site: &str, language: &str, state: &str, title: &str, body: &str) -> String {
+pub(super) fn layout(site: &str, language: &str, state: &str, title: &str, body: &str) -> String {
     format!(
         "<!DOCTYPE html>\n<html lang=\"{lang}\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<meta name=\"robots\" content=\"noindex, nofollow\">\n<title>{title} · {site}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<header><p class=\"site\">{site}</p></header>\n<main data-state=\"{state}\">\n{body}</main>\n</body>\n</html>\n",
         lang = esc(language),
@@ -451,7 +451,7 @@ pub fn bad_request(site: &str, language: &str, status: u16) -> String {
     )
 }
 
-fn capitalised(s: &str) -> String {
+pub(super) fn capitalised(s: &str) -> String {
     let mut c = s.chars();
     match c.next() {
         Some(f) => f.to_uppercase().chain(c).collect(),

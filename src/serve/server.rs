@@ -18,7 +18,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower_http::timeout::TimeoutLayer;
@@ -27,6 +26,7 @@ use super::archive;
 use super::form::{self, Fields};
 use super::link::{Reader, Refusal};
 use super::pages::{self, CSP, Ctx, Notice};
+use super::subscribe;
 use super::{Endpoint, HEALTH_PATH, Letter, Lift, Via, choose};
 use crate::ledger::SuppressionScope;
 
@@ -46,7 +46,11 @@ pub const MAX_CONNECTIONS: usize = 512;
 /// How long a stop waits for the requests in flight.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-type Shared = Arc<Endpoint>;
+pub(super) type Shared = Arc<Endpoint>;
+
+/// The address a request's connection came from.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub std::net::SocketAddr);
 
 pub fn router(ep: Shared) -> Router {
     Router::new()
@@ -57,6 +61,14 @@ pub fn router(ep: Shared) -> Router {
         .route(
             &ep.preferences.path,
             get(preferences_get).post(preferences_post),
+        )
+        .route(
+            &ep.signup.page.path,
+            get(subscribe::page_get).post(subscribe::page_post),
+        )
+        .route(
+            &ep.signup.confirm.path,
+            get(subscribe::confirm_get).post(subscribe::confirm_post),
         )
         .route(HEALTH_PATH, get(health))
         .fallback(not_found)
@@ -78,6 +90,8 @@ fn route_name(ep: &Endpoint, path: &str) -> &'static str {
     match path {
         p if p == ep.unsubscribe.path => "unsubscribe",
         p if p == ep.preferences.path => "preferences",
+        p if p == ep.signup.page.path => "signup",
+        p if p == ep.signup.confirm.path => "signup-confirm",
         HEALTH_PATH => "health",
         p if archive(p) => "archive",
         _ => "other",
@@ -121,7 +135,7 @@ async fn guard(State(ep): State<Shared>, req: Request, next: Next) -> Response {
     res
 }
 
-fn html(status: StatusCode, body: String) -> Response {
+pub(super) fn html(status: StatusCode, body: String) -> Response {
     let mut res = (
         status,
         [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
@@ -134,7 +148,7 @@ fn html(status: StatusCode, body: String) -> Response {
     res
 }
 
-fn unavailable(ep: &Endpoint) -> Response {
+pub(super) fn unavailable(ep: &Endpoint) -> Response {
     let mut res = html(
         StatusCode::SERVICE_UNAVAILABLE,
         pages::unavailable(&ep.site, &ep.language),
@@ -144,7 +158,7 @@ fn unavailable(ep: &Endpoint) -> Response {
     res
 }
 
-fn bad_request(ep: &Endpoint, status: StatusCode) -> Response {
+pub(super) fn bad_request(ep: &Endpoint, status: StatusCode) -> Response {
     html(
         status,
         pages::bad_request(&ep.site, &ep.language, status.as_u16()),
@@ -181,7 +195,7 @@ fn ctx<'a>(ep: &'a Endpoint, letter: &'a Letter, r: &'a Reader) -> Ctx<'a> {
     }
 }
 
-fn user_agent(h: &HeaderMap) -> Option<String> {
+pub(super) fn user_agent(h: &HeaderMap) -> Option<String> {
     h.get(header::USER_AGENT)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
 }
@@ -381,8 +395,8 @@ pub async fn serve(
             a = listener.accept() => a,
             () = &mut shutdown => break,
         };
-        let stream = match stream {
-            Ok((stream, _)) => stream,
+        let (stream, peer) = match stream {
+            Ok(accepted) => accepted,
             Err(e) => {
                 // Out of file descriptors, most likely: let some close.
                 tracing::warn!("cannot accept a connection: {e}");
@@ -390,8 +404,14 @@ pub async fn serve(
                 continue;
             }
         };
-        let conn =
-            http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
+        // Each request carries its connection's peer, for the sign-up
+        // page's per-client limit.
+        let app = app.clone();
+        let svc = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(Peer(peer));
+            tower::ServiceExt::oneshot(app.clone(), req.map(axum::body::Body::new))
+        });
+        let conn = http.serve_connection(TokioIo::new(stream), svc);
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             if let Err(e) = conn.await {
