@@ -197,6 +197,25 @@ fn parse_config(text: &str, shown: &Path, root: &Path) -> Result<Parsed, Diagnos
     let delivery = delivery::read(&mut f, &site, root);
     let archive = archive::read(&mut f, root);
     let signup = signup::read(&mut f, &site);
+    if f.has("signup") {
+        // A newsroom that set up its sign-up page hears of a letter the
+        // page would list without saying what it is.
+        for n in newsletters.iter().filter(|n| n.signup) {
+            let pos = f.node().locate(&["newsletters", &n.id]);
+            if n.description.is_none() {
+                f.warn_at(
+                    pos,
+                    format!("newsletter `{}` is on the sign-up page without a `description`: add a sentence or two saying what it is and why read it, or `signup: false`", n.id),
+                );
+            }
+            if n.cadence.is_none() {
+                f.warn_at(
+                    pos,
+                    format!("newsletter `{}` is on the sign-up page, and its schedule does not say how often it comes: add a `cadence` like \"Weekday mornings\"", n.id),
+                );
+            }
+        }
+    }
     let diags = Diagnostics(f.finish());
     if diags.errors() > 0 {
         return Err(diags);

@@ -20,3 +20,4 @@ mod render;
 mod return_path;
 mod send;
 mod serve;
+mod signup;

@@ -1,0 +1,482 @@
+//! The sign-up page over real HTTP: `briefing serve` on a free port over a
+//! copy of the sample newsroom, confirmation messages read from the outbox
+//! as a reader's mail app would, the links in them followed, and the next
+//! edition sent to see who gets it.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use briefing::ledger::Ledger;
+use briefing::signup::link::Request;
+use chrono::{TimeDelta, Utc};
+use mail_parser::MessageParser;
+
+use crate::support::Newsroom;
+use crate::support::server::Server;
+
+const SECRET_ENV: &str = "BRIEFING_UNSUBSCRIBE_SECRET";
+const SECRET: &str = "signup-test-secret-0123456789";
+const FORM: (&str, &str) = ("Content-Type", "application/x-www-form-urlencoded");
+
+fn serve(room: &Newsroom) -> Server {
+    Server::start(room.path(), &["serve"], &[(SECRET_ENV, SECRET)])
+}
+
+fn outbox(room: &Newsroom) -> PathBuf {
+    room.path().join("out/outbox/signup")
+}
+
+/// The confirmation messages sent so far, oldest first.
+fn confirmations(room: &Newsroom) -> Vec<Vec<u8>> {
+    let Ok(dir) = std::fs::read_dir(outbox(room)) else {
+        return Vec::new();
+    };
+    let mut paths: Vec<PathBuf> = dir.map(|e| e.unwrap().path()).collect();
+    paths.sort();
+    paths.iter().map(|p| std::fs::read(p).unwrap()).collect()
+}
+
+/// The path and query of the confirmation link in a message's text part.
+fn confirm_link(raw: &[u8]) -> String {
+    let msg = MessageParser::default().parse(raw).unwrap();
+    let text = msg.body_text(0).unwrap();
+    let url = text
+        .split_whitespace()
+        .find(|w| w.starts_with("https://news.example.com/subscribe/confirm?"))
+        .unwrap_or_else(|| panic!("no confirmation link in {text}"));
+    url.strip_prefix("https://news.example.com")
+        .unwrap()
+        .to_owned()
+}
+
+fn sign_up(server: &Server, body: &str) -> (u16, String) {
+    server.request("POST", "/subscribe", &[FORM], body.as_bytes())
+}
+
+fn body(response: &str) -> &str {
+    response.split_once("\r\n\r\n").map_or("", |(_, b)| b)
+}
+
+fn stored(room: &Newsroom) -> Vec<(String, String)> {
+    let l = Ledger::open(&room.path().join(".briefing/ledger.sqlite")).unwrap();
+    (l.subscribers(None).unwrap().into_iter())
+        .map(|s| (s.email, s.newsletter))
+        .collect()
+}
+
+/// Who got the 2026-11-30 morning editions, by newsletter folder.
+fn recipients(room: &Newsroom, newsletter: &str, slot: &str) -> BTreeSet<String> {
+    let dir = room.path().join("out/outbox").join(newsletter).join(slot);
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return BTreeSet::new();
+    };
+    entries
+        .map(|e| {
+            let raw = std::fs::read(e.unwrap().path()).unwrap();
+            let msg = MessageParser::default().parse(&raw).unwrap();
+            (msg.to().unwrap().first().unwrap().address().unwrap()).to_ascii_lowercase()
+        })
+        .collect()
+}
+
+#[test]
+fn a_sign_up_sends_one_confirmation_and_subscribes_nobody_until_the_button_is_pressed() {
+    let room = Newsroom::fixture(".");
+    let server = serve(&room);
+    let (status, res) = sign_up(
+        &server,
+        "email=New.Reader%40Example.com&name=Nia+Reader&newsletter=am&website=",
+    );
+    assert_eq!(status, 200, "{res}");
+    assert!(res.contains("data-state=\"check-inbox\""), "{res}");
+    let sent = confirmations(&room);
+    assert_eq!(sent.len(), 1);
+    let msg = MessageParser::default().parse(&sent[0]).unwrap();
+    let to = msg.to().unwrap().first().unwrap();
+    assert_eq!(to.address(), Some("New.Reader@example.com"));
+    assert_eq!(to.name(), Some("Nia Reader"));
+    assert_eq!(
+        msg.subject(),
+        Some("Confirm your subscription to Morning Brief")
+    );
+    assert_eq!(
+        msg.header_raw("Auto-Submitted").map(str::trim),
+        Some("auto-generated")
+    );
+    // Nothing to unsubscribe from yet.
+    assert!(msg.header_raw("List-Unsubscribe-Post").is_none());
+    assert!(msg.header_raw("List-Unsubscribe").is_none());
+    assert!(
+        msg.body_html(0)
+            .unwrap()
+            .contains("Confirm my subscription")
+    );
+    assert!(stored(&room).is_empty());
+
+    // Opening the link (a person, or a link scanner) confirms nothing.
+    let link = confirm_link(&sent[0]);
+    for _ in 0..2 {
+        let (status, page) = server.get(&link);
+        assert_eq!(status, 200, "{page}");
+        assert!(page.contains("data-state=\"confirm-signup\""), "{page}");
+        assert!(page.contains("Morning Brief"));
+    }
+    assert!(stored(&room).is_empty());
+
+    // The page's button posts back to the link.
+    let (status, page) = server.request("POST", &link, &[("User-Agent", "Reader/1.0")], b"");
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("data-state=\"subscribed\""), "{page}");
+    assert!(
+        page.contains("/preferences?n=am&amp;e=New.Reader%40example.com"),
+        "{page}"
+    );
+    assert_eq!(
+        stored(&room),
+        [("New.Reader@example.com".to_string(), "am".to_string())]
+    );
+    let l = Ledger::open(&room.path().join(".briefing/ledger.sqlite")).unwrap();
+    let s = &l.subscribers(Some("am")).unwrap()[0];
+    assert_eq!(s.name.as_deref(), Some("Nia Reader"));
+    assert_eq!(s.source, "signup page");
+    assert_eq!(s.evidence["user_agent"], "Reader/1.0");
+    drop(server);
+
+    // The next editions: the morning brief comes, the markets letter does not.
+    room.run_env(
+        &["send", "--due", "--now", "2026-11-30T08:00"],
+        &[(SECRET_ENV, SECRET)],
+    )
+    .success();
+    let am = recipients(&room, "am", "2026-11-30T0600");
+    assert!(am.contains("new.reader@example.com"), "{am:?}");
+    assert!(am.len() > 1);
+    let markets = recipients(&room, "markets", "2026-11-30T0730");
+    assert!(!markets.is_empty());
+    assert!(!markets.contains("new.reader@example.com"));
+}
+
+#[test]
+fn signing_up_twice_or_while_on_the_list_mails_once_and_answers_alike() {
+    let room = Newsroom::fixture(".");
+    let listed = room
+        .read("subscribers/am.csv")
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .to_owned();
+    let server = serve(&room);
+    let (_, first) = sign_up(&server, "email=twice%40example.com&newsletter=am");
+    let (_, again) = sign_up(&server, "email=twice%40example.com&newsletter=am");
+    let (_, on_list) = sign_up(
+        &server,
+        &format!("email={}&newsletter=am", listed.replace('@', "%40")),
+    );
+    // Nothing in the answer tells these apart.
+    assert_eq!(body(&first), body(&again));
+    assert_eq!(body(&first), body(&on_list));
+    let sent = confirmations(&room);
+    assert_eq!(sent.len(), 3);
+    for raw in &sent {
+        let link = confirm_link(raw);
+        let (status, page) = server.request("POST", &link, &[], b"");
+        assert_eq!(status, 200, "{page}");
+    }
+    let rows = stored(&room);
+    assert_eq!(
+        rows.iter()
+            .filter(|(e, _)| e == "twice@example.com")
+            .count(),
+        1,
+        "{rows:?}"
+    );
+    drop(server);
+    room.run_env(
+        &[
+            "send",
+            "-n",
+            "am",
+            "--at",
+            "2026-11-30T08:00",
+            "--now",
+            "2026-11-30T06:05",
+        ],
+        &[(SECRET_ENV, SECRET)],
+    )
+    .success();
+    let dir = room.path().join("out/outbox/am/2026-11-30T0600");
+    let to_each: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let raw = std::fs::read(e.unwrap().path()).unwrap();
+            let m = MessageParser::default().parse(&raw).unwrap();
+            m.to()
+                .unwrap()
+                .first()
+                .unwrap()
+                .address()
+                .unwrap()
+                .to_ascii_lowercase()
+        })
+        .collect();
+    for who in ["twice@example.com".to_string(), listed.to_ascii_lowercase()] {
+        assert_eq!(to_each.iter().filter(|a| **a == who).count(), 1, "{who}");
+    }
+}
+
+#[test]
+fn expired_tampered_and_foreign_links_confirm_nothing() {
+    let room = Newsroom::fixture(".");
+    let server = serve(&room);
+    let asked = |expires| Request {
+        email: "late@example.com".into(),
+        newsletters: vec!["am".into()],
+        name: None,
+        expires,
+    };
+    let expired = asked(Utc::now() - TimeDelta::minutes(1)).query(SECRET.as_bytes());
+    let good = asked(Utc::now() + TimeDelta::hours(1)).query(SECRET.as_bytes());
+    let forged = asked(Utc::now() + TimeDelta::hours(1)).query(b"not-the-newsrooms-secret");
+    let cases = [
+        (expired, 410),
+        (good.replace("n=am", "n=pm"), 403),
+        (good.replace("late%40", "early%40"), 403),
+        (forged, 403),
+        (good.replace("&t=", "&t=x"), 400),
+        (good.replace("x=", "x=-"), 400),
+    ];
+    for (query, want) in &cases {
+        for method in ["GET", "POST"] {
+            let (status, page) =
+                server.request(method, &format!("/subscribe/confirm?{query}"), &[], b"");
+            assert_eq!(status, *want, "{method} {query}: {page}");
+        }
+    }
+    assert!(stored(&room).is_empty());
+    // The untouched link does confirm: the refusals were about the changes.
+    let (status, _) = server.request("POST", &format!("/subscribe/confirm?{good}"), &[], b"");
+    assert_eq!(status, 200);
+    assert_eq!(stored(&room).len(), 1);
+}
+
+#[test]
+fn suppressed_addresses_bots_and_repeated_addresses_get_no_mail_and_the_same_answer() {
+    let room = Newsroom::fixture(".");
+    room.run(&[
+        "suppress",
+        "blocked@example.com",
+        "--reason",
+        "asked by phone",
+    ])
+    .success();
+    let server = serve(&room);
+    let (_, normal) = sign_up(&server, "email=fine%40example.com&newsletter=am");
+    assert_eq!(confirmations(&room).len(), 1);
+    for quiet in [
+        "email=blocked%40example.com&newsletter=am",
+        "email=bot%40example.com&newsletter=am&website=http%3A%2F%2Fspam.example",
+    ] {
+        let (status, res) = sign_up(&server, quiet);
+        assert_eq!(status, 200, "{res}");
+        assert_eq!(body(&res), body(&normal), "{quiet}");
+    }
+    assert_eq!(confirmations(&room).len(), 1);
+    // One address gets two confirmations, then no more for a while.
+    for _ in 0..4 {
+        let (status, res) = sign_up(&server, "email=fine%40example.com&newsletter=pm");
+        assert_eq!((status, body(&res)), (200, body(&normal)));
+    }
+    assert_eq!(confirmations(&room).len(), 2);
+}
+
+#[test]
+fn many_sign_ups_from_one_client_are_limited() {
+    let room = Newsroom::fixture(".");
+    let server = serve(&room);
+    let mut limited = 0;
+    for i in 0..200 {
+        let (status, res) = sign_up(&server, &format!("email=r{i}%40example.com&newsletter=am"));
+        match status {
+            200 => {}
+            429 => {
+                assert!(
+                    res.to_ascii_lowercase().contains("retry-after: 180"),
+                    "{res}"
+                );
+                limited += 1;
+            }
+            other => panic!("{other}: {res}"),
+        }
+    }
+    let sent = confirmations(&room).len();
+    assert_eq!(sent + limited, 200);
+    assert!(
+        sent <= 12,
+        "{sent} confirmations sent to one client's 200 sign-ups"
+    );
+    // Another client (behind the proxy on this machine) is not held back.
+    let (status, _) = server.request(
+        "POST",
+        "/subscribe",
+        &[FORM, ("X-Forwarded-For", "203.0.113.9")],
+        b"email=other%40example.com&newsletter=am",
+    );
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn invalid_fields_get_errors_beside_them_as_html_and_json() {
+    let room = Newsroom::fixture(".");
+    let server = serve(&room);
+    for (form, field, words) in [
+        ("email=&newsletter=am", "email", "Enter your email address"),
+        ("email=not-an-address&newsletter=am", "email", "missing @"),
+        (
+            "email=a%40b%40example.com&newsletter=am",
+            "email",
+            "not an email address",
+        ),
+        (
+            "email=ok%40example.com",
+            "newsletters",
+            "Choose at least one",
+        ),
+        (
+            "email=ok%40example.com&newsletter=nope",
+            "newsletters",
+            "do not offer",
+        ),
+        (
+            "email=ok%40example.com&newsletter=am&name=Eve%0D%0ABcc%3A+x",
+            "name",
+            "line breaks",
+        ),
+    ] {
+        let (status, page) = sign_up(&server, form);
+        assert_eq!(status, 400, "{form}: {page}");
+        assert!(
+            page.contains(&format!("id=\"{field}-error\"")),
+            "{form}: {page}"
+        );
+        assert!(page.contains(words), "{form}: {page}");
+    }
+    // What was typed is kept, escaped.
+    let (_, page) = sign_up(&server, "email=%22%3E%3Cscript%3E&newsletter=am");
+    assert!(
+        page.contains("value=\"&quot;&gt;&lt;script&gt;\""),
+        "{page}"
+    );
+    assert!(!page.contains("\"><script>"));
+    let (status, res) = server.request(
+        "POST",
+        "/subscribe",
+        &[("Content-Type", "application/json")],
+        br#"{"email": "nope", "newsletters": ["am"]}"#,
+    );
+    assert_eq!(status, 422, "{res}");
+    let v: serde_json::Value = serde_json::from_str(body(&res)).unwrap();
+    assert!(v["errors"]["email"].as_str().unwrap().contains("missing @"));
+    let (status, res) = server.request(
+        "POST",
+        "/subscribe",
+        &[("Content-Type", "application/json")],
+        br#"{"email": "json@example.com", "newsletters": ["markets"]}"#,
+    );
+    assert_eq!(status, 202, "{res}");
+    assert_eq!(confirmations(&room).len(), 1);
+    let (status, _) = server.request(
+        "POST",
+        "/subscribe",
+        &[("Content-Type", "application/json")],
+        b"{not json",
+    );
+    assert_eq!(status, 400);
+    assert!(stored(&room).is_empty());
+    assert!(!server.log().contains("panicked"), "{}", server.log());
+}
+
+#[test]
+fn the_page_lists_every_public_newsletter_with_its_pitch_and_preselects_one() {
+    let room =
+        Newsroom::fixture(".").edit("config.yaml", "  world:\n", "  world:\n    signup: false\n");
+    let server = serve(&room);
+    let (status, page) = server.get("/subscribe?newsletter=markets");
+    assert_eq!(status, 200);
+    let cfg = briefing::config::Newsroom::load(&room.path().join("config.yaml")).unwrap();
+    for n in &cfg.config.newsletters {
+        let listed = page.contains(&format!("data-newsletter=\"{}\"", n.id));
+        assert_eq!(listed, n.signup, "{}", n.id);
+        if n.signup {
+            let pitch = n
+                .description
+                .as_deref()
+                .expect("every sample newsletter has a pitch");
+            assert!(
+                page.contains(&briefing::render::escape_html(pitch)),
+                "{}",
+                n.id
+            );
+        }
+    }
+    assert!(page.contains("value=\"markets\" checked"), "{page}");
+    assert!(!page.contains("value=\"am\" checked"));
+    assert!(page.contains("Weekday mornings"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn over_smtp_the_confirmation_is_dkim_signed_and_verifies() {
+    let sink = crate::support::smtp_sink::SmtpSink::start(&[]);
+    let pem =
+        std::fs::read_to_string(crate::support::dkim::mail_fixture("dkim-ed25519.pem")).unwrap();
+    let room = Newsroom::fixture(".")
+        .write("secrets/dkim.pem", &pem)
+        .edit(
+            "config.yaml",
+            "  transport: outbox\n",
+            &format!(
+                "  transport: smtp\n  smtp: {{ url: \"{}\" }}\n  bounce_address: bounces@news.example.com\n  dkim: {{ domain: news.example.com, selector: brief, key_file: secrets/dkim.pem, algorithm: ed25519-sha256 }}\n",
+                sink.url()
+            ),
+        );
+    let server = serve(&room);
+    let (status, res) = sign_up(
+        &server,
+        "email=signed%40example.com&newsletter=markets&newsletter=pm",
+    );
+    assert_eq!(status, 200, "{res}\n{}", server.log());
+    let got = sink.received();
+    assert_eq!(got.len(), 1);
+    let dump = &got[0];
+    assert_eq!(dump.rcpt, "signed@example.com");
+    assert_eq!(dump.mail_from, "bounces@news.example.com");
+    let text = String::from_utf8_lossy(&dump.raw);
+    let start = text.find("\nDKIM-Signature:").expect("signed") + 1;
+    let message = text[start..].replace('\n', "\r\n");
+    assert!(
+        message
+            .contains("Subject: Confirm your subscription to 2 newsletters from The Daily Brief")
+    );
+    // From the first newsletter chosen, in the newsroom's order.
+    assert!(
+        message.contains("From: \"Evening Brief\" <pm@news.example.com>"),
+        "{message}"
+    );
+    let record = format!(
+        "v=DKIM1; k=ed25519; p={}",
+        std::fs::read_to_string(crate::support::dkim::mail_fixture("dkim-ed25519.p.txt"))
+            .unwrap()
+            .trim()
+    );
+    assert_eq!(
+        crate::support::dkim::verify_dkim(message.as_bytes(), "brief", &record).await,
+        [mail_auth::DkimResult::Pass]
+    );
+    assert!(crate::support::dkim::dkimpy_verifies(
+        message.as_bytes(),
+        &record
+    ));
+    assert!(stored(&room).is_empty());
+}
