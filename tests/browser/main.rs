@@ -26,6 +26,7 @@ mod newsroom;
 mod server;
 
 mod serve;
+mod signup;
 
 use serde_json::{Value, json};
 use server::{Server, free_port};
