@@ -53,11 +53,12 @@ pub fn run(ctx: &Ctx, args: &ServeArgs) -> Result<Exit> {
             SocketAddr::V6(a) => format!("[{}]", a.ip()),
         };
         ctx.console.summary(&format!(
-            "Serving {}'s reader pages at http://{host}:{}/ (unsubscribe {}, preferences {}, health {HEALTH_PATH}); stop with Ctrl-C or SIGTERM",
+            "Serving {}'s reader pages at http://{host}:{}/ (unsubscribe {}, preferences {}, sign-up {}, health {HEALTH_PATH}); stop with Ctrl-C or SIGTERM",
             endpoint.site,
             addr.port(),
             endpoint.unsubscribe.path,
             endpoint.preferences.path,
+            endpoint.signup.page.path,
         ));
         if let Some(m) = &endpoint.archive {
             ctx.console.summary(&format!(

@@ -1,7 +1,7 @@
 //! The newsroom's `config.yaml`: typed, loaded and validated once. Every
 //! problem is reported as a diagnostic pointing into the file; nothing
 //! downstream re-checks what is validated here. Each section has its own
-//! module (site, taxonomy, newsletter, delivery, archive); this one loads the file,
+//! module (site, taxonomy, newsletter, delivery, archive, signup); this one loads the file,
 //! reads the small top-level keys and holds the helpers they share.
 
 mod archive;

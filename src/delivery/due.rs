@@ -123,7 +123,8 @@ pub struct DueNewsletter {
 
 /// An edition the due run handled.
 pub enum DueEdition {
-    Ran(EditionRun),
+    // Boxed: a run with its plan counts is several times the other variant.
+    Ran(Box<EditionRun>),
     /// `--dry-run`: an edition left from an earlier run would be resumed.
     WouldResume {
         id: String,
@@ -260,7 +261,7 @@ fn due_one(
             continue;
         }
         let run = resume(newsroom, n, &e.id, open_ledger(newsroom)?, opts)?;
-        out.push(DueEdition::Ran(run));
+        out.push(DueEdition::Ran(Box::new(run)));
     }
     for due in slots {
         let at = due.slot.at;
@@ -274,10 +275,12 @@ fn due_one(
                 human(n.max_delay)
             );
             let run = record_missed(newsroom, n, at, reason, true, opts.dry_run)?;
-            out.push(DueEdition::Ran(run));
+            out.push(DueEdition::Ran(Box::new(run)));
             continue;
         }
-        out.push(DueEdition::Ran(send(pipeline, n, due.slot, now, opts)?));
+        out.push(DueEdition::Ran(Box::new(send(
+            pipeline, n, due.slot, now, opts,
+        )?)));
     }
     Ok(out)
 }

@@ -82,7 +82,11 @@ impl Desk {
 fn client(req: &Request) -> String {
     let peer = req.extensions().get::<Peer>().map(|p| p.0.ip());
     let forwarded = || {
-        let v = req.headers().get_all("x-forwarded-for").iter().last()?;
+        let v = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .iter()
+            .next_back()?;
         v.to_str()
             .ok()?
             .rsplit(',')
