@@ -521,6 +521,8 @@ fn any_request_is_answered_without_a_5xx_and_records_nothing() {
     let paths = prop_oneof![
         Just("/unsubscribe".to_string()),
         Just("/preferences".to_string()),
+        Just("/subscribe".to_string()),
+        Just("/subscribe/confirm".to_string()),
         "/[a-z%./]{0,20}",
         "/newsletters/[a-z0-9%./-]{0,30}",
     ];
@@ -538,11 +540,18 @@ fn any_request_is_answered_without_a_5xx_and_records_nothing() {
         Just(Some("application/x-www-form-urlencoded".to_string())),
         Just(Some("multipart/form-data; boundary=b".to_string())),
         Just(Some("multipart/form-data".to_string())),
+        Just(Some("application/json".to_string())),
         "[ -~]{0,40}".prop_map(Some),
     ];
     let bodies = prop_oneof![
         Just(b"List-Unsubscribe=One-Click".to_vec()),
         Just(multipart("b")),
+        Just(b"email=a%40example.com&newsletter=am&name=A".to_vec()),
+        "email=[a-z@%.\\PC]{0,30}&newsletter=[a-z,-]{0,12}&name=\\PC{0,20}"
+            .prop_map(String::into_bytes),
+        Just(br#"{"email":"a@example.com","newsletters":["am"]}"#.to_vec()),
+        "\\{\"email\":\"\\PC{0,20}\",\"newsletters\":\\[\"\\PC{0,8}\"\\]\\}"
+            .prop_map(String::into_bytes),
         proptest::collection::vec(any::<u8>(), 0..300),
     ];
     let methods = prop_oneof![Just("GET"), Just("POST"), Just("HEAD"), Just("OPTIONS")];
@@ -574,6 +583,8 @@ fn any_request_is_answered_without_a_5xx_and_records_nothing() {
         ledger(&room).suppressions(None, None).unwrap().len(),
         suppressed_before
     );
+    // No confirmation without a link we signed.
+    assert!(ledger(&room).subscribers(None).unwrap().is_empty());
 }
 
 #[test]
