@@ -41,7 +41,10 @@ pub struct Desk {
     /// narrowed to when a reader signs up for some again.
     all_ids: Vec<String>,
     expires: chrono::Duration,
-    notices: Notices,
+    /// `None` when confirmation messages cannot be sent (a relay setting,
+    /// the DKIM key, a template): sign-ups are then answered 503, and the
+    /// rest of the endpoint (unsubscribes above all) still works.
+    notices: Option<Notices>,
     clients: Limiter,
     addresses: Limiter,
     suppressions_file: Option<PathBuf>,
@@ -62,7 +65,13 @@ impl Desk {
                 .collect(),
             all_ids: cfg.newsletters.iter().map(|n| n.id.clone()).collect(),
             expires: cfg.signup.expires,
-            notices: Notices::new(newsroom)?,
+            notices: Notices::new(newsroom)
+                .inspect_err(|e| {
+                    tracing::error!(
+                        "the sign-up page cannot send confirmation messages, so sign-ups are answered 503 until this is fixed: {e:#}"
+                    )
+                })
+                .ok(),
             clients: Limiter::new(PER_CLIENT),
             addresses: Limiter::new(PER_ADDRESS),
             suppressions_file: cfg.delivery.suppressions.clone(),
@@ -343,6 +352,10 @@ async fn send_confirmation(
     mut asked: Asked,
     honeypot: bool,
 ) -> Result<Option<Quiet>> {
+    // First, so that a broken mailer answers every sign-up alike.
+    let notices = (ep.signup.notices.as_ref()).ok_or_else(|| {
+        anyhow::anyhow!("confirmation messages cannot be sent (see the error at startup)")
+    })?;
     if honeypot {
         return Ok(Some(Quiet::Honeypot));
     }
@@ -363,8 +376,8 @@ async fn send_confirmation(
         .filter_map(|id| ep.signup.letter(id))
         .collect();
     let issued = asked.expires - ep.signup.expires;
-    let (envelope, to, message) = ep.signup.notices.compose(&asked, &letters, &url, issued)?;
-    let receipt = ep.signup.notices.deliver(&envelope, &to, message).await?;
+    let (envelope, to, message) = notices.compose(&asked, &letters, &url, issued)?;
+    let receipt = notices.deliver(&envelope, &to, message).await?;
     tracing::info!(route = "signup", newsletters = %asked.newsletters.join(","), "confirmation sent");
     tracing::debug!(address = %asked.email, receipt, "confirmation sent");
     Ok(None)

@@ -151,9 +151,49 @@ fn a_sign_up_sends_one_confirmation_and_subscribes_nobody_until_the_button_is_pr
     let am = recipients(&room, "am", "2026-11-30T0600");
     assert!(am.contains("new.reader@example.com"), "{am:?}");
     assert!(am.len() > 1);
-    let markets = recipients(&room, "markets", "2026-11-30T0730");
-    assert!(!markets.is_empty());
-    assert!(!markets.contains("new.reader@example.com"));
+    for (other, slot) in [
+        ("markets", "2026-11-30T0730"),
+        ("denver", "2026-11-30T0700"),
+        ("tampa-bay", "2026-11-30T0700"),
+    ] {
+        let got = recipients(&room, other, slot);
+        assert!(!got.is_empty(), "{other} was sent");
+        assert!(!got.contains("new.reader@example.com"), "{other}");
+    }
+}
+
+#[test]
+fn without_a_working_mailer_sign_ups_are_refused_alike_and_unsubscribes_still_work() {
+    let room = Newsroom::fixture(".").edit(
+        "config.yaml",
+        "  transport: outbox\n",
+        "  transport: smtp\n  smtp: { url: \"smtp://127.0.0.1:9?tls=none\", username: briefing, password_env: BRIEFING_TEST_UNSET_PASSWORD }\n",
+    );
+    let server = serve(&room);
+    assert!(
+        server.log().contains("cannot send confirmation messages"),
+        "{}",
+        server.log()
+    );
+    assert_eq!(server.get("/subscribe").0, 200);
+    room.run(&["suppress", "gone@example.com"]).success();
+    for form in [
+        "email=someone%40example.com&newsletter=am",
+        "email=gone%40example.com&newsletter=am",
+    ] {
+        let (status, res) = sign_up(&server, form);
+        assert_eq!(status, 503, "{form}: {res}");
+    }
+    assert_eq!(server.get("/healthz").0, 200);
+    let token =
+        briefing::mail::token::unsubscribe_token(SECRET.as_bytes(), "am", "someone@example.com");
+    let (status, _) = server.request(
+        "POST",
+        &format!("/unsubscribe?n=am&e=someone%40example.com&t={token}"),
+        &[FORM],
+        b"List-Unsubscribe=One-Click",
+    );
+    assert_eq!(status, 200);
 }
 
 #[test]
