@@ -375,7 +375,7 @@ pub fn index(p: &Project, q: &PageQuery) -> String {
     <span class="count" data-items="{count}">{count_text}</span>
     <span class="when">{slot}</span>
   </a>
-  <div class="row-meta">{sent}{badge}<span>Next slot: <strong>{next}</strong></span><span>Schedule <code>{schedule}</code> {tzn}</span><span>From {from}</span></div>
+  <div class="row-meta">{sent}{badge}<span>Next slot: <strong>{next}</strong></span><span>Schedule <code>{schedule}</code> {tzn}{cadence}</span><span>From {from}</span>{pitch}</div>
 </li>"#,
                     id = esc(&n.id),
                     href = esc(&href),
@@ -394,6 +394,20 @@ pub fn index(p: &Project, q: &PageQuery) -> String {
                         .unwrap_or_else(|| "none".into())),
                     tzn = esc(n.timezone.name()),
                     from = esc(&n.from),
+                    cadence = match &n.cadence {
+                        Some(c) => format!(" · {}", esc(c)),
+                        None => String::new(),
+                    },
+                    // What the sign-up page says of it.
+                    pitch = match (&n.description, n.signup) {
+                        (_, false) =>
+                            r#"<span class="pitch">Not on the sign-up page</span>"#.to_string(),
+                        (Some(d), true) => format!(
+                            r#"<span class="pitch" title="its pitch on the sign-up page">{}</span>"#,
+                            esc(d)
+                        ),
+                        (None, true) => String::new(),
+                    },
                 );
             }
             m.push_str("</ul>");

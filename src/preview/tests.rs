@@ -635,3 +635,32 @@ fn in_this_edition_lists_the_lead_first_as_the_digest_does() {
 fn esc_title(t: &str) -> String {
     pages::esc(t)
 }
+
+#[test]
+fn the_index_shows_each_newsletters_cadence_and_its_pitch_on_the_sign_up_page() {
+    let (d, _) = newsroom();
+    let config = d.path().join("config.yaml");
+    let text = fs::read_to_string(&config).unwrap();
+    let text = text
+        .replacen(
+            "  daily:\n",
+            "  daily:\n    description: \"News & views in five minutes.\"\n",
+            1,
+        )
+        .replacen("  city:\n", "  city:\n    signup: false\n", 1);
+    fs::write(&config, text).unwrap();
+    let (p, _) = Project::open(&fs::canonicalize(&config).unwrap(), None);
+    let q = pages::PageQuery {
+        at: Some("2026-11-30T08:00".into()),
+        ..Default::default()
+    };
+    let index = pages::index(&p, &q);
+    let daily = index_row(&index, "daily");
+    assert!(daily.contains("· Every morning"), "{daily}");
+    assert!(
+        daily.contains("News &amp; views in five minutes."),
+        "{daily}"
+    );
+    let city = index_row(&index, "city");
+    assert!(city.contains("Not on the sign-up page"), "{city}");
+}
