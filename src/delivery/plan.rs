@@ -40,6 +40,14 @@ pub struct PlanStats {
 }
 
 impl PlanStats {
+    /// "120 listed", or "120 listed (3 from sign-ups)".
+    pub fn listed_text(&self) -> String {
+        match self.signed_up {
+            0 => format!("{} listed", self.listed),
+            n => format!("{} listed ({n} from sign-ups)", self.listed),
+        }
+    }
+
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(self).unwrap_or_default()
     }

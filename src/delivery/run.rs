@@ -215,9 +215,9 @@ impl EditionRun {
                     out.push(format!("  note: {note}"));
                 }
                 out.push(format!(
-                    "  {} would get it ({} listed, {} suppressed, {} invalid rows, {} with nothing in this edition), {}",
+                    "  {} would get it ({}, {} suppressed, {} invalid rows, {} with nothing in this edition), {}",
                     plural(s.recipients, "recipient"),
-                    s.listed,
+                    s.listed_text(),
                     s.suppressed,
                     s.invalid,
                     s.empty,

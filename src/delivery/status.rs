@@ -83,7 +83,7 @@ fn edition<'a>(ledger: &Ledger, e: &EditionSummary, q: &Query) -> Result<Vec<Mes
     if q.edition.is_some() {
         if let Some(stats) = ledger.stats(&e.id)? {
             let s = PlanStats::from_json(&stats);
-            out.push(Message::Summary(format!("  planned: {} recipients of {} listed; {} suppressed, {} invalid rows, {} with nothing in this edition, {}", s.recipients, s.listed, s.suppressed, s.invalid, s.empty, plural(s.variants, "rendering"))));
+            out.push(Message::Summary(format!("  planned: {} recipients of {}; {} suppressed, {} invalid rows, {} with nothing in this edition, {}", s.recipients, s.listed_text(), s.suppressed, s.invalid, s.empty, plural(s.variants, "rendering"))));
         }
         if let Some(done) = e.completed_at {
             let done = done.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S %Z");

@@ -142,7 +142,23 @@ fn a_sign_up_sends_one_confirmation_and_subscribes_nobody_until_the_button_is_pr
     assert_eq!(s.evidence["user_agent"], "Reader/1.0");
     drop(server);
 
-    // The next editions: the morning brief comes, the markets letter does not.
+    // The plan counts them apart; then the next editions: the morning
+    // brief comes, the other letters do not.
+    room.run_env(
+        &[
+            "send",
+            "-n",
+            "am",
+            "--at",
+            "2026-11-30T08:00",
+            "--now",
+            "2026-11-30T06:05",
+            "--dry-run",
+        ],
+        &[(SECRET_ENV, SECRET)],
+    )
+    .success()
+    .stdout_has("listed (1 from sign-ups)");
     room.run_env(
         &["send", "--due", "--now", "2026-11-30T08:00"],
         &[(SECRET_ENV, SECRET)],
