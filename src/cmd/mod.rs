@@ -48,6 +48,15 @@ impl Ctx {
     }
 }
 
+/// A CSV field, quoted when it must be (the exports' one writer).
+pub fn csv(s: &str) -> String {
+    if s.contains([',', '"', '\r', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
 /// Reads a time flag (`--at`, `--now`) in the site's zone; now when absent.
 pub fn parse_at(flag: &str, value: Option<&str>, config: &Config) -> Result<DateTime<Utc>> {
     match value {

@@ -4,7 +4,7 @@
 
 use anyhow::Result;
 
-use super::{Ctx, newsletter};
+use super::{Ctx, csv, newsletter};
 use crate::cli::{ExportFormat, ImportArgs, SubscribersAction, SubscribersArgs};
 use crate::diag::{Diagnostic, display_path};
 use crate::exit::Exit;
@@ -13,15 +13,6 @@ use crate::messages::plural;
 use crate::signup::import::import;
 
 const HEADER: &str = "email,newsletter,name,consent_at,source,regions,topics";
-
-/// A CSV field, quoted when it must be.
-fn csv(s: &str) -> String {
-    if s.contains([',', '"', '\r', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_owned()
-    }
-}
 
 pub fn run(ctx: &Ctx, args: &SubscribersArgs) -> Result<Exit> {
     if let Some(SubscribersAction::Import(a)) = &args.action {

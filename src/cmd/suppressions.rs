@@ -4,19 +4,10 @@
 
 use anyhow::Result;
 
-use super::{Ctx, newsletter, parse_at};
+use super::{Ctx, csv, newsletter, parse_at};
 use crate::cli::{ExportFormat, PreferencesArgs, SuppressionsArgs};
 use crate::exit::Exit;
 use crate::ledger::Ledger;
-
-/// A CSV field, quoted when it must be.
-fn csv(s: &str) -> String {
-    if s.contains([',', '"', '\r', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_owned()
-    }
-}
 
 pub fn suppressions(ctx: &Ctx, args: &SuppressionsArgs) -> Result<Exit> {
     let newsroom = ctx.newsroom()?;

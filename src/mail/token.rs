@@ -84,6 +84,25 @@ fn mac(secret: &[u8], newsletter: &str, email: &str) -> HmacSha256 {
     mac
 }
 
+/// The values of `names` in a signed link's query, each at most once.
+/// Other parameters are ignored (link rewriters add their own); a value
+/// given twice is refused, since it is ambiguous which one was signed.
+pub fn read_query<const N: usize>(
+    query: &str,
+    names: [&str; N],
+) -> Result<[Option<String>; N], &'static str> {
+    let mut out: [Option<String>; N] = std::array::from_fn(|_| None);
+    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+        let Some(i) = names.iter().position(|n| *n == k) else {
+            continue;
+        };
+        if out[i].replace(v.into_owned()).is_some() {
+            return Err("the link repeats a value");
+        }
+    }
+    Ok(out)
+}
+
 /// `<endpoint>?n=<newsletter>&e=<email>&t=<token>`, with `n` and `e`
 /// percent-encoded (RFC 3986 unreserved characters kept).
 ///

@@ -4,7 +4,7 @@
 //! the token is the whole credential, no cookie or session is involved.
 
 use crate::config::valid_id;
-use crate::mail::token::{TOKEN_BYTES, verify_token};
+use crate::mail::token::{TOKEN_BYTES, read_query, verify_token};
 
 /// The longest query a link of ours can have, with room for tracking
 /// parameters a link rewriter appends: the address is at most 254
@@ -54,25 +54,12 @@ pub enum Refusal {
     Forged,
 }
 
-/// Reads `n`, `e` and `t` from a raw query string. Other parameters are
-/// ignored (link rewriters add their own); a value given twice is refused,
-/// since it is ambiguous which one was signed.
+/// Reads `n`, `e` and `t` from a raw query string ([`read_query`]).
 pub fn parse(query: &str) -> Result<LinkQuery, Refusal> {
     if query.len() > MAX_QUERY {
         return Err(Refusal::Malformed("the link is too long"));
     }
-    let (mut n, mut e, mut t) = (None, None, None);
-    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
-        let slot = match k.as_ref() {
-            "n" => &mut n,
-            "e" => &mut e,
-            "t" => &mut t,
-            _ => continue,
-        };
-        if slot.replace(v.into_owned()).is_some() {
-            return Err(Refusal::Malformed("the link repeats a value"));
-        }
-    }
+    let [n, e, t] = read_query(query, ["n", "e", "t"]).map_err(Refusal::Malformed)?;
     let newsletter = n.ok_or(Refusal::Malformed("the link names no newsletter"))?;
     let email = e.ok_or(Refusal::Malformed("the link names no address"))?;
     let token = t.ok_or(Refusal::Malformed("the link has no token"))?;

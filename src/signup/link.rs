@@ -18,7 +18,7 @@ use sha2::Sha256;
 
 use crate::audience::normalize_email;
 use crate::config::valid_id;
-use crate::mail::token::TOKEN_BYTES;
+use crate::mail::token::{TOKEN_BYTES, read_query};
 
 /// Newsletters one sign-up may name: more than any newsroom configures.
 pub const MAX_NEWSLETTERS: usize = 64;
@@ -91,20 +91,8 @@ pub fn verify(query: &str, secrets: &[Vec<u8>], now: DateTime<Utc>) -> Result<Re
     if query.len() > MAX_QUERY {
         return Err(Refusal::Malformed("the link is too long"));
     }
-    let (mut e, mut n, mut name, mut x, mut t) = (None, None, None, None, None);
-    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
-        let slot = match k.as_ref() {
-            "e" => &mut e,
-            "n" => &mut n,
-            "name" => &mut name,
-            "x" => &mut x,
-            "t" => &mut t,
-            _ => continue,
-        };
-        if slot.replace(v.into_owned()).is_some() {
-            return Err(Refusal::Malformed("the link repeats a value"));
-        }
-    }
+    let [e, n, name, x, t] =
+        read_query(query, ["e", "n", "name", "x", "t"]).map_err(Refusal::Malformed)?;
     let email = e.ok_or(Refusal::Malformed("the link names no address"))?;
     let ids = n.ok_or(Refusal::Malformed("the link names no newsletter"))?;
     let x = x.ok_or(Refusal::Malformed("the link has no expiry"))?;

@@ -173,6 +173,33 @@ async fn text_of(c: &Client, css: &str) -> Option<String> {
     c.find(Locator::Css(css)).await.ok()?.text().await.ok()
 }
 
+/// The reader page's `data-state` (which page of `serve` it is).
+async fn state(c: &Client) -> Option<String> {
+    c.find(Locator::Css("main"))
+        .await
+        .ok()?
+        .attr("data-state")
+        .await
+        .ok()?
+}
+
+async fn wait_for_state(c: &Client, want: &str) {
+    eventually(&format!("the {want} page"), || async {
+        (state(c).await.as_deref() == Some(want)).then_some(())
+    })
+    .await;
+}
+
+/// Clicks the element `css` finds.
+async fn click(c: &Client, css: &str) {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css}: {e}"))
+        .click()
+        .await
+        .unwrap();
+}
+
 /// The text of the document in the iframe `frame` (desktop or phone).
 async fn frame_text(c: &Client, frame: &str) -> Option<String> {
     let v = c

@@ -7,12 +7,12 @@
 use std::path::Path;
 
 use briefing::ledger::{Ledger, ReturnKind, SuppressionReason};
-use fantoccini::{Client, Locator};
+use fantoccini::Locator;
 use mail_parser::MessageParser;
 
 use super::newsroom::Newsroom;
 use super::server::Server;
-use super::{eventually, text_of, with_browser};
+use super::{click, eventually, text_of, wait_for_state, with_browser};
 
 const SECRET: (&str, &str) = ("BRIEFING_UNSUBSCRIBE_SECRET", "browser-test-secret-42");
 /// The first edition, and the one after it.
@@ -68,31 +68,6 @@ fn link(room: &Newsroom, to: &str) -> String {
 
 fn ledger(dir: &Path) -> Ledger {
     Ledger::open(&dir.join(".briefing/ledger.sqlite")).unwrap()
-}
-
-async fn state(c: &Client) -> Option<String> {
-    c.find(Locator::Css("main"))
-        .await
-        .ok()?
-        .attr("data-state")
-        .await
-        .ok()?
-}
-
-async fn wait_for_state(c: &Client, want: &str) {
-    eventually(&format!("the {want} page"), || async {
-        (state(c).await.as_deref() == Some(want)).then_some(())
-    })
-    .await;
-}
-
-async fn click(c: &Client, css: &str) {
-    c.find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("no {css}: {e}"))
-        .click()
-        .await
-        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,31 +4,15 @@
 //! pressed.
 
 use briefing::ledger::Ledger;
-use fantoccini::{Client, Locator};
+use fantoccini::Locator;
 use mail_parser::MessageParser;
 
 use super::newsroom::Newsroom;
 use super::server::Server;
-use super::{eventually, text_of, with_browser};
+use super::{click, eventually, text_of, wait_for_state, with_browser};
 
 const SECRET: (&str, &str) = ("BRIEFING_UNSUBSCRIBE_SECRET", "browser-signup-secret-7");
 const READER: &str = "kai.brennan@example.net";
-
-async fn state(c: &Client) -> Option<String> {
-    c.find(Locator::Css("main"))
-        .await
-        .ok()?
-        .attr("data-state")
-        .await
-        .ok()?
-}
-
-async fn wait_for_state(c: &Client, want: &str) {
-    eventually(&format!("the {want} page"), || async {
-        (state(c).await.as_deref() == Some(want)).then_some(())
-    })
-    .await;
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reader_signs_up_on_the_page_and_confirms_from_the_message() {
@@ -82,12 +66,7 @@ async fn a_reader_signs_up_on_the_page_and_confirms_from_the_message() {
             .send_keys("kai.example.net")
             .await
             .unwrap();
-        c.find(Locator::Css("button[type=submit]"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(&c, "button[type=submit]").await;
         eventually("the field's error", || async {
             text_of(&c, "#email-error").await
         })
@@ -106,18 +85,8 @@ async fn a_reader_signs_up_on_the_page_and_confirms_from_the_message() {
         let email = c.find(Locator::Css("#email")).await.unwrap();
         email.clear().await.unwrap();
         email.send_keys(READER).await.unwrap();
-        c.find(Locator::Css("input[value=am]"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-        c.find(Locator::Css("button[type=submit]"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(&c, "input[value=am]").await;
+        click(&c, "button[type=submit]").await;
         wait_for_state(&c, "check-inbox").await;
         let l = Ledger::open(&dir.join(".briefing/ledger.sqlite")).unwrap();
         assert!(l.subscribers(None).unwrap().is_empty());
@@ -137,12 +106,7 @@ async fn a_reader_signs_up_on_the_page_and_confirms_from_the_message() {
         c.goto(&link).await.unwrap();
         wait_for_state(&c, "confirm-signup").await;
         assert!(l.subscribers(None).unwrap().is_empty());
-        c.find(Locator::Css("main form button"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(&c, "main form button").await;
         wait_for_state(&c, "subscribed").await;
         let rows: Vec<(String, String)> = (l.subscribers(None).unwrap().into_iter())
             .map(|s| (s.newsletter, s.email))

@@ -64,11 +64,11 @@ fn stored(room: &Newsroom) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Who got the 2026-11-30 morning editions, by newsletter folder.
-fn recipients(room: &Newsroom, newsletter: &str, slot: &str) -> BTreeSet<String> {
+/// Who got an edition, one entry a message, lower-cased.
+fn addressees(room: &Newsroom, newsletter: &str, slot: &str) -> Vec<String> {
     let dir = room.path().join("out/outbox").join(newsletter).join(slot);
     let Ok(entries) = std::fs::read_dir(&dir) else {
-        return BTreeSet::new();
+        return Vec::new();
     };
     entries
         .map(|e| {
@@ -77,6 +77,10 @@ fn recipients(room: &Newsroom, newsletter: &str, slot: &str) -> BTreeSet<String>
             (msg.to().unwrap().first().unwrap().address().unwrap()).to_ascii_lowercase()
         })
         .collect()
+}
+
+fn recipients(room: &Newsroom, newsletter: &str, slot: &str) -> BTreeSet<String> {
+    addressees(room, newsletter, slot).into_iter().collect()
 }
 
 #[test]
@@ -263,21 +267,7 @@ fn signing_up_twice_or_while_on_the_list_mails_once_and_answers_alike() {
         &[(SECRET_ENV, SECRET)],
     )
     .success();
-    let dir = room.path().join("out/outbox/am/2026-11-30T0600");
-    let to_each: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| {
-            let raw = std::fs::read(e.unwrap().path()).unwrap();
-            let m = MessageParser::default().parse(&raw).unwrap();
-            m.to()
-                .unwrap()
-                .first()
-                .unwrap()
-                .address()
-                .unwrap()
-                .to_ascii_lowercase()
-        })
-        .collect();
+    let to_each = addressees(&room, "am", "2026-11-30T0600");
     for who in ["twice@example.com".to_string(), listed.to_ascii_lowercase()] {
         assert_eq!(to_each.iter().filter(|a| **a == who).count(), 1, "{who}");
     }
