@@ -431,13 +431,18 @@ impl Schedule {
     /// config.
     pub fn cadence(&self) -> Option<String> {
         let all_months = self.months == 0b1_1111_1111_1110;
-        if !all_months || !self.days_star {
-            return match (all_months, self.days.count_ones(), self.weekdays_star) {
-                (true, 1, true) if self.hours.count_ones() == 1 => Some("Monthly".into()),
-                _ => None,
-            };
-        }
+        let every_date = self.days == 0xFFFF_FFFE;
+        let once_an_hour = self.minutes.count_ones() == 1;
         let hours = self.hours.count_ones();
+        if !all_months || !once_an_hour {
+            return None;
+        }
+        if !every_date {
+            // One day of the month that every month has, on any weekday.
+            let day = self.days.trailing_zeros();
+            let monthly = self.days.count_ones() == 1 && day <= 28 && self.weekdays_star;
+            return (monthly && hours == 1).then(|| "Monthly".into());
+        }
         let every_day = self.weekdays & 0x7f == 0x7f;
         if hours == 24 && every_day {
             return Some("Every hour".into());
@@ -709,6 +714,12 @@ mod tests {
             ("0 15 * * MON-FRI", Some("Weekday afternoons")),
             ("0 23 * * *", Some("Every night")),
             ("0 7,17 * * MON", None),
+            ("*/15 * * * *", None),
+            ("0,30 7 * * *", None),
+            ("0 7 */2 * *", None),
+            ("0 7 31 * *", None),
+            ("0 7 28 * *", Some("Monthly")),
+            ("0 7 1 * MON", None),
             ("0 7 1 JAN *", None),
             ("0 7 1,15 * *", None),
         ] {

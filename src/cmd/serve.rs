@@ -28,6 +28,7 @@ pub fn run(ctx: &Ctx, args: &ServeArgs) -> Result<Exit> {
     };
     let newsroom = ctx.newsroom()?;
     let mut endpoint = Endpoint::open(&newsroom)?;
+    endpoint.listening_on(args.bind.ip);
     if let Some(dir) = &args.archive {
         endpoint.archive = Some(archive_mount(ctx, &newsroom, dir.as_deref())?);
     }

@@ -32,11 +32,19 @@ pub fn run(ctx: &Ctx, args: &SubscribersArgs) -> Result<Exit> {
     if args.format == ExportFormat::Csv {
         ctx.console.data(HEADER);
     }
+    let chosen: std::collections::HashMap<(&str, String), &crate::ledger::Preferences> = (chosen
+        .iter())
+    .map(|p| {
+        (
+            (p.newsletter.as_str(), p.address.to_ascii_lowercase()),
+            &p.preferences,
+        )
+    })
+    .collect();
+    let everything = crate::ledger::Preferences::default();
     for s in &rows {
-        let p = (chosen.iter())
-            .find(|p| p.newsletter == s.newsletter && p.address.eq_ignore_ascii_case(&s.email))
-            .map(|p| p.preferences.clone())
-            .unwrap_or_default();
+        let key = (s.newsletter.as_str(), s.email.to_ascii_lowercase());
+        let p = chosen.get(&key).copied().unwrap_or(&everything);
         ctx.console.data(&match args.format {
             ExportFormat::Json => {
                 let mut v = serde_json::to_value(s)?;

@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-pub use sqlite::{Ledger, SignedUp};
+pub use sqlite::{Confirming, Ledger, SignedUp};
 
 /// Messages to one reader that may be left in doubt before the ledger stops
 /// resending: the first one, and the one resend of it on the next run.
@@ -377,6 +377,16 @@ impl SuppressionReason {
     /// Whether the recipient asked for it themselves (or a person did for
     /// them): such an entry may be lifted by `unsuppress`. Bounces and
     /// complaints need `--force`.
+    /// Asked for by the reader themselves (one-click, a page's button, a
+    /// mailed unsubscribe): what they may undo themselves, on the pages or
+    /// by signing up again.
+    pub fn is_the_readers_own(self) -> bool {
+        matches!(
+            self,
+            SuppressionReason::OneClick | SuppressionReason::Link | SuppressionReason::Mailto
+        )
+    }
+
     pub fn is_a_request(self) -> bool {
         matches!(
             self,

@@ -1412,50 +1412,39 @@ impl Ledger {
         .collect()
     }
 
-    /// Stores subscribers in one transaction: a new (address, newsletter)
-    /// is added, one already there keeps its row with the newer consent
-    /// (and the name, when this one has none). With `lift`, suppressions the
-    /// reader asked for themselves (one-click, link, mailto) for these
-    /// newsletters are lifted, with a `resubscribe` event each: a confirmed
-    /// sign-up is a later wish than an unsubscribe. Returns how many rows
-    /// were new.
+    /// Stores confirmed sign-ups in one transaction: a new (address,
+    /// newsletter) is added; one already there keeps its row (its first
+    /// spelling, and its name unless this one has one) and takes this
+    /// consent when it is newer. Then the suppressions the reader asked for
+    /// themselves (one-click, link, mailto) for these newsletters are
+    /// lifted, with a `resubscribe` event, when they are older than
+    /// `confirming.issued`: a sign-up is a later wish than an unsubscribe
+    /// made before its link, never than one made after (a link used again
+    /// does not undo it).
     ///
-    /// An unsubscribe from every newsletter that the reader asked for is
-    /// narrowed, when `lift` names the newsroom's newsletters: it becomes
-    /// one per newsletter they did not sign up for now, so that confirming
-    /// one letter does not resubscribe them to the rest.
+    /// An unsubscribe from every newsletter is narrowed the same way: it
+    /// becomes one per newsletter of `confirming.newsletters` (the
+    /// newsroom's) that the reader did not sign up for now, so that
+    /// confirming one letter does not resubscribe them to the rest.
     pub fn add_subscribers(
         &mut self,
         rows: &[StoredSubscriber],
-        lift: Option<&[String]>,
+        confirming: &Confirming,
     ) -> Result<SignedUp> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut out = SignedUp::default();
+        let before = ts(confirming.issued);
         for r in rows {
             let address = r.email.to_ascii_lowercase();
-            let new = tx.execute(
-                "INSERT INTO subscribers (address, newsletter, email, name, consent_at, source, evidence)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT (address, newsletter) DO NOTHING",
-                params![
-                    address,
-                    r.newsletter,
-                    r.email,
-                    r.name,
-                    ts(r.consent_at),
-                    r.source,
-                    r.evidence.to_string()
-                ],
-            )?;
-            if new == 1 {
+            if insert_subscriber(&tx, r)? {
                 out.added += 1;
             } else {
                 tx.execute(
                     "UPDATE subscribers SET consent_at = ?3, source = ?4, evidence = ?5,
                         name = COALESCE(?6, name)
-                     WHERE address = ?1 AND newsletter = ?2",
+                     WHERE address = ?1 AND newsletter = ?2 AND consent_at < ?3",
                     params![
                         address,
                         r.newsletter,
@@ -1467,9 +1456,6 @@ impl Ledger {
                 )?;
                 out.renewed += 1;
             }
-            let Some(newsletters) = lift else {
-                continue;
-            };
             let chosen: Vec<&str> = (rows.iter())
                 .filter(|o| o.email.eq_ignore_ascii_case(&r.email))
                 .map(|o| o.newsletter.as_str())
@@ -1477,8 +1463,9 @@ impl Ledger {
             let all: Option<(String, String, String)> = tx
                 .query_row(
                     "SELECT reason, created_at, evidence FROM suppressions
-                     WHERE address = ?1 AND scope = '*' AND reason IN ('one-click', 'link', 'mailto')",
-                    [&address],
+                     WHERE address = ?1 AND scope = '*' AND reason IN ('one-click', 'link', 'mailto')
+                     AND created_at < ?2",
+                    params![address, before],
                     |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
                 )
                 .optional()?;
@@ -1488,7 +1475,9 @@ impl Ledger {
                     "DELETE FROM suppressions WHERE address = ?1 AND scope = '*'",
                     [&address],
                 )?;
-                for other in newsletters.iter().filter(|n| !chosen.contains(&n.as_str())) {
+                for other in
+                    (confirming.newsletters.iter()).filter(|n| !chosen.contains(&n.as_str()))
+                {
                     tx.execute(
                         "INSERT OR IGNORE INTO suppressions (address, scope, reason, created_at, evidence)
                          VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -1498,8 +1487,8 @@ impl Ledger {
             }
             let lifted = tx.execute(
                 "DELETE FROM suppressions WHERE address = ?1 AND scope = ?2
-                 AND reason IN ('one-click', 'link', 'mailto')",
-                params![address, r.newsletter],
+                 AND reason IN ('one-click', 'link', 'mailto') AND created_at < ?3",
+                params![address, r.newsletter, before],
             )?;
             if lifted > 0 || narrowed {
                 tx.execute(
@@ -1513,6 +1502,42 @@ impl Ledger {
                     ],
                 )?;
                 out.lifted += 1;
+            }
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Stores imported subscribers in one transaction, with the sections
+    /// their rows ask for. An import is the newsroom's claim, not the
+    /// reader's act: a row already there (signed up, or imported before)
+    /// is left as it is, sections a reader chose are kept, and no
+    /// suppression is lifted.
+    pub fn import_subscribers(
+        &mut self,
+        rows: &[(StoredSubscriber, Option<Preferences>)],
+    ) -> Result<SignedUp> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut out = SignedUp::default();
+        for (r, p) in rows {
+            match insert_subscriber(&tx, r)? {
+                true => out.added += 1,
+                false => out.renewed += 1,
+            }
+            if let Some(p) = p {
+                tx.execute(
+                    "INSERT INTO preferences (address, newsletter, regions, topics, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (address, newsletter) DO NOTHING",
+                    params![
+                        r.email.to_ascii_lowercase(),
+                        r.newsletter,
+                        serde_json::to_string(&p.regions)?,
+                        serde_json::to_string(&p.topics)?,
+                        ts(r.consent_at)
+                    ],
+                )?;
             }
         }
         tx.commit()?;
@@ -1551,12 +1576,41 @@ impl Ledger {
     }
 }
 
-/// What [`Ledger::add_subscribers`] did.
+/// Adds `r` unless its (address, newsletter) is there; whether it was new.
+fn insert_subscriber(tx: &rusqlite::Transaction<'_>, r: &StoredSubscriber) -> Result<bool> {
+    let n = tx.execute(
+        "INSERT INTO subscribers (address, newsletter, email, name, consent_at, source, evidence)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (address, newsletter) DO NOTHING",
+        params![
+            r.email.to_ascii_lowercase(),
+            r.newsletter,
+            r.email,
+            r.name,
+            ts(r.consent_at),
+            r.source,
+            r.evidence.to_string()
+        ],
+    )?;
+    Ok(n == 1)
+}
+
+/// What a confirmation may lift: see [`Ledger::add_subscribers`].
+#[derive(Debug, Clone)]
+pub struct Confirming {
+    /// Every newsletter the newsroom has.
+    pub newsletters: Vec<String>,
+    /// When the confirmation link was made.
+    pub issued: DateTime<Utc>,
+}
+
+/// What [`Ledger::add_subscribers`] and [`Ledger::import_subscribers`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SignedUp {
     /// Rows new to the ledger.
     pub added: usize,
-    /// Rows that were there, with their consent renewed.
+    /// Rows that were there already (a confirmation renews their consent
+    /// when it is newer; an import leaves them).
     pub renewed: usize,
     /// The reader's own unsubscribes lifted.
     pub lifted: usize,

@@ -790,6 +790,14 @@ fn a_recipients_fields_are_stored_as_one_object_with_sorted_keys_and_the_last_va
     assert_eq!(raw, r#"{"city":"Quito","zip":"1"}"#);
 }
 
+/// A confirmation of a link issued after the test's suppressions.
+fn confirming() -> Confirming {
+    Confirming {
+        newsletters: vec!["am".into(), "pm".into()],
+        issued: Utc.with_ymd_and_hms(2026, 12, 1, 9, 30, 0).unwrap(),
+    }
+}
+
 fn signed_up(email: &str, newsletter: &str, name: Option<&str>) -> StoredSubscriber {
     StoredSubscriber {
         email: email.to_owned(),
@@ -811,13 +819,13 @@ fn a_subscriber_is_stored_once_per_newsletter_and_a_second_consent_renews_the_fi
                 signed_up("Ana@example.com", "am", Some("Ana")),
                 signed_up("ana@example.com", "pm", None),
             ],
-            None,
+            &confirming(),
         )
         .unwrap();
     assert_eq!((first.added, first.renewed), (2, 0));
     let mut again = signed_up("ANA@example.com", "am", None);
     again.consent_at += TimeDelta::days(1);
-    let second = l.add_subscribers(&[again.clone()], None).unwrap();
+    let second = l.add_subscribers(&[again.clone()], &confirming()).unwrap();
     assert_eq!((second.added, second.renewed), (0, 1));
     let am = l.subscribers(Some("am")).unwrap();
     assert_eq!(am.len(), 1);
@@ -859,7 +867,10 @@ fn confirming_lifts_only_the_readers_own_unsubscribes_and_narrows_one_from_every
                 signed_up("b@example.com", "am", None),
                 signed_up("c@example.com", "am", None),
             ],
-            Some(&all),
+            &Confirming {
+                newsletters: all,
+                issued: Utc.with_ymd_and_hms(2026, 12, 1, 9, 30, 0).unwrap(),
+            },
         )
         .unwrap();
     assert_eq!(done.lifted, 2);
@@ -873,4 +884,79 @@ fn confirming_lifts_only_the_readers_own_unsubscribes_and_narrows_one_from_every
     assert!(l.is_suppressed("c@example.com", "markets").unwrap());
     let events = l.events_about("a@example.com").unwrap();
     assert!(events.iter().any(|e| e.kind == ReturnKind::Resubscribe));
+}
+
+#[test]
+fn an_older_consent_or_an_import_never_replaces_a_newer_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut l = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+    let first = signed_up("ana@example.com", "am", Some("Ana"));
+    l.add_subscribers(std::slice::from_ref(&first), &confirming())
+        .unwrap();
+    let mut older = signed_up("ana@example.com", "am", None);
+    older.consent_at -= TimeDelta::days(3);
+    older.evidence = serde_json::json!({"user_agent": "old"});
+    l.add_subscribers(&[older], &confirming()).unwrap();
+    let mut import = signed_up("ana@example.com", "am", Some("Imported"));
+    import.consent_at += TimeDelta::days(3);
+    import.source = "import old.csv".into();
+    let p = Preferences {
+        regions: vec!["world".into()],
+        topics: vec![],
+    };
+    l.set_preferences(
+        "ana@example.com",
+        "am",
+        &Preferences {
+            regions: vec!["national".into()],
+            topics: vec![],
+        },
+    )
+    .unwrap();
+    let done = l.import_subscribers(&[(import, Some(p))]).unwrap();
+    assert_eq!((done.added, done.renewed), (0, 1));
+    let kept = &l.subscribers(Some("am")).unwrap()[0];
+    assert_eq!(kept.consent_at, first.consent_at);
+    assert_eq!(kept.evidence, first.evidence);
+    assert_eq!(kept.source, "signup page");
+    assert_eq!(kept.name.as_deref(), Some("Ana"));
+    // The reader's own choice of sections stays too.
+    assert_eq!(
+        l.preferences_of("ana@example.com", "am")
+            .unwrap()
+            .unwrap()
+            .regions,
+        ["national"]
+    );
+}
+
+#[test]
+fn a_link_used_again_after_an_unsubscribe_does_not_undo_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut l = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+    let link = confirming();
+    l.add_subscribers(&[signed_up("ana@example.com", "am", None)], &link)
+        .unwrap();
+    // Unsubscribed after the link was made (its created_at is 09:00, so
+    // make a later one).
+    let mut later = suppression(
+        "ana@example.com",
+        SuppressionScope::Newsletter("am".into()),
+        SuppressionReason::OneClick,
+    );
+    later.created_at = link.issued + TimeDelta::hours(2);
+    l.suppress(&later).unwrap();
+    let mut all = suppression(
+        "ana@example.com",
+        SuppressionScope::All,
+        SuppressionReason::Link,
+    );
+    all.created_at = link.issued + TimeDelta::hours(3);
+    l.suppress(&all).unwrap();
+    let again = l
+        .add_subscribers(&[signed_up("ana@example.com", "am", None)], &link)
+        .unwrap();
+    assert_eq!(again.lifted, 0);
+    assert!(l.is_suppressed("ana@example.com", "am").unwrap());
+    assert!(l.is_suppressed("ana@example.com", "pm").unwrap());
 }

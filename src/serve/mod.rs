@@ -127,10 +127,7 @@ pub enum Lift {
 /// What a reader may lift themselves: only what they asked for themselves.
 /// The people who run the list lift the rest (`briefing unsuppress`).
 pub fn liftable(reason: SuppressionReason) -> bool {
-    matches!(
-        reason,
-        SuppressionReason::OneClick | SuppressionReason::Link | SuppressionReason::Mailto
-    )
+    reason.is_the_readers_own()
 }
 
 /// Everything the endpoint serves from: the newsroom's names, the routes,
@@ -202,6 +199,22 @@ impl Endpoint {
                 .context("briefing serve verifies reader links with the unsubscribe secret")?,
             store: Store::open(&cfg.ledger)?,
         })
+    }
+
+    /// Called with the address `serve` listens on: off this machine, with
+    /// only the development secret (the outbox's fallback, published in
+    /// briefing's source), sign-ups are closed, since anyone could sign a
+    /// confirmation link for any address.
+    pub fn listening_on(&mut self, ip: std::net::IpAddr) {
+        let dev_only = self
+            .secrets
+            .iter()
+            .all(|s| s == crate::mail::token::DEV_SECRET);
+        if dev_only && !ip.is_loopback() {
+            self.signup.close(
+                "the unsubscribe secret (delivery.unsubscribe.secret_env) is not set and serve listens beyond this machine: anyone could sign confirmation links with the development secret; set a secret of your own",
+            );
+        }
     }
 
     /// The reader a link's query names, if its token verifies.

@@ -9,7 +9,6 @@
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
-use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Result;
@@ -21,15 +20,16 @@ use serde_json::json;
 
 use super::pages::{capitalised, layout};
 use super::server::{Peer, Shared, html, unavailable, user_agent};
-use super::{Endpoint, Route, form, liftable, route};
-use crate::audience::{self, AddressProblem, normalize_email};
+use super::{Endpoint, Route, form, route};
+use crate::audience::{AddressProblem, normalize_email};
 use crate::config::{Newsletter, Newsroom};
-use crate::ledger::{StoredSubscriber, Suppression, SuppressionScope};
+use crate::ledger::{Confirming, StoredSubscriber};
 use crate::mail::token::preferences_url;
 use crate::render::escape_html as esc;
 use crate::signup::limit::{Limiter, PER_ADDRESS, PER_CLIENT};
 use crate::signup::link::{self, MAX_NAME, Refusal, Request as Asked};
 use crate::signup::notice::{LetterCtx, Notices};
+use crate::signup::worker;
 
 /// What the sign-up side of the endpoint serves from.
 pub struct Desk {
@@ -41,14 +41,28 @@ pub struct Desk {
     /// narrowed to when a reader signs up for some again.
     all_ids: Vec<String>,
     expires: chrono::Duration,
-    /// `None` when confirmation messages cannot be sent (a relay setting,
-    /// the DKIM key, a template): sign-ups are then answered 503, and the
-    /// rest of the endpoint (unsubscribes above all) still works.
-    notices: Option<Notices>,
+    /// The confirmation worker's queue; `None` when confirmation messages
+    /// cannot be sent (a relay setting, the DKIM key, a template): sign-ups
+    /// are then answered 503, and the rest of the endpoint (unsubscribes
+    /// above all) still works.
+    queue: Option<std::sync::mpsc::SyncSender<worker::Job>>,
+    worker: Option<std::thread::JoinHandle<()>>,
     clients: Limiter,
     addresses: Limiter,
-    suppressions_file: Option<PathBuf>,
     preferences_url: String,
+    /// False when links could be forged (the development secret on a
+    /// public address): sign-ups and confirmations are answered 503.
+    open: bool,
+}
+
+impl Drop for Desk {
+    /// Lets the worker send what is queued before the process exits.
+    fn drop(&mut self) {
+        self.queue.take();
+        if let Some(w) = self.worker.take() {
+            let _ = w.join();
+        }
+    }
 }
 
 impl Desk {
@@ -56,27 +70,42 @@ impl Desk {
         let cfg = &newsroom.config;
         let page = route("signup.url", &cfg.signup.url)?;
         let confirm = route("signup.url", &cfg.signup.confirm_url())?;
+        let letters: Vec<Newsletter> = (cfg.newsletters.iter())
+            .filter(|n| n.signup)
+            .cloned()
+            .collect();
+        let started = Notices::new(newsroom)
+            .and_then(|notices| worker::start(notices, letters.clone(), newsroom));
+        let (queue, worker) = match started {
+            Ok((q, w)) => (Some(q), Some(w)),
+            Err(e) => {
+                tracing::error!(
+                    "the sign-up page cannot send confirmation messages, so sign-ups are answered 503 until this is fixed: {e:#}"
+                );
+                (None, None)
+            }
+        };
         Ok(Desk {
             page,
             confirm,
-            letters: (cfg.newsletters.iter())
-                .filter(|n| n.signup)
-                .cloned()
-                .collect(),
+            letters,
             all_ids: cfg.newsletters.iter().map(|n| n.id.clone()).collect(),
             expires: cfg.signup.expires,
-            notices: Notices::new(newsroom)
-                .inspect_err(|e| {
-                    tracing::error!(
-                        "the sign-up page cannot send confirmation messages, so sign-ups are answered 503 until this is fixed: {e:#}"
-                    )
-                })
-                .ok(),
+            queue,
+            worker,
             clients: Limiter::new(PER_CLIENT),
             addresses: Limiter::new(PER_ADDRESS),
-            suppressions_file: cfg.delivery.suppressions.clone(),
             preferences_url: cfg.delivery.preferences.url.clone(),
+            open: true,
         })
+    }
+
+    /// Closes sign-ups: anyone could sign the links with the published
+    /// development secret, and confirm any address.
+    pub fn close(&mut self, why: &str) {
+        tracing::error!("sign-ups are refused (503): {why}");
+        self.open = false;
+        self.queue.take();
     }
 
     fn letter(&self, id: &str) -> Option<&Newsletter> {
@@ -87,35 +116,37 @@ impl Desk {
 /// The client a request is from, as the per-client limit counts it: the
 /// connection's address, or behind a proxy on this machine the address the
 /// proxy appended last to X-Forwarded-For; an IPv6 client by its /64, which
-/// is what one subscriber line gets.
+/// is what one subscriber line gets. IPv4 over an IPv6 socket counts as
+/// IPv4.
 fn client(req: &Request) -> String {
     let peer = req.extensions().get::<Peer>().map(|p| p.0.ip());
-    let forwarded = || {
-        let v = req
-            .headers()
-            .get_all("x-forwarded-for")
-            .iter()
-            .next_back()?;
-        v.to_str()
-            .ok()?
-            .rsplit(',')
-            .next()?
-            .trim()
-            .parse::<IpAddr>()
-            .ok()
-    };
-    let ip = match peer {
-        Some(ip) if ip.is_loopback() => forwarded().unwrap_or(ip),
+    let forwarded = req.headers().get_all("x-forwarded-for").iter().next_back();
+    client_key(peer, forwarded.and_then(|v| v.to_str().ok()))
+}
+
+fn client_key(peer: Option<IpAddr>, forwarded: Option<&str>) -> String {
+    let ip = match peer.map(|p| p.to_canonical()) {
+        Some(ip) if ip.is_loopback() => forwarded.and_then(forwarded_ip).unwrap_or(ip),
         Some(ip) => ip,
         None => return "unknown".into(),
     };
-    match ip {
+    match ip.to_canonical() {
         IpAddr::V4(v4) => v4.to_string(),
         IpAddr::V6(v6) => {
             let s = v6.segments();
             format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
         }
     }
+}
+
+/// The last address of an X-Forwarded-For value: `203.0.113.9`,
+/// `203.0.113.9:5678`, `2001:db8::1` or `[2001:db8::1]:443`.
+fn forwarded_ip(v: &str) -> Option<IpAddr> {
+    let last = v.rsplit(',').next()?.trim();
+    last.parse::<IpAddr>()
+        .or_else(|_| last.parse::<std::net::SocketAddr>().map(|a| a.ip()))
+        .or_else(|_| last.trim_start_matches('[').trim_end_matches(']').parse())
+        .ok()
 }
 
 /// What the form asked for, or what is wrong with each field.
@@ -159,7 +190,11 @@ fn address_error(p: AddressProblem) -> String {
 
 /// Checks each field; on success the normalised address, the name, and
 /// the newsletters in the newsroom's order.
-fn validate(desk: &Desk, f: &Filled) -> Result<Asked, FieldErrors> {
+fn validate(
+    letters: &[Newsletter],
+    expires: chrono::Duration,
+    f: &Filled,
+) -> Result<Asked, FieldErrors> {
     let mut errors = FieldErrors::default();
     let email = match f.email.as_str() {
         "" => {
@@ -183,7 +218,7 @@ fn validate(desk: &Desk, f: &Filled) -> Result<Asked, FieldErrors> {
     {
         errors.name = Some("Write your name without line breaks, quotes or angle brackets.".into());
     }
-    if f.newsletters.iter().any(|id| desk.letter(id).is_none()) {
+    if (f.newsletters.iter()).any(|id| !letters.iter().any(|n| &n.id == id)) {
         errors.newsletters = Some("The form names a newsletter we do not offer.".into());
     } else if f.newsletters.is_empty() {
         errors.newsletters = Some("Choose at least one newsletter.".into());
@@ -191,7 +226,9 @@ fn validate(desk: &Desk, f: &Filled) -> Result<Asked, FieldErrors> {
     if errors.any() {
         return Err(errors);
     }
-    let newsletters = (desk.letters.iter())
+    // Whole seconds: the link carries them so.
+    let issued = chrono::DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap_or_default();
+    let newsletters = (letters.iter())
         .filter(|n| f.newsletters.contains(&n.id))
         .map(|n| n.id.clone())
         .collect();
@@ -199,13 +236,16 @@ fn validate(desk: &Desk, f: &Filled) -> Result<Asked, FieldErrors> {
         email: email.unwrap_or_default(),
         newsletters,
         name: Some(f.name.clone()).filter(|n| !n.is_empty()),
-        expires: Utc::now() + desk.expires,
+        issued,
+        expires: issued + expires,
     })
 }
 
 /// The body of a sign-up POST: the page's form, or JSON
-/// (`{"email": …, "name": …, "newsletters": [ids]}`).
-async fn read_signup(req: Request) -> Result<(Filled, bool), StatusCode> {
+/// (`{"email": …, "name": …, "newsletters": [ids]}`, any of them null or
+/// left out). `Err` carries whether the body was meant as JSON, so that a
+/// JSON client hears of its mistake in JSON.
+async fn read_signup(req: Request) -> Result<(Filled, bool), (StatusCode, bool)> {
     let json = (req.headers().get(header::CONTENT_TYPE))
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| {
@@ -214,32 +254,31 @@ async fn read_signup(req: Request) -> Result<(Filled, bool), StatusCode> {
                 .starts_with("application/json")
         });
     if !json {
-        return form::read(req).await.map(|f| (filled(&f), false));
+        return (form::read(req).await)
+            .map(|f| (filled(&f), false))
+            .map_err(|s| (s, false));
     }
     #[derive(serde::Deserialize)]
     struct Body {
-        #[serde(default)]
-        email: String,
-        #[serde(default)]
-        name: String,
-        #[serde(default)]
-        newsletters: Vec<String>,
-        #[serde(default)]
-        website: String,
+        email: Option<String>,
+        name: Option<String>,
+        newsletters: Option<Vec<String>>,
+        website: Option<String>,
     }
     let bytes = axum::body::to_bytes(req.into_body(), super::server::BODY_LIMIT)
         .await
-        .map_err(|_| StatusCode::PAYLOAD_TOO_LARGE)?;
-    let b: Body = serde_json::from_slice(&bytes).map_err(|_| StatusCode::BAD_REQUEST)?;
-    if b.newsletters.len() > form::MAX_FIELDS {
-        return Err(StatusCode::BAD_REQUEST);
+        .map_err(|_| (StatusCode::PAYLOAD_TOO_LARGE, true))?;
+    let b: Body = serde_json::from_slice(&bytes).map_err(|_| (StatusCode::BAD_REQUEST, true))?;
+    let newsletters = b.newsletters.unwrap_or_default();
+    if newsletters.len() > form::MAX_FIELDS {
+        return Err((StatusCode::BAD_REQUEST, true));
     }
     Ok((
         Filled {
-            email: b.email.trim().to_owned(),
-            name: b.name.trim().to_owned(),
-            newsletters: b.newsletters,
-            honeypot: !b.website.is_empty(),
+            email: b.email.unwrap_or_default().trim().to_owned(),
+            name: b.name.unwrap_or_default().trim().to_owned(),
+            newsletters,
+            honeypot: b.website.is_some_and(|w| !w.is_empty()),
         },
         true,
     ))
@@ -277,7 +316,6 @@ pub async fn page_get(State(ep): State<Shared>, req: Request) -> Response {
 enum Quiet {
     Honeypot,
     AddressLimit,
-    Suppressed,
 }
 
 /// `POST <signup.url>`: validates, and sends one confirmation message.
@@ -291,7 +329,14 @@ pub async fn page_post(State(ep): State<Shared>, req: Request) -> Response {
     let limited = !ep.signup.clients.allow(&who, Instant::now());
     let (f, json) = match read_signup(req).await {
         Ok(v) => v,
-        Err(status) => return super::server::bad_request(&ep, status),
+        Err((status, true)) => {
+            let why = match status {
+                StatusCode::PAYLOAD_TOO_LARGE => "the body is too large",
+                _ => "the body is not a sign-up: {\"email\": \"…\", \"newsletters\": [\"id\"]}",
+            };
+            return json_answer(status, json!({ "error": why }));
+        }
+        Err((status, false)) => return super::server::bad_request(&ep, status),
     };
     let json = json || wants_json;
     if limited {
@@ -307,7 +352,7 @@ pub async fn page_post(State(ep): State<Shared>, req: Request) -> Response {
             .insert(header::RETRY_AFTER, HeaderValue::from_static("180"));
         return res;
     }
-    let asked = match validate(&ep.signup, &f) {
+    let asked = match validate(&ep.signup.letters, ep.signup.expires, &f) {
         Ok(a) => a,
         Err(errors) => {
             return match json {
@@ -321,10 +366,10 @@ pub async fn page_post(State(ep): State<Shared>, req: Request) -> Response {
             };
         }
     };
-    match send_confirmation(&ep, asked, f.honeypot).await {
+    match queue_confirmation(&ep, asked, f.honeypot) {
         Ok(quiet) => {
             if let Some(q) = quiet {
-                tracing::info!(route = "signup", why = ?q, "no confirmation sent");
+                tracing::info!(route = "signup", why = ?q, "sign-up not queued");
             }
             match json {
                 true => json_answer(
@@ -334,28 +379,18 @@ pub async fn page_post(State(ep): State<Shared>, req: Request) -> Response {
                 false => html(StatusCode::OK, check_inbox(&ep)),
             }
         }
-        Err(e) => {
-            tracing::error!(
-                route = "signup",
-                "cannot send a confirmation message: {e:#}"
-            );
-            unavailable(&ep)
-        }
+        Err(()) => unavailable(&ep),
     }
 }
 
-/// Sends the confirmation unless the request is a bot's, the address has
-/// had its share, or it must not be mailed; `Ok(Some(why))` when nothing
-/// was sent, so that the answer is the same either way.
-async fn send_confirmation(
-    ep: &Endpoint,
-    mut asked: Asked,
-    honeypot: bool,
-) -> Result<Option<Quiet>> {
+/// Queues the confirmation unless the request is a bot's or the address
+/// has had its share. Whether the address may be mailed at all is the
+/// worker's to find out, after the answer: every accepted sign-up is
+/// answered alike, and as fast. `Err` (the same for every address) when
+/// confirmations cannot be sent, or the queue is full.
+fn queue_confirmation(ep: &Endpoint, asked: Asked, honeypot: bool) -> Result<Option<Quiet>, ()> {
     // First, so that a broken mailer answers every sign-up alike.
-    let notices = (ep.signup.notices.as_ref()).ok_or_else(|| {
-        anyhow::anyhow!("confirmation messages cannot be sent (see the error at startup)")
-    })?;
+    let queue = ep.signup.queue.as_ref().ok_or(())?;
     if honeypot {
         return Ok(Some(Quiet::Honeypot));
     }
@@ -363,54 +398,15 @@ async fn send_confirmation(
     if !ep.signup.addresses.allow(&key, Instant::now()) {
         return Ok(Some(Quiet::AddressLimit));
     }
-    let blocked = blocked(ep, &asked.email).await?;
-    asked
-        .newsletters
-        .retain(|id| !blocked.iter().any(|b| b.as_ref().is_none_or(|b| b == id)));
-    if asked.newsletters.is_empty() {
-        return Ok(Some(Quiet::Suppressed));
-    }
     let secret = ep.secrets.first().cloned().unwrap_or_default();
     let url = format!("{}?{}", ep.signup.confirm.url, asked.query(&secret));
-    let letters: Vec<&Newsletter> = (asked.newsletters.iter())
-        .filter_map(|id| ep.signup.letter(id))
-        .collect();
-    let issued = asked.expires - ep.signup.expires;
-    let (envelope, to, message) = notices.compose(&asked, &letters, &url, issued)?;
-    let receipt = notices.deliver(&envelope, &to, message).await?;
-    tracing::info!(route = "signup", newsletters = %asked.newsletters.join(","), "confirmation sent");
-    tracing::debug!(address = %asked.email, receipt, "confirmation sent");
+    queue.try_send(worker::Job { asked, url }).map_err(|_| {
+        tracing::error!(
+            route = "signup",
+            "the confirmation queue is full; sign-up refused"
+        );
+    })?;
     Ok(None)
-}
-
-/// The newsletters `email` must not be mailed about: `None` for every one.
-/// Only what the reader asked for themselves may be undone by signing up
-/// again (a bounce, a complaint or the newsroom's decision may not).
-async fn blocked(ep: &Endpoint, email: &str) -> Result<Vec<Option<String>>> {
-    let address = email.to_ascii_lowercase();
-    let entries: Vec<Suppression> = ep
-        .store
-        .call(move |l| l.suppressions_of(&address))
-        .await
-        .map_err(|_| anyhow::anyhow!("the ledger does not answer"))?;
-    let mut out: Vec<Option<String>> = (entries.into_iter())
-        .filter(|s| !liftable(s.reason))
-        .map(|s| match s.scope {
-            SuppressionScope::All => None,
-            SuppressionScope::Newsletter(id) => Some(id),
-        })
-        .collect();
-    if let Some(path) = ep.signup.suppressions_file.clone() {
-        let email = email.to_owned();
-        let listed = tokio::task::spawn_blocking(move || {
-            audience::load_suppressions(&path).map(|s| s.contains(&email))
-        })
-        .await??;
-        if listed {
-            out.push(None);
-        }
-    }
-    Ok(out)
 }
 
 /// `GET <signup.url>/confirm?…`: what the link asks for, with the button
@@ -429,6 +425,9 @@ pub async fn confirm_get(State(ep): State<Shared>, req: Request) -> Response {
 /// `POST <signup.url>/confirm?…`: the button. Stores the subscriber, then
 /// shows the welcome page.
 pub async fn confirm_post(State(ep): State<Shared>, req: Request) -> Response {
+    if !ep.signup.open {
+        return unavailable(&ep);
+    }
     let query = req.uri().query().unwrap_or_default().to_owned();
     let asked = match verified(&ep, Some(&query)) {
         Ok(a) => a,
@@ -439,7 +438,7 @@ pub async fn confirm_post(State(ep): State<Shared>, req: Request) -> Response {
     let evidence = json!({
         "confirmed_at": now.to_rfc3339(),
         "user_agent": ua.as_deref().map(super::clip),
-        "link_issued_at": (asked.expires - ep.signup.expires).to_rfc3339(),
+        "link_issued_at": asked.issued.to_rfc3339(),
     });
     let rows: Vec<StoredSubscriber> = (asked.newsletters.iter())
         .map(|id| StoredSubscriber {
@@ -451,10 +450,13 @@ pub async fn confirm_post(State(ep): State<Shared>, req: Request) -> Response {
             evidence: evidence.clone(),
         })
         .collect();
-    let all = ep.signup.all_ids.clone();
+    let confirming = Confirming {
+        newsletters: ep.signup.all_ids.clone(),
+        issued: asked.issued,
+    };
     let done = ep
         .store
-        .call(move |l| l.add_subscribers(&rows, Some(&all)))
+        .call(move |l| l.add_subscribers(&rows, &confirming))
         .await;
     let Ok(done) = done else {
         return unavailable(&ep);
@@ -717,4 +719,73 @@ fn refused(ep: &Endpoint, why: Refusal) -> String {
         ),
     };
     layout(&ep.site, &ep.language, "refused", "Link not valid", &b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_client_is_its_address_or_what_a_proxy_here_forwarded() {
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        for (peer, xff, want) in [
+            ("203.0.113.7", None, "203.0.113.7"),
+            // A client's own header counts for nothing.
+            ("203.0.113.7", Some("198.51.100.1"), "203.0.113.7"),
+            ("127.0.0.1", Some("198.51.100.1"), "198.51.100.1"),
+            ("127.0.0.1", Some("spoofed, 198.51.100.1"), "198.51.100.1"),
+            ("127.0.0.1", Some("198.51.100.1:5678"), "198.51.100.1"),
+            (
+                "127.0.0.1",
+                Some("[2001:db8:1:2:3::9]:443"),
+                "2001:db8:1:2::/64",
+            ),
+            ("127.0.0.1", Some("unknown"), "127.0.0.1"),
+            ("127.0.0.1", None, "127.0.0.1"),
+            ("::1", Some("198.51.100.1"), "198.51.100.1"),
+            ("::ffff:127.0.0.1", Some("198.51.100.1"), "198.51.100.1"),
+            // IPv4 clients of a dual-stack socket are each their own.
+            ("::ffff:203.0.113.7", None, "203.0.113.7"),
+            ("::ffff:203.0.113.8", None, "203.0.113.8"),
+            ("2001:db8:aa:bb:1::1", None, "2001:db8:aa:bb::/64"),
+            ("2001:db8:aa:bb:2::2", None, "2001:db8:aa:bb::/64"),
+        ] {
+            assert_eq!(client_key(ip(peer), xff), want, "{peer} {xff:?}");
+        }
+        assert_eq!(client_key(None, Some("198.51.100.1")), "unknown");
+    }
+
+    fn letters() -> Vec<Newsletter> {
+        let text = "site: { name: T, base_url: https://news.example.com, timezone: UTC, postal_address: none }\nregions: [{ id: w, name: W }]\ntopics: [{ id: t, name: T }]\nnewsletters:\n  am: { name: AM, from: a@news.example.com }\n  pm: { name: PM, from: p@news.example.com }\n";
+        let room = Newsroom::from_text(std::path::Path::new("config.yaml"), text.into()).unwrap();
+        room.config.newsletters
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_form_is_a_sign_up_we_can_send_or_errors_beside_fields(
+            email in "\\PC{0,40}|[a-z.+]{1,10}@[a-z]{1,8}\\.(com|org)",
+            name in "\\PC{0,120}",
+            ids in proptest::collection::vec("am|pm|[a-z]{0,3}", 0..4),
+        ) {
+            let letters = letters();
+            let f = Filled { email: email.trim().into(), name: name.trim().into(), newsletters: ids.clone(), honeypot: false };
+            match validate(&letters, chrono::Duration::hours(1), &f) {
+                Ok(a) => {
+                    let normal = normalize_email(&a.email);
+                    proptest::prop_assert_eq!(normal.as_deref(), Ok(a.email.as_str()));
+                    proptest::prop_assert!(!a.newsletters.is_empty());
+                    proptest::prop_assert!(a.newsletters.iter().all(|id| ids.contains(id)));
+                    let n = a.name.clone().unwrap_or_default();
+                    let unsafe_char = |c: char| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}');
+                    proptest::prop_assert!(!n.chars().any(unsafe_char));
+                    proptest::prop_assert!(n.chars().count() <= MAX_NAME);
+                    // The link it makes reads back as itself.
+                    let again = link::verify(&a.query(b"k"), &[b"k".to_vec()], a.issued);
+                    proptest::prop_assert_eq!(again, Ok(a));
+                }
+                Err(e) => proptest::prop_assert!(e.any()),
+            }
+        }
+    }
 }

@@ -67,15 +67,16 @@ impl Limiter {
             (b.tokens + earned).min(burst)
         };
         if !buckets.contains_key(key) && buckets.len() >= MAX_KEYS {
-            // The full buckets say nothing a fresh one would not.
+            // The full buckets say nothing a fresh one would not; past them,
+            // the tenth idle longest goes, so that this runs once per
+            // MAX_KEYS / 10 new keys, not for each.
             buckets.retain(|_, b| refill(b) < burst);
-            if buckets.len() >= MAX_KEYS {
-                let oldest = (buckets.iter())
-                    .min_by_key(|(_, b)| b.at)
-                    .map(|(k, _)| k.clone());
-                if let Some(k) = oldest {
-                    buckets.remove(&k);
-                }
+            if buckets.len() >= MAX_KEYS * 9 / 10 {
+                let mut ages: Vec<Instant> = buckets.values().map(|b| b.at).collect();
+                let cut = ages.len() / 10;
+                let (_, nth, _) = ages.select_nth_unstable(cut);
+                let nth = *nth;
+                buckets.retain(|_, b| b.at > nth);
             }
         }
         let b = buckets.entry(key.to_owned()).or_insert(Bucket {
@@ -114,5 +115,22 @@ mod tests {
         let later = t0 + Duration::from_secs(3600);
         assert!((0..3).all(|_| l.allow("a", later)));
         assert!(!l.allow("a", later));
+    }
+
+    #[test]
+    fn a_flood_of_keys_stays_bounded_and_keeps_the_recent_ones() {
+        let l = Limiter::new(Rate {
+            burst: 1,
+            // Nothing refills within the test.
+            every: Duration::from_secs(1 << 40),
+        });
+        let t0 = Instant::now();
+        assert!(l.allow("victim", t0 + Duration::from_secs(MAX_KEYS as u64 + 10)));
+        for i in 0..(MAX_KEYS + MAX_KEYS / 2) {
+            l.allow(&format!("k{i}"), t0 + Duration::from_secs(i as u64));
+        }
+        assert!(l.buckets.lock().unwrap().len() <= MAX_KEYS);
+        // The most recent key is still remembered as spent.
+        assert!(!l.allow("victim", t0 + Duration::from_secs(MAX_KEYS as u64 * 2)));
     }
 }

@@ -1,4 +1,4 @@
-//! The confirmation link: `?e=<email>&n=<id>,<id>&x=<expiry>&t=<token>`
+//! The confirmation link: `?e=<email>&n=<id>,<id>&i=<issued>&x=<expiry>&t=<token>`
 //! (and `&name=` when a name was given). It is the whole sign-up, held by
 //! nobody until it is confirmed: the token signs every value with the
 //! newsroom's unsubscribe secret, so a changed address, newsletter, name or
@@ -6,8 +6,10 @@
 //! mailbox can be used.
 //!
 //! Token (version 1): `HMAC-SHA256(secret, "signup-v1" LF lowercase(email)
-//! LF ids joined by "," LF name LF expiry)`, the first 16 bytes, base64url
-//! without padding. Unsubscribe tokens sign `"v1" LF …`, so neither kind of
+//! LF ids joined by "," LF name LF issued LF expiry)`, the first 16 bytes,
+//! base64url without padding; the times in Unix seconds. The issue time is
+//! what a later unsubscribe is compared with: a link used again after the
+//! reader unsubscribed does not undo it. Unsubscribe tokens sign `"v1" LF …`, so neither kind of
 //! token is ever the other's.
 
 use base64::Engine as _;
@@ -36,6 +38,8 @@ pub struct Request {
     /// Configured newsletter ids, in the newsroom's order, each once.
     pub newsletters: Vec<String>,
     pub name: Option<String>,
+    /// When the link was made (whole seconds).
+    pub issued: DateTime<Utc>,
     /// The link confirms nothing after this.
     pub expires: DateTime<Utc>,
 }
@@ -62,6 +66,8 @@ fn mac(secret: &[u8], r: &Request) -> Hmac<Sha256> {
     mac.update(b"\n");
     mac.update(r.name.as_deref().unwrap_or_default().as_bytes());
     mac.update(b"\n");
+    mac.update(r.issued.timestamp().to_string().as_bytes());
+    mac.update(b"\n");
     mac.update(r.expires.timestamp().to_string().as_bytes());
     mac
 }
@@ -75,7 +81,8 @@ impl Request {
         if let Some(name) = &self.name {
             q.append_pair("name", name);
         }
-        q.append_pair("x", &self.expires.timestamp().to_string())
+        q.append_pair("i", &self.issued.timestamp().to_string())
+            .append_pair("x", &self.expires.timestamp().to_string())
             .append_pair(
                 "t",
                 &URL_SAFE_NO_PAD.encode(&mac(secret, self).finalize().into_bytes()[..TOKEN_BYTES]),
@@ -91,10 +98,11 @@ pub fn verify(query: &str, secrets: &[Vec<u8>], now: DateTime<Utc>) -> Result<Re
     if query.len() > MAX_QUERY {
         return Err(Refusal::Malformed("the link is too long"));
     }
-    let [e, n, name, x, t] =
-        read_query(query, ["e", "n", "name", "x", "t"]).map_err(Refusal::Malformed)?;
+    let [e, n, name, i, x, t] =
+        read_query(query, ["e", "n", "name", "i", "x", "t"]).map_err(Refusal::Malformed)?;
     let email = e.ok_or(Refusal::Malformed("the link names no address"))?;
     let ids = n.ok_or(Refusal::Malformed("the link names no newsletter"))?;
+    let i = i.ok_or(Refusal::Malformed("the link has no issue time"))?;
     let x = x.ok_or(Refusal::Malformed("the link has no expiry"))?;
     let t = t.ok_or(Refusal::Malformed("the link has no token"))?;
     if normalize_email(&email).as_deref() != Ok(email.as_str()) {
@@ -107,10 +115,13 @@ pub fn verify(query: &str, secrets: &[Vec<u8>], now: DateTime<Utc>) -> Result<Re
     if name.as_ref().is_some_and(|n| n.chars().count() > MAX_NAME) {
         return Err(Refusal::Malformed("the link's name is too long"));
     }
-    let expires = (x.parse::<i64>().ok())
-        .filter(|_| x.bytes().all(|b| b.is_ascii_digit()))
-        .and_then(|s| DateTime::from_timestamp(s, 0))
-        .ok_or(Refusal::Malformed("the link's expiry is not a time"))?;
+    let time = |v: &str| {
+        (v.parse::<i64>().ok())
+            .filter(|_| v.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|s| DateTime::from_timestamp(s, 0))
+    };
+    let issued = time(&i).ok_or(Refusal::Malformed("the link's issue time is not a time"))?;
+    let expires = time(&x).ok_or(Refusal::Malformed("the link's expiry is not a time"))?;
     let tag = URL_SAFE_NO_PAD
         .decode(&t)
         .ok()
@@ -122,6 +133,7 @@ pub fn verify(query: &str, secrets: &[Vec<u8>], now: DateTime<Utc>) -> Result<Re
         email,
         newsletters,
         name,
+        issued,
         expires,
     };
     let ok = secrets.iter().fold(false, |ok, secret| {
@@ -147,6 +159,7 @@ mod tests {
             email: "Ana@example.com".into(),
             newsletters: vec!["am".into(), "markets".into()],
             name: Some("Ana Lima".into()),
+            issued: DateTime::from_timestamp(1_799_827_200, 0).unwrap(),
             expires: DateTime::from_timestamp(1_800_000_000, 0).unwrap(),
         }
     }
@@ -191,6 +204,8 @@ mod tests {
         let q = r.query(b"k");
         let x = r.expires.timestamp().to_string();
         let later = (r.expires.timestamp() + 86_400).to_string();
+        let i = r.issued.timestamp().to_string();
+        let reissued = (r.issued.timestamp() + 60).to_string();
         for forged in [
             q.replace("e=Ana%40", "e=Bob%40"),
             q.replace("n=am%2Cmarkets", "n=am%2Cpm"),
@@ -198,6 +213,7 @@ mod tests {
             q.replace("name=Ana+Lima", "name=Eve"),
             q.replace("&name=Ana+Lima", ""),
             q.replace(&x, &later),
+            q.replace(&i, &reissued),
         ] {
             assert_ne!(forged, q);
             assert_eq!(

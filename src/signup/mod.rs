@@ -9,3 +9,4 @@ pub mod import;
 pub mod limit;
 pub mod link;
 pub mod notice;
+pub mod worker;

@@ -43,7 +43,6 @@ struct ConfirmCtx<'a> {
     site: &'a Site,
     newsletters: Vec<LetterCtx<'a>>,
     email: &'a str,
-    name: &'a str,
     confirm_url: &'a str,
     /// "48 hours": how long the link works.
     expires_in: String,
@@ -114,8 +113,10 @@ impl Notices {
         })
     }
 
-    /// The message for `request`, whose link is `confirm_url`. `letters`
-    /// are its newsletters, in order.
+    /// The message for `request`, whose link is `confirm_url`, dated
+    /// `issued`. `letters` are its newsletters, in order. The name the form
+    /// was given is in neither the message nor its headers: until the
+    /// reader confirms, it is a stranger's text.
     pub fn compose(
         &self,
         request: &Request,
@@ -131,17 +132,15 @@ impl Notices {
             None => first.from.parse::<Mailbox>()?,
         };
         let to_address: lettre::Address = request.email.parse()?;
-        let to = Mailbox::new(
-            request.name.clone().filter(|n| !n.trim().is_empty()),
-            to_address.clone(),
-        );
+        // Not the name: it is whatever the form was given, and must not
+        // ride on a message of ours to someone who never asked for it.
+        let to = Mailbox::new(None, to_address.clone());
         let mut ctx = ConfirmCtx {
             site: &self.site,
             newsletters: letters.iter().map(|n| LetterCtx::from(*n)).collect(),
             email: &request.email,
-            name: request.name.as_deref().unwrap_or_default(),
             confirm_url,
-            expires_in: in_words(request.expires - issued),
+            expires_in: in_words(request.expires - request.issued),
             expires_at: request.expires.to_rfc3339(),
             subject: String::new(),
         };

@@ -11,8 +11,10 @@ use briefing::signup::link::Request;
 use chrono::{TimeDelta, Utc};
 use mail_parser::MessageParser;
 
-use crate::support::Newsroom;
+use std::time::Duration;
+
 use crate::support::server::Server;
+use crate::support::{Newsroom, wait_until};
 
 const SECRET_ENV: &str = "BRIEFING_UNSUBSCRIBE_SECRET";
 const SECRET: &str = "signup-test-secret-0123456789";
@@ -24,6 +26,30 @@ fn serve(room: &Newsroom) -> Server {
 
 fn outbox(room: &Newsroom) -> PathBuf {
     room.path().join("out/outbox/signup")
+}
+
+/// How many sign-ups the confirmation worker has finished with: sent,
+/// withheld or failed.
+fn settled(server: &Server) -> usize {
+    let log = server.log();
+    [
+        "confirmation sent route",
+        "confirmation withheld",
+        "confirmation failed",
+    ]
+    .iter()
+    .map(|m| log.matches(m).count())
+    .sum()
+}
+
+/// The confirmation messages once the worker has finished with `n`
+/// sign-ups in all. The page answers before the worker is done.
+fn confirmations_after(room: &Newsroom, server: &Server, n: usize) -> Vec<Vec<u8>> {
+    wait_until(Duration::from_secs(30), "the confirmation worker", || {
+        settled(server) >= n
+    });
+    assert_eq!(settled(server), n, "{}", server.log());
+    confirmations(room)
 }
 
 /// The confirmation messages sent so far, oldest first.
@@ -93,12 +119,16 @@ fn a_sign_up_sends_one_confirmation_and_subscribes_nobody_until_the_button_is_pr
     );
     assert_eq!(status, 200, "{res}");
     assert!(res.contains("data-state=\"check-inbox\""), "{res}");
-    let sent = confirmations(&room);
+    let sent = confirmations_after(&room, &server, 1);
     assert_eq!(sent.len(), 1);
     let msg = MessageParser::default().parse(&sent[0]).unwrap();
     let to = msg.to().unwrap().first().unwrap();
     assert_eq!(to.address(), Some("New.Reader@example.com"));
-    assert_eq!(to.name(), Some("Nia Reader"));
+    // The name the form was given is a stranger's text until confirmed: it
+    // rides on nothing we send.
+    assert_eq!(to.name(), None);
+    let raw = String::from_utf8_lossy(&sent[0]);
+    assert!(!raw.contains("Nia Reader"), "{raw}");
     assert_eq!(
         msg.subject(),
         Some("Confirm your subscription to Morning Brief")
@@ -238,7 +268,7 @@ fn signing_up_twice_or_while_on_the_list_mails_once_and_answers_alike() {
     // Nothing in the answer tells these apart.
     assert_eq!(body(&first), body(&again));
     assert_eq!(body(&first), body(&on_list));
-    let sent = confirmations(&room);
+    let sent = confirmations_after(&room, &server, 3);
     assert_eq!(sent.len(), 3);
     for raw in &sent {
         let link = confirm_link(raw);
@@ -277,11 +307,12 @@ fn signing_up_twice_or_while_on_the_list_mails_once_and_answers_alike() {
 fn expired_tampered_and_foreign_links_confirm_nothing() {
     let room = Newsroom::fixture(".");
     let server = serve(&room);
-    let asked = |expires| Request {
+    let asked = |expires: chrono::DateTime<Utc>| Request {
         email: "late@example.com".into(),
         newsletters: vec!["am".into()],
         name: None,
-        expires,
+        issued: chrono::DateTime::from_timestamp(expires.timestamp() - 3600, 0).unwrap(),
+        expires: chrono::DateTime::from_timestamp(expires.timestamp(), 0).unwrap(),
     };
     let expired = asked(Utc::now() - TimeDelta::minutes(1)).query(SECRET.as_bytes());
     let good = asked(Utc::now() + TimeDelta::hours(1)).query(SECRET.as_bytes());
@@ -318,24 +349,86 @@ fn suppressed_addresses_bots_and_repeated_addresses_get_no_mail_and_the_same_ans
         "asked by phone",
     ])
     .success();
+    let listed_in_file = room
+        .read("subscribers/suppressed.txt")
+        .lines()
+        .find(|l| l.contains('@') && !l.trim_start().starts_with('#'))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    {
+        let mut l = Ledger::open(&room.path().join(".briefing/ledger.sqlite")).unwrap();
+        l.suppress(&briefing::ledger::Suppression {
+            address: "bounced@example.com".into(),
+            scope: briefing::ledger::SuppressionScope::All,
+            reason: briefing::ledger::SuppressionReason::HardBounce,
+            created_at: Utc::now(),
+            evidence: serde_json::json!({}),
+        })
+        .unwrap();
+        // Their own unsubscribe does not stop a new sign-up.
+        l.suppress(&briefing::ledger::Suppression {
+            address: "changed.mind@example.com".into(),
+            scope: briefing::ledger::SuppressionScope::Newsletter("am".into()),
+            reason: briefing::ledger::SuppressionReason::OneClick,
+            created_at: Utc::now(),
+            evidence: serde_json::json!({}),
+        })
+        .unwrap();
+    }
     let server = serve(&room);
     let (_, normal) = sign_up(&server, "email=fine%40example.com&newsletter=am");
-    assert_eq!(confirmations(&room).len(), 1);
+    assert_eq!(confirmations_after(&room, &server, 1).len(), 1);
     for quiet in [
-        "email=blocked%40example.com&newsletter=am",
-        "email=bot%40example.com&newsletter=am&website=http%3A%2F%2Fspam.example",
+        "email=blocked%40example.com&newsletter=am".to_string(),
+        "email=bounced%40example.com&newsletter=am".to_string(),
+        format!("email={}&newsletter=am", listed_in_file.replace('@', "%40")),
     ] {
-        let (status, res) = sign_up(&server, quiet);
+        let (status, res) = sign_up(&server, &quiet);
         assert_eq!(status, 200, "{res}");
         assert_eq!(body(&res), body(&normal), "{quiet}");
     }
-    assert_eq!(confirmations(&room).len(), 1);
+    assert_eq!(confirmations_after(&room, &server, 4).len(), 1);
+    let (status, res) = sign_up(
+        &server,
+        "email=bot%40example.com&newsletter=am&website=http%3A%2F%2Fspam.example",
+    );
+    assert_eq!((status, body(&res)), (200, body(&normal)));
+    let (_, res) = sign_up(&server, "email=changed.mind%40example.com&newsletter=am");
+    assert_eq!(body(&res), body(&normal));
+    assert_eq!(
+        confirmations_after(&room, &server, 5).len(),
+        2,
+        "{}",
+        server.log()
+    );
     // One address gets two confirmations, then no more for a while.
     for _ in 0..4 {
         let (status, res) = sign_up(&server, "email=fine%40example.com&newsletter=pm");
         assert_eq!((status, body(&res)), (200, body(&normal)));
     }
-    assert_eq!(confirmations(&room).len(), 2);
+    assert_eq!(confirmations_after(&room, &server, 6).len(), 3);
+}
+
+#[test]
+fn a_relay_that_fails_after_startup_is_logged_and_the_answer_is_the_same() {
+    let room = Newsroom::fixture(".").edit(
+        "config.yaml",
+        "  transport: outbox\n",
+        &format!(
+            "  transport: smtp\n  smtp: {{ url: \"smtp://127.0.0.1:{}?tls=none\", retries: 0 }}\n",
+            crate::support::server::free_port()
+        ),
+    );
+    let server = serve(&room);
+    let (status, res) = sign_up(&server, "email=someone%40example.com&newsletter=am");
+    assert_eq!(status, 200, "{res}");
+    wait_until(Duration::from_secs(60), "the failure to be logged", || {
+        server.log().contains("confirmation failed")
+    });
+    assert!(stored(&room).is_empty());
 }
 
 #[test]
@@ -357,7 +450,7 @@ fn many_sign_ups_from_one_client_are_limited() {
             other => panic!("{other}: {res}"),
         }
     }
-    let sent = confirmations(&room).len();
+    let sent = confirmations_after(&room, &server, 200 - limited).len();
     assert_eq!(sent + limited, 200);
     assert!(
         sent <= 12,
@@ -432,7 +525,7 @@ fn invalid_fields_get_errors_beside_them_as_html_and_json() {
         br#"{"email": "json@example.com", "newsletters": ["markets"]}"#,
     );
     assert_eq!(status, 202, "{res}");
-    assert_eq!(confirmations(&room).len(), 1);
+    assert_eq!(confirmations_after(&room, &server, 1).len(), 1);
     let (status, _) = server.request(
         "POST",
         "/subscribe",
@@ -493,6 +586,7 @@ async fn over_smtp_the_confirmation_is_dkim_signed_and_verifies() {
         "email=signed%40example.com&newsletter=markets&newsletter=pm",
     );
     assert_eq!(status, 200, "{res}\n{}", server.log());
+    confirmations_after(&room, &server, 1);
     let got = sink.received();
     assert_eq!(got.len(), 1);
     let dump = &got[0];
@@ -525,4 +619,120 @@ async fn over_smtp_the_confirmation_is_dkim_signed_and_verifies() {
         &record
     ));
     assert!(stored(&room).is_empty());
+}
+
+#[test]
+fn with_the_development_secret_sign_ups_are_closed_beyond_this_machine() {
+    let room = Newsroom::fixture(".");
+    let forged = Request {
+        email: "victim@example.com".into(),
+        newsletters: vec!["am".into()],
+        name: None,
+        issued: chrono::DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap(),
+        expires: chrono::DateTime::from_timestamp(Utc::now().timestamp() + 3600, 0).unwrap(),
+    }
+    .query(briefing::mail::token::DEV_SECRET);
+    // On loopback (trying it out), the outbox flow works with it.
+    let local = Server::start(room.path(), &["serve"], &[]);
+    assert_eq!(
+        sign_up(&local, "email=me%40example.com&newsletter=am").0,
+        200
+    );
+    drop(local);
+    let public = Server::start(room.path(), &["serve", "--bind", "0.0.0.0"], &[]);
+    assert!(
+        public.log().contains("sign-ups are refused"),
+        "{}",
+        public.log()
+    );
+    assert_eq!(
+        sign_up(&public, "email=me%40example.com&newsletter=am").0,
+        503
+    );
+    let (status, _) = public.request("POST", &format!("/subscribe/confirm?{forged}"), &[], b"");
+    assert_eq!(status, 503);
+    assert!(stored(&room).is_empty());
+    // Unsubscribes are answered all the same.
+    assert_eq!(public.get("/healthz").0, 200);
+}
+
+#[test]
+fn subscribers_are_imported_whole_or_not_at_all_and_exported_as_stored() {
+    let room = Newsroom::fixture(".").write(
+        "exported.csv",
+        "email,name,regions\nola@example.com,Ola,world\nBAD-ADDRESS,X,\npiet@example.com,Piet,mars\n",
+    );
+    room.run(&[
+        "subscribers",
+        "import",
+        "exported.csv",
+        "--newsletter",
+        "am",
+    ])
+    .code(1)
+    .stderr_has("exported.csv:3:")
+    .stderr_has("exported.csv:4:")
+    .stderr_has("unknown region `mars`")
+    .stderr_has("nothing imported");
+    room.run(&["subscribers"]).success();
+    assert!(!room.path().join(".briefing/ledger.sqlite").exists() || stored(&room).is_empty());
+    room.run(&[
+        "subscribers",
+        "import",
+        "exported.csv",
+        "-n",
+        "am",
+        "--skip-invalid",
+    ])
+    .success()
+    .stdout_has("imported 1 subscriber into `am` (1 new, 0 already there)");
+    room.run(&[
+        "subscribers",
+        "import",
+        "exported.csv",
+        "-n",
+        "am",
+        "--skip-invalid",
+    ])
+    .success()
+    .stdout_has("(0 new, 1 already there)");
+    room.run(&["subscribers", "import", "exported.csv", "-n", "nope"])
+        .code(2);
+    let csv = room.run(&["subscribers", "--format", "csv"]);
+    let out = csv.success().stdout.clone();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0],
+        "email,newsletter,name,consent_at,source,regions,topics"
+    );
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(lines[1].starts_with("ola@example.com,am,Ola,"), "{out}");
+    assert!(lines[1].ends_with(",import exported.csv,world,"), "{out}");
+    let json = room.run(&["subscribers", "-n", "am", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(json.success().stdout.trim()).unwrap();
+    assert_eq!(v["email"], "ola@example.com");
+    assert_eq!(v["regions"], serde_json::json!(["world"]));
+    assert_eq!(v["evidence"]["line"], 2);
+    // The next morning brief goes to Ola, once, with her section.
+    room.run_env(
+        &[
+            "send",
+            "-n",
+            "am",
+            "--at",
+            "2026-11-30T08:00",
+            "--now",
+            "2026-11-30T06:05",
+        ],
+        &[(SECRET_ENV, SECRET)],
+    )
+    .success();
+    let got = addressees(&room, "am", "2026-11-30T0600");
+    assert_eq!(got.iter().filter(|a| *a == "ola@example.com").count(), 1);
+    assert!(
+        room.run(&["subscribers", "-n", "pm"])
+            .success()
+            .stdout
+            .ends_with("topics\n")
+    );
 }
