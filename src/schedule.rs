@@ -434,13 +434,16 @@ impl Schedule {
         let every_date = self.days == 0xFFFF_FFFE;
         let once_an_hour = self.minutes.count_ones() == 1;
         let hours = self.hours.count_ones();
-        if !all_months || !once_an_hour {
+        // Both day fields restricted: cron fires on either, which reads as
+        // neither.
+        if !all_months || !once_an_hour || (!self.days_star && !self.weekdays_star) {
             return None;
         }
         if !every_date {
             // One day of the month that every month has, on any weekday.
             let day = self.days.trailing_zeros();
-            let monthly = self.days.count_ones() == 1 && day <= 28 && self.weekdays_star;
+            let any_weekday = self.weekdays & 0x7f == 0x7f;
+            let monthly = self.days.count_ones() == 1 && day <= 28 && any_weekday;
             return (monthly && hours == 1).then(|| "Monthly".into());
         }
         let every_day = self.weekdays & 0x7f == 0x7f;
@@ -720,6 +723,8 @@ mod tests {
             ("0 7 31 * *", None),
             ("0 7 28 * *", Some("Monthly")),
             ("0 7 1 * MON", None),
+            ("0 7 1-31 * MON", None),
+            ("0 7 15 * */2", None),
             ("0 7 1 JAN *", None),
             ("0 7 1,15 * *", None),
         ] {

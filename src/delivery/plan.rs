@@ -109,12 +109,28 @@ pub fn plan(pipeline: &Pipeline, edition: &Edition) -> Result<Plan> {
     // Those who signed up on the page (or were imported), after the list's
     // rows: a reader on both is the list's row, once.
     if let Some(l) = &ledger {
-        stats.signed_up = list.add_signed_up(l.subscribers(Some(&n.id))?.into_iter().map(|s| {
-            audience::Subscriber {
-                email: s.email,
-                name: s.name,
-                ..audience::Subscriber::default()
+        let mut signed_up = l.subscribers(Some(&n.id))?;
+        // Confirmed through a link the published development secret signed
+        // (the outbox's fallback): anyone could have made it. Real mail
+        // never goes to such a row.
+        if cfg.delivery.transport == crate::config::TransportKind::Smtp {
+            let before = signed_up.len();
+            signed_up.retain(|s| s.evidence["development_secret"] != true);
+            let left_out = before - signed_up.len();
+            if left_out > 0 {
+                warnings.push(Diagnostic::warning(
+                    display_path(&newsroom.root, &cfg.ledger),
+                    format!(
+                        "newsletter `{}`: {left_out} sign-up(s) confirmed while the development secret signed links are left out (anyone could have forged them); they may sign up again",
+                        n.id
+                    ),
+                ));
             }
+        }
+        stats.signed_up = list.add_signed_up(signed_up.into_iter().map(|s| audience::Subscriber {
+            email: s.email,
+            name: s.name,
+            ..audience::Subscriber::default()
         }));
     }
     if list.subscribers.is_empty() && !n.allow_empty {

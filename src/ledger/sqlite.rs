@@ -1420,7 +1420,7 @@ impl Ledger {
     /// lifted, with a `resubscribe` event, when they are older than
     /// `confirming.issued`: a sign-up is a later wish than an unsubscribe
     /// made before its link, never than one made after (a link used again
-    /// does not undo it).
+    /// does not undo it, and stores nothing for that newsletter).
     ///
     /// An unsubscribe from every newsletter is narrowed the same way: it
     /// becomes one per newsletter of `confirming.newsletters` (the
@@ -1438,6 +1438,19 @@ impl Ledger {
         let before = ts(confirming.issued);
         for r in rows {
             let address = r.email.to_ascii_lowercase();
+            // Unsubscribed since the link was made: that stands, and the
+            // link confirms nothing for this newsletter.
+            let since: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM suppressions WHERE address = ?1
+                 AND (scope = ?2 OR scope = '*') AND reason IN ('one-click', 'link', 'mailto')
+                 AND created_at >= ?3)",
+                params![address, r.newsletter, before],
+                |row| row.get(0),
+            )?;
+            if since {
+                out.stale += 1;
+                continue;
+            }
             if insert_subscriber(&tx, r)? {
                 out.added += 1;
             } else {
@@ -1522,10 +1535,11 @@ impl Ledger {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut out = SignedUp::default();
         for (r, p) in rows {
-            match insert_subscriber(&tx, r)? {
-                true => out.added += 1,
-                false => out.renewed += 1,
+            if !insert_subscriber(&tx, r)? {
+                out.renewed += 1;
+                continue;
             }
+            out.added += 1;
             if let Some(p) = p {
                 tx.execute(
                     "INSERT INTO preferences (address, newsletter, regions, topics, updated_at)
@@ -1614,6 +1628,8 @@ pub struct SignedUp {
     pub renewed: usize,
     /// The reader's own unsubscribes lifted.
     pub lifted: usize,
+    /// Rows not stored: the reader unsubscribed after the link was made.
+    pub stale: usize,
 }
 
 /// How long a ledger operation waits for another connection's lock.

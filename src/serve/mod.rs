@@ -159,7 +159,9 @@ impl Endpoint {
                 unsubscribe.path
             );
         }
-        let signup = subscribe::Desk::open(newsroom)?;
+        let secrets = secrets(newsroom)
+            .context("briefing serve verifies reader links with the unsubscribe secret")?;
+        let signup = subscribe::Desk::open(newsroom, secrets[0].clone())?;
         for (what, path) in [
             ("signup.url", &signup.page.path),
             ("the sign-up's confirmation link", &signup.confirm.path),
@@ -195,24 +197,20 @@ impl Endpoint {
             preferences,
             archive: None,
             signup,
-            secrets: secrets(newsroom)
-                .context("briefing serve verifies reader links with the unsubscribe secret")?,
+            secrets,
             store: Store::open(&cfg.ledger)?,
         })
     }
 
     /// Called with the address `serve` listens on: off this machine, with
-    /// only the development secret (the outbox's fallback, published in
-    /// briefing's source), sign-ups are closed, since anyone could sign a
-    /// confirmation link for any address.
+    /// the development secret among the secrets (the outbox's fallback,
+    /// published in briefing's source), sign-ups are closed, since anyone
+    /// could sign a confirmation link for any address.
     pub fn listening_on(&mut self, ip: std::net::IpAddr) {
-        let dev_only = self
-            .secrets
-            .iter()
-            .all(|s| s == crate::mail::token::DEV_SECRET);
-        if dev_only && !ip.is_loopback() {
+        let forgeable = (self.secrets.iter()).any(|s| s == crate::mail::token::DEV_SECRET);
+        if forgeable && !ip.is_loopback() {
             self.signup.close(
-                "the unsubscribe secret (delivery.unsubscribe.secret_env) is not set and serve listens beyond this machine: anyone could sign confirmation links with the development secret; set a secret of your own",
+                "the development secret is among the unsubscribe secrets (delivery.unsubscribe.secret_env unset, or naming it) and serve listens beyond this machine: anyone could sign confirmation links with it; set a secret of your own",
             );
         }
     }

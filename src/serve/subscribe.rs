@@ -26,8 +26,8 @@ use crate::config::{Newsletter, Newsroom};
 use crate::ledger::{Confirming, StoredSubscriber};
 use crate::mail::token::preferences_url;
 use crate::render::escape_html as esc;
-use crate::signup::limit::{Limiter, PER_ADDRESS, PER_CLIENT};
-use crate::signup::link::{self, MAX_NAME, Refusal, Request as Asked};
+use crate::signup::limit::{Limiter, PER_CLIENT};
+use crate::signup::link::{self, Refusal, Request as Asked};
 use crate::signup::notice::{LetterCtx, Notices};
 use crate::signup::worker;
 
@@ -47,8 +47,8 @@ pub struct Desk {
     /// above all) still works.
     queue: Option<std::sync::mpsc::SyncSender<worker::Job>>,
     worker: Option<std::thread::JoinHandle<()>>,
+    stopping: worker::Stopping,
     clients: Limiter,
-    addresses: Limiter,
     preferences_url: String,
     /// False when links could be forged (the development secret on a
     /// public address): sign-ups and confirmations are answered 503.
@@ -56,8 +56,12 @@ pub struct Desk {
 }
 
 impl Drop for Desk {
-    /// Lets the worker send what is queued before the process exits.
+    /// Lets the worker finish the message it is on; what is still queued
+    /// is dropped (and counted in the log), so that a stop never waits on
+    /// a queue of slow relays.
     fn drop(&mut self) {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         self.queue.take();
         if let Some(w) = self.worker.take() {
             let _ = w.join();
@@ -66,7 +70,8 @@ impl Drop for Desk {
 }
 
 impl Desk {
-    pub fn open(newsroom: &Newsroom) -> Result<Desk> {
+    /// `secret` signs the confirmation links.
+    pub fn open(newsroom: &Newsroom, secret: Vec<u8>) -> Result<Desk> {
         let cfg = &newsroom.config;
         let page = route("signup.url", &cfg.signup.url)?;
         let confirm = route("signup.url", &cfg.signup.confirm_url())?;
@@ -74,8 +79,20 @@ impl Desk {
             .filter(|n| n.signup)
             .cloned()
             .collect();
-        let started = Notices::new(newsroom)
-            .and_then(|notices| worker::start(notices, letters.clone(), newsroom));
+        let stopping = worker::Stopping::default();
+        let started = Notices::new(newsroom).and_then(|notices| {
+            let signing = worker::Signing {
+                secret,
+                confirm_url: confirm.url.clone(),
+            };
+            worker::start(
+                notices,
+                letters.clone(),
+                newsroom,
+                signing,
+                stopping.clone(),
+            )
+        });
         let (queue, worker) = match started {
             Ok((q, w)) => (Some(q), Some(w)),
             Err(e) => {
@@ -93,8 +110,8 @@ impl Desk {
             expires: cfg.signup.expires,
             queue,
             worker,
+            stopping,
             clients: Limiter::new(PER_CLIENT),
-            addresses: Limiter::new(PER_ADDRESS),
             preferences_url: cfg.delivery.preferences.url.clone(),
             open: true,
         })
@@ -153,7 +170,6 @@ fn forwarded_ip(v: &str) -> Option<IpAddr> {
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Filled {
     pub email: String,
-    pub name: String,
     pub newsletters: Vec<String>,
     /// The field no person sees: a bot fills it.
     pub honeypot: bool,
@@ -162,13 +178,12 @@ pub struct Filled {
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct FieldErrors {
     pub email: Option<String>,
-    pub name: Option<String>,
     pub newsletters: Option<String>,
 }
 
 impl FieldErrors {
     fn any(&self) -> bool {
-        self.email.is_some() || self.name.is_some() || self.newsletters.is_some()
+        self.email.is_some() || self.newsletters.is_some()
     }
 }
 
@@ -178,18 +193,36 @@ const HONEYPOT: &str = "website";
 fn filled(fields: &form::Fields) -> Filled {
     Filled {
         email: fields.get("email").unwrap_or_default().trim().to_owned(),
-        name: fields.get("name").unwrap_or_default().trim().to_owned(),
         newsletters: fields.all("newsletter").map(str::to_owned).collect(),
         honeypot: fields.get(HONEYPOT).is_some_and(|v| !v.is_empty()),
     }
+}
+
+/// The longest name kept (the list's own limit for display names).
+pub const MAX_NAME: usize = 100;
+
+/// The name given on the confirmation page: a display name for the `To`
+/// of the newsletters, so one line without what would need quoting.
+fn check_name(raw: &str) -> Result<Option<String>, String> {
+    let name = raw.split_whitespace().collect::<Vec<_>>().join(" ");
+    if name.chars().count() > MAX_NAME {
+        return Err(format!("Keep your name to {MAX_NAME} characters."));
+    }
+    let unsafe_char = |c: char| {
+        (c.is_control() && c != '\t') || matches!(c, '<' | '>' | '"' | '\u{2028}' | '\u{2029}')
+    };
+    if raw.chars().any(unsafe_char) {
+        return Err("Write your name without line breaks, quotes or angle brackets.".into());
+    }
+    Ok(Some(name).filter(|n| !n.is_empty()))
 }
 
 fn address_error(p: AddressProblem) -> String {
     format!("This is not an email address we can send to: {p}.")
 }
 
-/// Checks each field; on success the normalised address, the name, and
-/// the newsletters in the newsroom's order.
+/// Checks each field; on success the normalised address and the
+/// newsletters in the newsroom's order.
 fn validate(
     letters: &[Newsletter],
     expires: chrono::Duration,
@@ -209,15 +242,6 @@ fn validate(
             }
         },
     };
-    if f.name.chars().count() > MAX_NAME {
-        errors.name = Some(format!("Keep your name to {MAX_NAME} characters."));
-    } else if f
-        .name
-        .chars()
-        .any(|c| c.is_control() || matches!(c, '<' | '>' | '"'))
-    {
-        errors.name = Some("Write your name without line breaks, quotes or angle brackets.".into());
-    }
     if (f.newsletters.iter()).any(|id| !letters.iter().any(|n| &n.id == id)) {
         errors.newsletters = Some("The form names a newsletter we do not offer.".into());
     } else if f.newsletters.is_empty() {
@@ -235,15 +259,15 @@ fn validate(
     Ok(Asked {
         email: email.unwrap_or_default(),
         newsletters,
-        name: Some(f.name.clone()).filter(|n| !n.is_empty()),
         issued,
         expires: issued + expires,
     })
 }
 
 /// The body of a sign-up POST: the page's form, or JSON
-/// (`{"email": …, "name": …, "newsletters": [ids]}`, any of them null or
-/// left out). `Err` carries whether the body was meant as JSON, so that a
+/// (`{"email": …, "newsletters": [ids]}`, either null or left out; other
+/// keys, a `name` included, are ignored: the name is asked for on the
+/// confirmation page). `Err` carries whether the body was meant as JSON, so that a
 /// JSON client hears of its mistake in JSON.
 async fn read_signup(req: Request) -> Result<(Filled, bool), (StatusCode, bool)> {
     let json = (req.headers().get(header::CONTENT_TYPE))
@@ -261,7 +285,6 @@ async fn read_signup(req: Request) -> Result<(Filled, bool), (StatusCode, bool)>
     #[derive(serde::Deserialize)]
     struct Body {
         email: Option<String>,
-        name: Option<String>,
         newsletters: Option<Vec<String>>,
         website: Option<String>,
     }
@@ -276,7 +299,6 @@ async fn read_signup(req: Request) -> Result<(Filled, bool), (StatusCode, bool)>
     Ok((
         Filled {
             email: b.email.unwrap_or_default().trim().to_owned(),
-            name: b.name.unwrap_or_default().trim().to_owned(),
             newsletters,
             honeypot: b.website.is_some_and(|w| !w.is_empty()),
         },
@@ -315,7 +337,6 @@ pub async fn page_get(State(ep): State<Shared>, req: Request) -> Response {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Quiet {
     Honeypot,
-    AddressLimit,
 }
 
 /// `POST <signup.url>`: validates, and sends one confirmation message.
@@ -359,7 +380,7 @@ pub async fn page_post(State(ep): State<Shared>, req: Request) -> Response {
                 true => json_answer(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     json!({ "errors": {
-                        "email": errors.email, "name": errors.name, "newsletters": errors.newsletters,
+                        "email": errors.email, "newsletters": errors.newsletters,
                     }}),
                 ),
                 false => html(StatusCode::BAD_REQUEST, signup_page(&ep, &f, &errors)),
@@ -379,12 +400,16 @@ pub async fn page_post(State(ep): State<Shared>, req: Request) -> Response {
                 false => html(StatusCode::OK, check_inbox(&ep)),
             }
         }
+        Err(()) if json => json_answer(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({ "error": "sign-ups cannot be taken now; try again later" }),
+        ),
         Err(()) => unavailable(&ep),
     }
 }
 
-/// Queues the confirmation unless the request is a bot's or the address
-/// has had its share. Whether the address may be mailed at all is the
+/// Queues the confirmation unless the request is a bot's. Whether the
+/// address has had its share, and whether it may be mailed at all, is the
 /// worker's to find out, after the answer: every accepted sign-up is
 /// answered alike, and as fast. `Err` (the same for every address) when
 /// confirmations cannot be sent, or the queue is full.
@@ -394,13 +419,7 @@ fn queue_confirmation(ep: &Endpoint, asked: Asked, honeypot: bool) -> Result<Opt
     if honeypot {
         return Ok(Some(Quiet::Honeypot));
     }
-    let key = asked.email.to_ascii_lowercase();
-    if !ep.signup.addresses.allow(&key, Instant::now()) {
-        return Ok(Some(Quiet::AddressLimit));
-    }
-    let secret = ep.secrets.first().cloned().unwrap_or_default();
-    let url = format!("{}?{}", ep.signup.confirm.url, asked.query(&secret));
-    queue.try_send(worker::Job { asked, url }).map_err(|_| {
+    queue.try_send(worker::Job { asked }).map_err(|_| {
         tracing::error!(
             route = "signup",
             "the confirmation queue is full; sign-up refused"
@@ -412,14 +431,15 @@ fn queue_confirmation(ep: &Endpoint, asked: Asked, honeypot: bool) -> Result<Opt
 /// `GET <signup.url>/confirm?…`: what the link asks for, with the button
 /// that confirms it. Nothing is recorded.
 pub async fn confirm_get(State(ep): State<Shared>, req: Request) -> Response {
+    if !ep.signup.open {
+        return unavailable(&ep);
+    }
     let asked = match verified(&ep, req.uri().query()) {
         Ok(a) => a,
         Err(res) => return res,
     };
-    html(
-        StatusCode::OK,
-        confirm_page(&ep, &asked, req.uri().query().unwrap_or_default()),
-    )
+    let query = req.uri().query().unwrap_or_default();
+    html(StatusCode::OK, confirm_page(&ep, &asked, query, "", None))
 }
 
 /// `POST <signup.url>/confirm?…`: the button. Stores the subscriber, then
@@ -434,22 +454,38 @@ pub async fn confirm_post(State(ep): State<Shared>, req: Request) -> Response {
         Err(res) => return res,
     };
     let ua = user_agent(req.headers());
+    let fields = match form::read(req).await {
+        Ok(f) => f,
+        Err(status) => return super::server::bad_request(&ep, status),
+    };
+    let typed = fields.get("name").unwrap_or_default();
+    let name = match check_name(typed) {
+        Ok(n) => n,
+        Err(e) => {
+            let page = confirm_page(&ep, &asked, &query, typed, Some(&e));
+            return html(StatusCode::BAD_REQUEST, page);
+        }
+    };
     let now = Utc::now();
     let evidence = json!({
         "confirmed_at": now.to_rfc3339(),
         "user_agent": ua.as_deref().map(super::clip),
         "link_issued_at": asked.issued.to_rfc3339(),
+        // Anyone could have signed this link: such a row is for trying the
+        // page out, and no send over SMTP mails it.
+        "development_secret": ep.secrets.iter().any(|s| s == crate::mail::token::DEV_SECRET),
     });
     let rows: Vec<StoredSubscriber> = (asked.newsletters.iter())
         .map(|id| StoredSubscriber {
             email: asked.email.clone(),
             newsletter: id.clone(),
-            name: asked.name.clone(),
+            name: name.clone(),
             consent_at: now,
             source: "signup page".into(),
             evidence: evidence.clone(),
         })
         .collect();
+    let rows_len = rows.len();
     let confirming = Confirming {
         newsletters: ep.signup.all_ids.clone(),
         issued: asked.issued,
@@ -467,8 +503,12 @@ pub async fn confirm_post(State(ep): State<Shared>, req: Request) -> Response {
         added = done.added,
         renewed = done.renewed,
         lifted = done.lifted,
+        stale = done.stale,
         "subscribed"
     );
+    if done.stale == rows_len {
+        return html(StatusCode::CONFLICT, stale(&ep));
+    }
     html(StatusCode::OK, welcome(&ep, &asked))
 }
 
@@ -511,7 +551,7 @@ fn letters_list(b: &mut String, letters: &[LetterCtx]) {
 }
 
 /// The sign-up page: every public newsletter with its pitch and cadence, a
-/// box each, the address and an optional name, errors beside their fields.
+/// box each, and the address, errors beside their fields.
 pub fn signup_page(ep: &Endpoint, f: &Filled, errors: &FieldErrors) -> String {
     let site = esc(&ep.site);
     let mut b = String::new();
@@ -572,16 +612,6 @@ pub fn signup_page(ep: &Endpoint, f: &Filled, errors: &FieldErrors) -> String {
         "email",
         true,
     );
-    field(
-        &mut b,
-        "name",
-        "Your name (optional)",
-        "text",
-        &f.name,
-        errors.name.as_deref(),
-        "name",
-        false,
-    );
     // No person sees or fills this; bots that fill every field do.
     let _ = writeln!(
         b,
@@ -638,7 +668,13 @@ fn too_many(ep: &Endpoint) -> String {
     layout(&ep.site, &ep.language, "limited", "Too many sign-ups", b)
 }
 
-fn confirm_page(ep: &Endpoint, asked: &Asked, query: &str) -> String {
+fn confirm_page(
+    ep: &Endpoint,
+    asked: &Asked,
+    query: &str,
+    name: &str,
+    error: Option<&str>,
+) -> String {
     let letters: Vec<LetterCtx> = (asked.newsletters.iter())
         .filter_map(|id| ep.signup.letter(id))
         .map(LetterCtx::from)
@@ -652,8 +688,21 @@ fn confirm_page(ep: &Endpoint, asked: &Asked, query: &str) -> String {
     letters_list(&mut b, &letters);
     let _ = writeln!(
         b,
-        "<form method=\"post\" action=\"{}\"><button type=\"submit\" class=\"primary\">Confirm my subscription</button></form>",
+        "<form method=\"post\" action=\"{}\" novalidate>",
         esc(&format!("?{query}"))
+    );
+    field(
+        &mut b,
+        "name",
+        "Your name (optional, for the greeting)",
+        "text",
+        name,
+        error,
+        "name",
+        false,
+    );
+    b.push_str(
+        "<button type=\"submit\" class=\"primary\">Confirm my subscription</button>\n</form>\n",
     );
     b.push_str("<p class=\"hint\">Did not ask for this? Close this page: nothing happens unless you press the button.</p>\n");
     layout(
@@ -663,6 +712,15 @@ fn confirm_page(ep: &Endpoint, asked: &Asked, query: &str) -> String {
         "Confirm your subscription",
         &b,
     )
+}
+
+/// A link used after its reader unsubscribed: it confirms nothing.
+fn stale(ep: &Endpoint) -> String {
+    let b = format!(
+        "<h1>This link no longer confirms</h1>\n<p>You unsubscribed after it was sent, and that stands. <a href=\"{}\">Sign up again</a> to subscribe.</p>\n",
+        esc(&ep.signup.page.path)
+    );
+    layout(&ep.site, &ep.language, "stale", "Link no longer valid", &b)
 }
 
 fn welcome(ep: &Endpoint, asked: &Asked) -> String {
@@ -761,25 +819,35 @@ mod tests {
         room.config.newsletters
     }
 
+    #[test]
+    fn a_name_is_one_plain_line_or_refused() {
+        assert_eq!(check_name("  Ana \t Lima "), Ok(Some("Ana Lima".into())));
+        assert_eq!(check_name(" "), Ok(None));
+        for bad in [
+            "Eve\r\nBcc: x",
+            "a\u{2028}b",
+            "<b>",
+            "\"q\"",
+            &"x".repeat(101),
+        ] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
     proptest::proptest! {
         #[test]
         fn any_form_is_a_sign_up_we_can_send_or_errors_beside_fields(
             email in "\\PC{0,40}|[a-z.+]{1,10}@[a-z]{1,8}\\.(com|org)",
-            name in "\\PC{0,120}",
             ids in proptest::collection::vec("am|pm|[a-z]{0,3}", 0..4),
         ) {
             let letters = letters();
-            let f = Filled { email: email.trim().into(), name: name.trim().into(), newsletters: ids.clone(), honeypot: false };
+            let f = Filled { email: email.trim().into(), newsletters: ids.clone(), honeypot: false };
             match validate(&letters, chrono::Duration::hours(1), &f) {
                 Ok(a) => {
                     let normal = normalize_email(&a.email);
                     proptest::prop_assert_eq!(normal.as_deref(), Ok(a.email.as_str()));
                     proptest::prop_assert!(!a.newsletters.is_empty());
                     proptest::prop_assert!(a.newsletters.iter().all(|id| ids.contains(id)));
-                    let n = a.name.clone().unwrap_or_default();
-                    let unsafe_char = |c: char| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}');
-                    proptest::prop_assert!(!n.chars().any(unsafe_char));
-                    proptest::prop_assert!(n.chars().count() <= MAX_NAME);
                     // The link it makes reads back as itself.
                     let again = link::verify(&a.query(b"k"), &[b"k".to_vec()], a.issued);
                     proptest::prop_assert_eq!(again, Ok(a));

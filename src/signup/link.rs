@@ -1,12 +1,13 @@
-//! The confirmation link: `?e=<email>&n=<id>,<id>&i=<issued>&x=<expiry>&t=<token>`
-//! (and `&name=` when a name was given). It is the whole sign-up, held by
-//! nobody until it is confirmed: the token signs every value with the
-//! newsroom's unsubscribe secret, so a changed address, newsletter, name or
-//! expiry confirms nothing, and the expiry bounds how long a link left in a
-//! mailbox can be used.
+//! The confirmation link: `?e=<email>&n=<id>,<id>&i=<issued>&x=<expiry>&t=<token>`.
+//! It is the whole sign-up, held by nobody until it is confirmed: the token
+//! signs every value with the newsroom's unsubscribe secret, so a changed
+//! address, newsletter or time confirms nothing, and the expiry bounds how
+//! long a link left in a mailbox can be used. It carries nothing a
+//! stranger typed but the address: a name is asked for on the page the
+//! link opens, from the mailbox's owner.
 //!
 //! Token (version 1): `HMAC-SHA256(secret, "signup-v1" LF lowercase(email)
-//! LF ids joined by "," LF name LF issued LF expiry)`, the first 16 bytes,
+//! LF ids joined by "," LF issued LF expiry)`, the first 16 bytes,
 //! base64url without padding; the times in Unix seconds. The issue time is
 //! what a later unsubscribe is compared with: a link used again after the
 //! reader unsubscribed does not undo it. Unsubscribe tokens sign `"v1" LF …`, so neither kind of
@@ -24,8 +25,6 @@ use crate::mail::token::{TOKEN_BYTES, read_query};
 
 /// Newsletters one sign-up may name: more than any newsroom configures.
 pub const MAX_NEWSLETTERS: usize = 64;
-/// The longest name kept (the list's own limit for display names).
-pub const MAX_NAME: usize = 100;
 /// The longest query a link of ours can have, with room for what link
 /// rewriters append.
 pub const MAX_QUERY: usize = 4096;
@@ -37,7 +36,6 @@ pub struct Request {
     pub email: String,
     /// Configured newsletter ids, in the newsroom's order, each once.
     pub newsletters: Vec<String>,
-    pub name: Option<String>,
     /// When the link was made (whole seconds).
     pub issued: DateTime<Utc>,
     /// The link confirms nothing after this.
@@ -64,8 +62,6 @@ fn mac(secret: &[u8], r: &Request) -> Hmac<Sha256> {
     mac.update(b"\n");
     mac.update(r.newsletters.join(",").as_bytes());
     mac.update(b"\n");
-    mac.update(r.name.as_deref().unwrap_or_default().as_bytes());
-    mac.update(b"\n");
     mac.update(r.issued.timestamp().to_string().as_bytes());
     mac.update(b"\n");
     mac.update(r.expires.timestamp().to_string().as_bytes());
@@ -78,9 +74,6 @@ impl Request {
         let mut q = form_urlencoded::Serializer::new(String::new());
         q.append_pair("e", &self.email)
             .append_pair("n", &self.newsletters.join(","));
-        if let Some(name) = &self.name {
-            q.append_pair("name", name);
-        }
         q.append_pair("i", &self.issued.timestamp().to_string())
             .append_pair("x", &self.expires.timestamp().to_string())
             .append_pair(
@@ -98,8 +91,8 @@ pub fn verify(query: &str, secrets: &[Vec<u8>], now: DateTime<Utc>) -> Result<Re
     if query.len() > MAX_QUERY {
         return Err(Refusal::Malformed("the link is too long"));
     }
-    let [e, n, name, i, x, t] =
-        read_query(query, ["e", "n", "name", "i", "x", "t"]).map_err(Refusal::Malformed)?;
+    let [e, n, i, x, t] =
+        read_query(query, ["e", "n", "i", "x", "t"]).map_err(Refusal::Malformed)?;
     let email = e.ok_or(Refusal::Malformed("the link names no address"))?;
     let ids = n.ok_or(Refusal::Malformed("the link names no newsletter"))?;
     let i = i.ok_or(Refusal::Malformed("the link has no issue time"))?;
@@ -111,9 +104,6 @@ pub fn verify(query: &str, secrets: &[Vec<u8>], now: DateTime<Utc>) -> Result<Re
     let newsletters: Vec<String> = ids.split(',').map(str::to_owned).collect();
     if newsletters.len() > MAX_NEWSLETTERS || !newsletters.iter().all(|id| valid_id(id)) {
         return Err(Refusal::Malformed("the link's newsletters are not ids"));
-    }
-    if name.as_ref().is_some_and(|n| n.chars().count() > MAX_NAME) {
-        return Err(Refusal::Malformed("the link's name is too long"));
     }
     let time = |v: &str| {
         (v.parse::<i64>().ok())
@@ -132,7 +122,6 @@ pub fn verify(query: &str, secrets: &[Vec<u8>], now: DateTime<Utc>) -> Result<Re
     let r = Request {
         email,
         newsletters,
-        name,
         issued,
         expires,
     };
@@ -158,7 +147,6 @@ mod tests {
         Request {
             email: "Ana@example.com".into(),
             newsletters: vec!["am".into(), "markets".into()],
-            name: Some("Ana Lima".into()),
             issued: DateTime::from_timestamp(1_799_827_200, 0).unwrap(),
             expires: DateTime::from_timestamp(1_800_000_000, 0).unwrap(),
         }
@@ -187,14 +175,6 @@ mod tests {
             verify(&r.query(b"retired"), &secrets, before(&r)),
             Err(Refusal::Forged)
         );
-        let plain = Request {
-            name: None,
-            ..r.clone()
-        };
-        assert_eq!(
-            verify(&plain.query(b"new"), &secrets, before(&r)),
-            Ok(plain)
-        );
     }
 
     #[test]
@@ -210,8 +190,6 @@ mod tests {
             q.replace("e=Ana%40", "e=Bob%40"),
             q.replace("n=am%2Cmarkets", "n=am%2Cpm"),
             q.replace("n=am%2Cmarkets", "n=am"),
-            q.replace("name=Ana+Lima", "name=Eve"),
-            q.replace("&name=Ana+Lima", ""),
             q.replace(&x, &later),
             q.replace(&i, &reissued),
         ] {
