@@ -207,6 +207,17 @@ pub(super) const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX subscribers_by_newsletter ON subscribers (newsletter, address);
     "#,
+    // 6: the confirmation messages sent, so that a bounce of one is traced
+    // to its address: `hash` is the Message-ID's (see
+    // `crate::mail::message::message_id`).
+    r#"
+    CREATE TABLE confirmations (
+        hash    TEXT NOT NULL,
+        address TEXT NOT NULL,
+        sent_at TEXT NOT NULL,
+        PRIMARY KEY (hash, address)
+    );
+    "#,
 ];
 
 /// SQL condition for the deliveries a run still tries: pending, deferred,
@@ -1556,6 +1567,33 @@ impl Ledger {
         }
         tx.commit()?;
         Ok(out)
+    }
+
+    /// Records that a sign-up's confirmation went to `address`.
+    pub fn record_confirmation(&mut self, address: &str, at: DateTime<Utc>) -> Result<()> {
+        let address = address.to_ascii_lowercase();
+        self.conn.execute(
+            "INSERT INTO confirmations (hash, address, sent_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (hash, address) DO UPDATE SET sent_at = ?3",
+            params![
+                crate::mail::message::address_hash(&address),
+                address,
+                ts(at)
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// The address a confirmation whose Message-ID carries `hash` went to.
+    pub fn confirmation_to(&self, hash: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT address FROM confirmations WHERE hash = ?1 ORDER BY sent_at DESC LIMIT 1",
+                [hash.to_ascii_lowercase()],
+                |r| r.get(0),
+            )
+            .optional()?)
     }
 
     /// The ledger's subscribers, of one newsletter or all, by newsletter

@@ -87,8 +87,7 @@ const MAX_NAME_LEN: usize = 200;
 /// the address itself is not exposed. Characters outside RFC 5322 atext are
 /// replaced by `-`.
 pub fn message_id(edition_id: &str, email: &str, from_domain: &str) -> String {
-    let digest = Sha256::digest(email.to_ascii_lowercase().as_bytes());
-    let hash = hex::encode(&digest[..8]);
+    let hash = address_hash(email);
     let clean = |s: &str| -> String {
         s.chars()
             .map(|c| {
@@ -105,6 +104,13 @@ pub fn message_id(edition_id: &str, email: &str, from_domain: &str) -> String {
         clean(edition_id).trim_matches('.'),
         clean(from_domain).trim_matches('.')
     )
+}
+
+/// The 16 hex digits of a Message-ID that stand for its recipient: SHA-256
+/// of the lower-cased address, its first 8 bytes.
+pub fn address_hash(email: &str) -> String {
+    let digest = Sha256::digest(email.to_ascii_lowercase().as_bytes());
+    hex::encode(&digest[..8])
 }
 
 /// Composes the message and returns the bytes to put after SMTP `DATA`

@@ -119,6 +119,20 @@ pub fn resolve(ledger: &Ledger, report: &Report) -> Result<Resolved> {
         }
     }
     for id in &ev.message_ids {
+        // A sign-up's confirmation: about an address, no edition.
+        if id
+            .edition_part
+            .starts_with(crate::signup::notice::SIGNUP_ID)
+        {
+            if let Some(address) = ledger.confirmation_to(&id.recipient_hash)? {
+                return Ok(Resolved {
+                    newsletter: None,
+                    edition: None,
+                    tagged_address: Some(address),
+                });
+            }
+            continue;
+        }
         // `<edition-id.hash@domain>`; a test copy's edition part carries a
         // `.test-…` suffix and resolves to nothing.
         let Some(stored) = ledger.edition(&id.edition_part)? else {

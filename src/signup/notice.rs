@@ -8,7 +8,6 @@ use anyhow::{Context as _, Result, anyhow};
 use chrono::{DateTime, Utc};
 use lettre::message::Mailbox;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use super::link::Request;
 use crate::config::{Newsletter, Newsroom, Site, TransportKind};
@@ -16,6 +15,9 @@ use crate::mail::message::{DkimSigner, NoticeSpec, compose_notice};
 use crate::mail::outbox::Outbox;
 use crate::mail::smtp::{SmtpConnector, SmtpSettings};
 use crate::render::Renderer;
+
+/// How a confirmation's Message-ID begins, where an edition's id would be.
+pub const SIGNUP_ID: &str = "signup-";
 
 /// A newsletter as the message and the pages name it.
 #[derive(Debug, Clone, Serialize)]
@@ -152,16 +154,14 @@ impl Notices {
             .to_string();
         let text = render("signup/confirm.txt", &ctx)?;
         let html = render("signup/confirm.html", &ctx)?;
-        // Unique per request, and the address is not in it.
-        let digest = Sha256::digest(format!(
-            "{}\n{}",
-            request.email,
-            issued.timestamp_nanos_opt().unwrap_or_default()
-        ));
-        let message_id = format!(
-            "<signup.{}@{}>",
-            hex::encode(&digest[..12]),
-            from.email.domain()
+        // `<signup-<issued>.<hash of the address>@domain>`, the shape of an
+        // edition's ids: a bounce that quotes it is traced to the address
+        // by the ledger's record of confirmations (`inbound`), and the
+        // address itself is not in it.
+        let message_id = crate::mail::message::message_id(
+            &format!("{SIGNUP_ID}{}", request.issued.timestamp()),
+            &request.email,
+            from.email.domain(),
         );
         let spec = NoticeSpec {
             from: from.clone(),

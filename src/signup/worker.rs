@@ -188,6 +188,13 @@ impl Worker {
         let (envelope, to, message) =
             (self.notices).compose(&job.asked, &letters, &url, Utc::now())?;
         let receipt = self.notices.deliver(&envelope, &to, message).await?;
+        // Sent: a failure to note it only means a bounce of it goes unread.
+        if let Err(e) = self
+            .ledger
+            .record_confirmation(&job.asked.email, Utc::now())
+        {
+            tracing::warn!("cannot record a confirmation sent: {e}");
+        }
         tracing::debug!(address = %job.asked.email, receipt, "confirmation delivered");
         Ok(Outcome::Sent)
     }

@@ -815,3 +815,58 @@ fn the_confirmation_page_asks_for_the_name_and_refuses_one_that_is_not_a_plain_l
         Some("Named Reader")
     );
 }
+
+#[test]
+fn a_confirmation_that_bounces_suppresses_its_address_through_inbound() {
+    use crate::support::postfix::{self, Options, Relay};
+    let relay = Relay::start(Options::default());
+    let room = Newsroom::fixture(".").edit(
+        "config.yaml",
+        "  transport: outbox\n",
+        &format!(
+            "  transport: smtp\n  smtp: {{ url: \"{}\" }}\n  bounce_address: bounces@{}\n",
+            relay.url(),
+            postfix::BOUNCE_DOMAIN
+        ),
+    );
+    let server = serve(&room);
+    let dead = format!("mistyped@{}", postfix::UNKNOWN);
+    let (status, _) = sign_up(
+        &server,
+        &format!("email={}&newsletter=am", dead.replace('@', "%40")),
+    );
+    assert_eq!(status, 200);
+    wait_until(Duration::from_secs(30), "the confirmation", || {
+        settled(&server) >= 1
+    });
+    assert!(
+        server.log().contains("confirmation sent route"),
+        "{}",
+        server.log()
+    );
+    let returned = relay.returned(1, Duration::from_secs(60));
+    std::fs::write(room.path().join("dsn.eml"), &returned[0].message).unwrap();
+    let out = room.run_env(&["inbound", "dsn.eml"], &[(SECRET_ENV, SECRET)]);
+    out.success();
+    let l = Ledger::open(&room.path().join(".briefing/ledger.sqlite")).unwrap();
+    let mine = l.suppressions_of(&dead).unwrap();
+    assert_eq!(mine.len(), 1, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(
+        mine[0].reason,
+        briefing::ledger::SuppressionReason::HardBounce
+    );
+    assert_eq!(mine[0].scope, briefing::ledger::SuppressionScope::All);
+    // A sign-up of it again sends nothing.
+    sign_up(
+        &server,
+        &format!("email={}&newsletter=pm", dead.replace('@', "%40")),
+    );
+    wait_until(Duration::from_secs(30), "the second sign-up", || {
+        settled(&server) >= 2
+    });
+    assert!(
+        server
+            .log()
+            .contains("confirmation withheld: the address is suppressed")
+    );
+}
