@@ -105,6 +105,24 @@ fn addressees(room: &Newsroom, newsletter: &str, slot: &str) -> Vec<String> {
         .collect()
 }
 
+/// Sends the 2026-11-30 morning brief; who got it.
+fn send_am(room: &Newsroom) -> Vec<String> {
+    room.run_env(
+        &[
+            "send",
+            "-n",
+            "am",
+            "--at",
+            "2026-11-30T08:00",
+            "--now",
+            "2026-11-30T06:05",
+        ],
+        &[(SECRET_ENV, SECRET)],
+    )
+    .success();
+    addressees(room, "am", "2026-11-30T0600")
+}
+
 fn recipients(room: &Newsroom, newsletter: &str, slot: &str) -> BTreeSet<String> {
     addressees(room, newsletter, slot).into_iter().collect()
 }
@@ -290,20 +308,7 @@ fn signing_up_twice_or_while_on_the_list_mails_once_and_answers_alike() {
         "{rows:?}"
     );
     drop(server);
-    room.run_env(
-        &[
-            "send",
-            "-n",
-            "am",
-            "--at",
-            "2026-11-30T08:00",
-            "--now",
-            "2026-11-30T06:05",
-        ],
-        &[(SECRET_ENV, SECRET)],
-    )
-    .success();
-    let to_each = addressees(&room, "am", "2026-11-30T0600");
+    let to_each = send_am(&room);
     for who in ["twice@example.com".to_string(), listed.to_ascii_lowercase()] {
         assert_eq!(to_each.iter().filter(|a| **a == who).count(), 1, "{who}");
     }
@@ -738,20 +743,7 @@ fn subscribers_are_imported_whole_or_not_at_all_and_exported_as_stored() {
     assert_eq!(v["regions"], serde_json::json!(["world"]));
     assert_eq!(v["evidence"]["line"], 2);
     // The next morning brief goes to Ola, once, with her section.
-    room.run_env(
-        &[
-            "send",
-            "-n",
-            "am",
-            "--at",
-            "2026-11-30T08:00",
-            "--now",
-            "2026-11-30T06:05",
-        ],
-        &[(SECRET_ENV, SECRET)],
-    )
-    .success();
-    let got = addressees(&room, "am", "2026-11-30T0600");
+    let got = send_am(&room);
     assert_eq!(got.iter().filter(|a| *a == "ola@example.com").count(), 1);
     assert!(
         room.run(&["subscribers", "-n", "pm"])
