@@ -124,12 +124,6 @@ pub enum Lift {
     Kept(SuppressionReason),
 }
 
-/// What a reader may lift themselves: only what they asked for themselves.
-/// The people who run the list lift the rest (`briefing unsuppress`).
-pub fn liftable(reason: SuppressionReason) -> bool {
-    reason.is_the_readers_own()
-}
-
 /// Everything the endpoint serves from: the newsroom's names, the routes,
 /// the secrets that sign links, and the ledger.
 pub struct Endpoint {
@@ -291,7 +285,7 @@ impl Endpoint {
                 let Some(entry) = entry else {
                     return Ok(Lift::NotSuppressed);
                 };
-                if !liftable(entry.reason) {
+                if !entry.reason.is_the_readers_own() {
                     return Ok(Lift::Kept(entry.reason));
                 }
                 l.unsuppress(&address, Some(&lift_scope), false)?;

@@ -11,7 +11,7 @@ use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
 use super::link::{Reader, Refusal};
-use super::{Letter, Lift, Standing, liftable};
+use super::{Letter, Lift, Standing};
 use crate::config::Term;
 use crate::ledger::{Suppression, SuppressionReason};
 use crate::render::escape_html as esc;
@@ -140,7 +140,7 @@ pub fn unsubscribed(c: &Ctx, s: &Suppression, just_now: bool) -> String {
     if !just_now {
         let _ = writeln!(b, "<p>Since {}: {}.</p>", since(s), because(s.reason));
     }
-    if liftable(s.reason) {
+    if s.reason.is_the_readers_own() {
         c.form(
             &mut b,
             "resubscribe",
@@ -251,7 +251,7 @@ pub fn preferences_page(c: &Ctx, standing: &Standing, notice: Option<Notice>) ->
                 since(all),
                 because(all.reason)
             );
-            if liftable(all.reason) {
+            if all.reason.is_the_readers_own() {
                 c.form(
                     &mut b,
                     "resubscribe-all",
@@ -267,7 +267,7 @@ pub fn preferences_page(c: &Ctx, standing: &Standing, notice: Option<Notice>) ->
                 since(s),
                 because(s.reason)
             );
-            if liftable(s.reason) {
+            if s.reason.is_the_readers_own() {
                 c.form(
                     &mut b,
                     "resubscribe",

@@ -105,21 +105,20 @@ fn addressees(room: &Newsroom, newsletter: &str, slot: &str) -> Vec<String> {
         .collect()
 }
 
+/// The 2026-11-30 morning brief, sent a few minutes after its slot.
+const SEND_AM: [&str; 7] = [
+    "send",
+    "-n",
+    "am",
+    "--at",
+    "2026-11-30T08:00",
+    "--now",
+    "2026-11-30T06:05",
+];
+
 /// Sends the 2026-11-30 morning brief; who got it.
 fn send_am(room: &Newsroom) -> Vec<String> {
-    room.run_env(
-        &[
-            "send",
-            "-n",
-            "am",
-            "--at",
-            "2026-11-30T08:00",
-            "--now",
-            "2026-11-30T06:05",
-        ],
-        &[(SECRET_ENV, SECRET)],
-    )
-    .success();
+    room.run_env(&SEND_AM, &[(SECRET_ENV, SECRET)]).success();
     addressees(room, "am", "2026-11-30T0600")
 }
 
@@ -203,16 +202,7 @@ fn a_sign_up_sends_one_confirmation_and_subscribes_nobody_until_the_button_is_pr
     // The plan counts them apart; then the next editions: the morning
     // brief comes, the other letters do not.
     room.run_env(
-        &[
-            "send",
-            "-n",
-            "am",
-            "--at",
-            "2026-11-30T08:00",
-            "--now",
-            "2026-11-30T06:05",
-            "--dry-run",
-        ],
+        &[&SEND_AM[..], &["--dry-run"]].concat(),
         &[(SECRET_ENV, SECRET)],
     )
     .success()
