@@ -217,6 +217,23 @@ pub enum Command {
     #[command(verbatim_doc_comment, args_conflicts_with_subcommands = true)]
     Subscribers(SubscribersArgs),
 
+    /// Create or upgrade the ledger's schema, or copy a newsroom's history into another
+    /// ledger.
+    ///
+    /// `ledger migrate` brings the configured ledger (`ledger:` in config.yaml, a SQLite
+    /// file or a postgres:// URL) to this build's schema version; every command also
+    /// does it when it opens the ledger, so this is for running it on purpose, before
+    /// the senders, after an upgrade. `ledger copy` copies every edition, delivery,
+    /// suppression, event, preference and subscriber from one ledger into an empty
+    /// one, in one transaction: stop the senders, copy, point `ledger:` at the new one.
+    ///
+    /// Examples:
+    ///   briefing ledger migrate
+    ///   briefing ledger copy --from sqlite:.briefing/ledger.sqlite --to postgres://briefing@db.internal/briefing
+    ///   BRIEFING_DB_PASSWORD=… briefing ledger copy --from sqlite:ledger.sqlite --to postgres://briefing@db/briefing --password-env BRIEFING_DB_PASSWORD
+    #[command(verbatim_doc_comment)]
+    Ledger(LedgerArgs),
+
     /// Answer the links in every message: one-click unsubscribes, the unsubscribe
     /// page and the preferences page.
     ///
@@ -353,6 +370,35 @@ pub struct SubscribersArgs {
     /// csv (a header row, then one row each) or json (one object per line).
     #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
     pub format: ExportFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct LedgerArgs {
+    #[command(subcommand)]
+    pub action: LedgerAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LedgerAction {
+    /// Create the configured ledger's schema, or upgrade it to this build's version.
+    Migrate,
+    /// Copy every row of one ledger into another, empty one.
+    Copy(CopyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    /// The ledger to copy: `sqlite:PATH` or `postgres://user@host:port/database`.
+    #[arg(long, value_name = "LEDGER")]
+    pub from: String,
+
+    /// The ledger to copy into (created if need be; it must hold no history yet).
+    #[arg(long, value_name = "LEDGER")]
+    pub to: String,
+
+    /// The environment variable that holds the PostgreSQL password (for either side).
+    #[arg(long, value_name = "NAME")]
+    pub password_env: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -73,6 +73,7 @@ fn main() -> ExitCode {
         Command::Suppressions(args) => cmd::suppressions::suppressions(&ctx, args),
         Command::Preferences(args) => cmd::suppressions::preferences(&ctx, args),
         Command::Subscribers(args) => cmd::subscribers::run(&ctx, args),
+        Command::Ledger(args) => cmd::ledger::run(&ctx, args),
         Command::Serve(args) => cmd::serve::run(&ctx, args),
         Command::Archive(args) => cmd::archive::run(&ctx, args),
     };

@@ -108,7 +108,7 @@ pub fn build(newsroom: &Newsroom, out: Option<&Path>) -> Result<ArchiveReport> {
     })?;
     let out = out.unwrap_or(&archive.out).to_path_buf();
     let ledger = Ledger::open_existing(&cfg.ledger)
-        .with_context(|| format!("cannot open the ledger {}", cfg.ledger.display()))?;
+        .with_context(|| format!("cannot open the ledger {}", cfg.ledger))?;
     let mut folder = write::Folder::open(&out)?;
     let mut report = ArchiveReport {
         out: out.clone(),

@@ -6,6 +6,7 @@ pub mod archive;
 pub mod build;
 pub mod check;
 pub mod inbound;
+pub mod ledger;
 pub mod preview;
 pub mod run;
 pub mod schedule;

@@ -33,11 +33,7 @@ pub fn run(ctx: &Ctx, args: &ScheduleArgs) -> Result<Exit> {
     let cfg = pipeline.config();
     let plans: Vec<_> = cfg.newsletters.iter().map(|n| (n, slots_of(n))).collect();
     // The ledger is read only if it exists: `schedule` never creates it.
-    let ledger = if cfg.ledger.exists() {
-        Some(Ledger::open(&cfg.ledger)?)
-    } else {
-        None
-    };
+    let ledger = Ledger::open_existing(&cfg.ledger)?;
 
     let mut out = Vec::new();
     for (n, slots) in &plans {

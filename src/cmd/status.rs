@@ -13,10 +13,10 @@ use crate::ledger::Ledger;
 pub fn run(ctx: &Ctx, args: &StatusArgs) -> Result<Exit> {
     let newsroom = ctx.newsroom()?;
     let path = &newsroom.config.ledger;
-    let Some(ledger) = Ledger::open_existing(path)
-        .with_context(|| format!("cannot open the ledger {}", path.display()))?
+    let Some(ledger) =
+        Ledger::open_existing(path).with_context(|| format!("cannot open the ledger {path}"))?
     else {
-        let shown = path.display();
+        let shown = path.shown(&newsroom.root);
         ctx.console
             .summary(&format!("no ledger yet at {shown}: nothing has been sent"));
         return Ok(Exit::Ok);

@@ -19,6 +19,7 @@ use chrono::Duration;
 use chrono_tz::Tz;
 
 use crate::diag::{Diagnostic, Diagnostics, did_you_mean};
+use crate::ledger::{Location, PgTarget};
 use crate::time::{DurationError, format_duration, parse_duration};
 use crate::yaml::{self, Fields, Source};
 
@@ -75,8 +76,9 @@ pub struct Config {
     pub newsletters: Vec<Newsletter>,
     pub markdown: MarkdownConfig,
     pub delivery: DeliverySettings,
-    /// The send ledger's path, resolved against the newsroom root.
-    pub ledger: PathBuf,
+    /// The send ledger: a file (its path resolved against the newsroom
+    /// root) or a PostgreSQL server.
+    pub ledger: Location,
     /// The public web archive of sent editions; `None` without `archive:`.
     pub archive: Option<Archive>,
     /// The sign-up page and its confirmation messages.
@@ -257,8 +259,10 @@ fn markdown(f: &mut Fields) -> MarkdownConfig {
     md
 }
 
-/// `ledger:`, once called `state:` (still read, with a warning naming the new key).
-fn ledger(f: &mut Fields, root: &Path) -> PathBuf {
+/// `ledger:`, once called `state:` (still read, with a warning naming the
+/// new key): a path, or a `postgres://` URL whose password comes from the
+/// environment variable `ledger_password_env` names.
+fn ledger(f: &mut Fields, root: &Path) -> Location {
     let key = match (f.has("ledger"), f.has("state")) {
         (_, false) => "ledger",
         (true, true) => {
@@ -277,14 +281,44 @@ fn ledger(f: &mut Fields, root: &Path) -> PathBuf {
             "state"
         }
     };
-    f.allow(&["ledger", "state"]);
-    let given = f.text(key, "a path like .briefing/ledger.sqlite");
-    let path = Path::new(given.unwrap_or(DEFAULT_LEDGER));
-    match inside(root, path) {
-        Ok(p) => p,
+    f.allow(&["ledger", "state", "ledger_password_env"]);
+    let given = f.text(
+        key,
+        "a path like .briefing/ledger.sqlite, or a URL like postgres://briefing@db.example/briefing",
+    );
+    let password_env = f
+        .text("ledger_password_env", "the name of an environment variable")
+        .map(str::to_owned);
+    let given = given.unwrap_or(DEFAULT_LEDGER);
+    if Location::is_postgres_url(given) {
+        let target = PgTarget {
+            url: given.to_owned(),
+            password_env: password_env.clone(),
+        };
+        if let Err(e) = target.check() {
+            f.error(key, e);
+        }
+        if let Some(var) = &password_env
+            && (var.is_empty() || !var.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+        {
+            f.error(
+                "ledger_password_env",
+                "expected the name of an environment variable (letters, digits and _)",
+            );
+        }
+        return Location::Postgres(target);
+    }
+    if password_env.is_some() {
+        f.error(
+            "ledger_password_env",
+            "only a PostgreSQL ledger (ledger: postgres://…) has a password",
+        );
+    }
+    match inside(root, Path::new(given)) {
+        Ok(p) => Location::Sqlite(p),
         Err(m) => {
             f.error(key, m);
-            PathBuf::new()
+            Location::Sqlite(PathBuf::new())
         }
     }
 }

@@ -34,7 +34,7 @@ fn loads_a_good_config_with_defaults() {
     assert_eq!(am.min_items, 1);
     assert_eq!(am.timezone, chrono_tz::America::New_York);
     assert_eq!(am.max_delay, Duration::hours(DEFAULT_MAX_DELAY_HOURS));
-    assert_eq!(c.ledger, Path::new("./.briefing/ledger.sqlite"));
+    assert_eq!(c.ledger, Path::new("./.briefing/ledger.sqlite").into());
     assert_eq!(
         c.delivery.unsubscribe.url,
         "https://news.example.com/unsubscribe"
@@ -225,9 +225,9 @@ fn config_diag_points_at_keys_by_path() {
 #[test]
 fn ledger_is_the_key_and_state_still_works_with_a_warning() {
     let c = parse(&format!("{GOOD}ledger: db/ledger.sqlite\n")).unwrap();
-    assert_eq!(c.ledger, Path::new("./db/ledger.sqlite"));
+    assert_eq!(c.ledger, Path::new("./db/ledger.sqlite").into());
     let p = parsed(&format!("{GOOD}state: db/old.sqlite\n")).unwrap();
-    assert_eq!(p.config.ledger, Path::new("./db/old.sqlite"));
+    assert_eq!(p.config.ledger, Path::new("./db/old.sqlite").into());
     let w: Vec<String> = (p.warnings.iter())
         .map(|d| d.headline())
         .filter(|h| !h.contains("postal_address"))
@@ -251,6 +251,64 @@ fn ledger_is_the_key_and_state_still_works_with_a_warning() {
         has(
             &h,
             "config.yaml:15:9: error: `/var/lib/ledger.sqlite` must be a relative path"
+        ),
+        "{h:#?}"
+    );
+}
+
+#[test]
+fn a_postgres_ledger_is_a_url_without_a_password_and_a_variable_for_it() {
+    let c = parse(&format!(
+        "{GOOD}ledger: postgres://briefing@db.example:5432/briefing?sslmode=require\nledger_password_env: BRIEFING_DB_PASSWORD\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        c.ledger,
+        crate::ledger::Location::Postgres(crate::ledger::PgTarget {
+            url: "postgres://briefing@db.example:5432/briefing?sslmode=require".into(),
+            password_env: Some("BRIEFING_DB_PASSWORD".into()),
+        })
+    );
+    let h = headlines(&format!(
+        "{GOOD}ledger: postgres://briefing:hunter2@db.example/briefing\n"
+    ));
+    assert!(
+        has(
+            &h,
+            "config.yaml:15:9: error: the URL holds a password: name an environment variable with ledger_password_env instead"
+        ),
+        "{h:#?}"
+    );
+    assert!(!h.iter().any(|l| l.contains("hunter2")), "{h:#?}");
+    let h = headlines(&format!("{GOOD}ledger: postgres://briefing@db.example\n"));
+    assert!(
+        has(&h, "config.yaml:15:9: error: the URL names no database"),
+        "{h:#?}"
+    );
+    let h = headlines(&format!(
+        "{GOOD}ledger: postgres://briefing@db.example/b?sslmode=sometimes\n"
+    ));
+    assert!(
+        has(&h, "config.yaml:15:9: error: not a PostgreSQL URL"),
+        "{h:#?}"
+    );
+    let h = headlines(&format!(
+        "{GOOD}ledger: db/ledger.sqlite\nledger_password_env: PW\n"
+    ));
+    assert!(
+        has(
+            &h,
+            "config.yaml:16:22: error: only a PostgreSQL ledger (ledger: postgres://…) has a password"
+        ),
+        "{h:#?}"
+    );
+    let h = headlines(&format!(
+        "{GOOD}ledger: postgres://briefing@db.example/b\nledger_password_env: 'PW; rm'\n"
+    ));
+    assert!(
+        has(
+            &h,
+            "config.yaml:16:22: error: expected the name of an environment variable"
         ),
         "{h:#?}"
     );

@@ -119,7 +119,7 @@ pub fn plan(pipeline: &Pipeline, edition: &Edition) -> Result<Plan> {
             let left_out = before - signed_up.len();
             if left_out > 0 {
                 warnings.push(Diagnostic::warning(
-                    display_path(&newsroom.root, &cfg.ledger),
+                    cfg.ledger.shown(&newsroom.root),
                     format!(
                         "newsletter `{}`: {left_out} sign-up(s) confirmed while the development secret signed links are left out (anyone could have forged them); they may sign up again",
                         n.id

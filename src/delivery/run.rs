@@ -327,7 +327,7 @@ pub fn record_missed(
 
 pub fn open_ledger(newsroom: &Newsroom) -> Result<Ledger> {
     let path = &newsroom.config.ledger;
-    Ledger::open(path).with_context(|| format!("cannot open the ledger {}", path.display()))
+    Ledger::open(path).with_context(|| format!("cannot open the ledger {path}"))
 }
 
 /// Sends (or plans, or test-sends) the edition of `n` at `slot`, as of `now`.

@@ -3,14 +3,22 @@
 //! edition, and what came back (suppressions, bounces and complaints,
 //! readers' preferences). It is what makes `send` resumable after a crash,
 //! what every send obeys before mailing anyone, and what `status` reports
-//! from. The types are here; `sqlite` stores them.
+//! from. The types are here; `store` holds the operations, written once
+//! over `sql::Db` for both backends: `sqlite` (one file, the embedded
+//! default) and `postgres` (a server several hosts share).
 
+mod copy;
+mod postgres;
+mod sql;
 mod sqlite;
+mod store;
 #[cfg(test)]
 mod tests;
+#[doc(hidden)]
+pub mod throwaway;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -18,7 +26,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-pub use sqlite::{Confirming, Ledger, SignedUp};
+pub use copy::{Copied, copy};
+pub use postgres::PgTarget;
+pub use store::{Confirming, Ledger, SignedUp};
 
 /// Messages to one reader that may be left in doubt before the ledger stops
 /// resending: the first one, and the one resend of it on the next run.
@@ -34,6 +44,20 @@ pub enum LedgerError {
     },
     #[error("ledger database error")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("ledger database error")]
+    Postgres(#[from] ::postgres::Error),
+    #[error("cannot connect to the ledger {target}: {reason}")]
+    Connect { target: String, reason: String },
+    #[error("the ledger's connection is gone")]
+    Gone,
+    #[error("cannot copy the ledger: {0}")]
+    Copy(String),
+    #[error("ledger column {index} holds {found}, not {expected}")]
+    Column {
+        index: usize,
+        expected: &'static str,
+        found: String,
+    },
     #[error(
         "the ledger has schema version {found}, newer than this briefing understands ({supported}); upgrade briefing"
     )]
@@ -65,6 +89,100 @@ pub enum LedgerError {
 }
 
 pub type Result<T, E = LedgerError> = std::result::Result<T, E>;
+
+/// Where a ledger is: `ledger:` in the config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// One SQLite file: the embedded default, for one machine.
+    Sqlite(PathBuf),
+    /// A PostgreSQL server that several hosts share.
+    Postgres(PgTarget),
+}
+
+impl Location {
+    /// `postgres://…` or `postgresql://…` is a server; anything else a file.
+    pub fn is_postgres_url(s: &str) -> bool {
+        s.starts_with("postgres://") || s.starts_with("postgresql://")
+    }
+}
+
+impl Location {
+    /// As messages show it: a file relative to the newsroom, a server's
+    /// URL without its password.
+    pub fn shown(&self, root: &Path) -> String {
+        match self {
+            Location::Sqlite(path) => crate::diag::display_path(root, path).display().to_string(),
+            Location::Postgres(target) => target.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Sqlite(path) => write!(f, "{}", path.display()),
+            Location::Postgres(target) => target.fmt(f),
+        }
+    }
+}
+
+impl From<&Path> for Location {
+    fn from(p: &Path) -> Self {
+        Location::Sqlite(p.to_owned())
+    }
+}
+
+impl From<&PathBuf> for Location {
+    fn from(p: &PathBuf) -> Self {
+        Location::Sqlite(p.clone())
+    }
+}
+
+impl From<&Location> for Location {
+    fn from(l: &Location) -> Self {
+        l.clone()
+    }
+}
+
+impl Ledger {
+    /// Opens the ledger, creating it (a file, or the schema on a server)
+    /// if needed, and brings its schema up to this build's version.
+    pub fn open(at: impl Into<Location>) -> Result<Ledger> {
+        let at = at.into();
+        let db: Box<dyn sql::Db> = match &at {
+            Location::Sqlite(path) => Box::new(sqlite::open(path)?),
+            Location::Postgres(target) => {
+                Box::new(postgres::Postgres::connect(target, true)?.ok_or(LedgerError::Gone)?)
+            }
+        };
+        Ok(Ledger::new(db, at))
+    }
+
+    /// The ledger if it exists (a file there, the schema on the server):
+    /// for readers (`check`, a dry run, `status`) that must not create one.
+    pub fn open_existing(at: impl Into<Location>) -> Result<Option<Ledger>> {
+        let at = at.into();
+        match &at {
+            Location::Sqlite(path) => match path.exists() {
+                true => Ledger::open(at).map(Some),
+                false => Ok(None),
+            },
+            Location::Postgres(target) => Ok(postgres::Postgres::connect(target, false)?
+                .map(|pg| Ledger::new(Box::new(pg), at.clone()))),
+        }
+    }
+
+    /// The schema version the ledger at `at` has (`None`: no ledger there
+    /// yet) and the newest this build knows, changing nothing.
+    pub fn schema_version(at: &Location) -> Result<(Option<i64>, i64)> {
+        let supported = sqlite::MIGRATIONS.len() as i64;
+        let found = match at {
+            Location::Sqlite(path) => sqlite::version(path)?,
+            Location::Postgres(target) => postgres::version(target)?,
+        };
+        Ok((found, supported))
+    }
+}
 
 macro_rules! string_enum {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {

@@ -1,10 +1,56 @@
-//! The SQLite ledger's behaviour: freezing, outcomes, leases, migrations,
-//! the return path.
+//! The ledger's behaviour: freezing, outcomes, leases, migrations, the
+//! return path. What both backends do is tested on both (`on_sqlite::…`,
+//! `on_postgres::…`, the latter on a throwaway PostgreSQL server); the
+//! migrations of old SQLite files and SQLite's own locking on SQLite.
 
-use super::sqlite::{MIGRATIONS, OPEN};
+use super::sqlite::MIGRATIONS;
+use super::store::OPEN;
 use super::*;
 use chrono::{TimeDelta, TimeZone};
 use rusqlite::Connection;
+
+/// Runs each named test (a `fn(Location)`) on a new SQLite file and on a
+/// new PostgreSQL database.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(
+                #[test]
+                fn $name() {
+                    let dir = tempfile::tempdir().unwrap();
+                    super::$name(crate::ledger::Location::Sqlite(dir.path().join("l.sqlite")));
+                }
+            )*
+        }
+        mod on_postgres {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name(crate::ledger::throwaway::ledger());
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    lease_is_shared_between_connections,
+    refreezing_keeps_the_first_copy,
+    freeze_is_all_or_nothing,
+    duplicate_recipients_first_wins,
+    outcomes_pending_failed_and_no_downgrade,
+    in_doubt_is_resent_once_then_final,
+    a_deferred_resend_keeps_its_doubt,
+    lease_busy_renew_release_and_takeover,
+    edition_states_and_summaries,
+    frozen_edition_can_become_missed,
+    a_readers_own_suppressions_and_preferences_are_found_by_address,
+    a_web_rendering_is_frozen_with_its_edition_and_read_alone,
+    a_subscriber_is_stored_once_per_newsletter_and_a_second_consent_renews_the_first,
+    confirming_lifts_only_the_readers_own_unsubscribes_and_narrows_one_from_everything,
+    an_older_consent_or_an_import_never_replaces_a_newer_one,
+    a_link_used_again_after_an_unsubscribe_does_not_undo_it,
+);
 
 fn edition(id: &str) -> FrozenEdition {
     FrozenEdition {
@@ -81,11 +127,9 @@ fn open_creates_parent_dir_and_survives_reopen() {
     assert_eq!(stored.num, 1);
     let counts = ledger.counts("am-1").unwrap();
     assert_eq!((counts.sent, counts.pending, counts.total()), (1, 3, 4));
-    let version: i64 = ledger
-        .conn
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(version, MIGRATIONS.len() as i64);
+    let (version, newest) = Ledger::schema_version(ledger.location()).unwrap();
+    assert_eq!(version, Some(MIGRATIONS.len() as i64));
+    assert_eq!(newest, MIGRATIONS.len() as i64);
 }
 
 #[test]
@@ -126,10 +170,8 @@ fn refuses_newer_schema() {
     ));
 }
 
-#[test]
-fn refreezing_keeps_the_first_copy() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut ledger = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+fn refreezing_keeps_the_first_copy(at: Location) {
+    let mut ledger = Ledger::open(&at).unwrap();
     assert!(
         ledger
             .freeze_edition(&edition("am-1"), &recipients(2))
@@ -143,10 +185,8 @@ fn refreezing_keeps_the_first_copy() {
     assert_eq!(ledger.counts("am-1").unwrap().total(), 2);
 }
 
-#[test]
-fn freeze_is_all_or_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut ledger = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+fn freeze_is_all_or_nothing(at: Location) {
+    let mut ledger = Ledger::open(&at).unwrap();
     let mut bad = recipients(3);
     bad[2].rendering = 5;
     assert!(matches!(
@@ -157,10 +197,8 @@ fn freeze_is_all_or_nothing() {
     assert_eq!(ledger.counts("am-1").unwrap().total(), 0);
 }
 
-#[test]
-fn duplicate_recipients_first_wins() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut ledger = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+fn duplicate_recipients_first_wins(at: Location) {
+    let mut ledger = Ledger::open(&at).unwrap();
     let mut rs = recipients(2);
     rs.push(Recipient {
         email: "r0@example.com".into(),
@@ -174,10 +212,8 @@ fn duplicate_recipients_first_wins() {
     assert_eq!(all[0].name.as_deref(), Some("Reader 0"));
 }
 
-#[test]
-fn outcomes_pending_failed_and_no_downgrade() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut ledger = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+fn outcomes_pending_failed_and_no_downgrade(at: Location) {
+    let mut ledger = Ledger::open(&at).unwrap();
     ledger
         .freeze_edition(&edition("am-1"), &recipients(4))
         .unwrap();
@@ -251,10 +287,8 @@ fn outcomes_pending_failed_and_no_downgrade() {
     );
 }
 
-#[test]
-fn in_doubt_is_resent_once_then_final() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut ledger = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+fn in_doubt_is_resent_once_then_final(at: Location) {
+    let mut ledger = Ledger::open(&at).unwrap();
     ledger
         .freeze_edition(&edition("am-1"), &recipients(3))
         .unwrap();
@@ -318,12 +352,10 @@ fn in_doubt_is_resent_once_then_final() {
     assert!(OPEN.contains(&format!("doubts < {MAX_DOUBTS}")));
 }
 
-#[test]
-fn a_deferred_resend_keeps_its_doubt() {
+fn a_deferred_resend_keeps_its_doubt(at: Location) {
     // In doubt, then the resend meets a 4xx before the message: still one
     // resend allowed after it, never a third message in doubt.
-    let dir = tempfile::tempdir().unwrap();
-    let mut ledger = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+    let mut ledger = Ledger::open(&at).unwrap();
     ledger
         .freeze_edition(&edition("am-1"), &recipients(1))
         .unwrap();
@@ -453,10 +485,8 @@ fn migrates_renderings_and_variant_keys_of_a_version_2_ledger() {
     );
 }
 
-#[test]
-fn lease_busy_renew_release_and_takeover() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut ledger = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+fn lease_busy_renew_release_and_takeover(at: Location) {
+    let mut ledger = Ledger::open(&at).unwrap();
     ledger
         .freeze_edition(&edition("am-1"), &recipients(1))
         .unwrap();
@@ -525,12 +555,9 @@ fn lease_busy_renew_release_and_takeover() {
     ));
 }
 
-#[test]
-fn lease_is_shared_between_connections() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("l.sqlite");
-    let mut a = Ledger::open(&path).unwrap();
-    let mut b = Ledger::open(&path).unwrap();
+fn lease_is_shared_between_connections(at: Location) {
+    let mut a = Ledger::open(&at).unwrap();
+    let mut b = Ledger::open(&at).unwrap();
     a.freeze_edition(&edition("am-1"), &recipients(1)).unwrap();
     let ttl = Duration::from_secs(60);
     assert_eq!(
@@ -543,10 +570,8 @@ fn lease_is_shared_between_connections() {
     ));
 }
 
-#[test]
-fn edition_states_and_summaries() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut ledger = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+fn edition_states_and_summaries(at: Location) {
+    let mut ledger = Ledger::open(&at).unwrap();
     ledger
         .freeze_edition(&edition("am-1"), &recipients(3))
         .unwrap();
@@ -609,10 +634,8 @@ fn edition_states_and_summaries() {
     ));
 }
 
-#[test]
-fn frozen_edition_can_become_missed() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut ledger = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+fn frozen_edition_can_become_missed(at: Location) {
+    let mut ledger = Ledger::open(&at).unwrap();
     let e = edition("am-1");
     ledger.freeze_edition(&e, &recipients(1)).unwrap();
     let stub = EditionStub {
@@ -638,10 +661,8 @@ fn suppression(address: &str, scope: SuppressionScope, reason: SuppressionReason
     }
 }
 
-#[test]
-fn a_readers_own_suppressions_and_preferences_are_found_by_address() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut ledger = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+fn a_readers_own_suppressions_and_preferences_are_found_by_address(at: Location) {
+    let mut ledger = Ledger::open(&at).unwrap();
     let am = SuppressionScope::Newsletter("am".into());
     assert!(
         ledger
@@ -702,10 +723,8 @@ fn a_readers_own_suppressions_and_preferences_are_found_by_address() {
     );
 }
 
-#[test]
-fn a_web_rendering_is_frozen_with_its_edition_and_read_alone() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut ledger = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+fn a_web_rendering_is_frozen_with_its_edition_and_read_alone(at: Location) {
+    let mut ledger = Ledger::open(&at).unwrap();
     let web = WebRendering {
         subject: "Morning Brief".to_owned(),
         html: "<p>web</p>".to_owned(),
@@ -809,10 +828,8 @@ fn signed_up(email: &str, newsletter: &str, name: Option<&str>) -> StoredSubscri
     }
 }
 
-#[test]
-fn a_subscriber_is_stored_once_per_newsletter_and_a_second_consent_renews_the_first() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut l = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+fn a_subscriber_is_stored_once_per_newsletter_and_a_second_consent_renews_the_first(at: Location) {
+    let mut l = Ledger::open(&at).unwrap();
     let first = l
         .add_subscribers(
             &[
@@ -836,10 +853,10 @@ fn a_subscriber_is_stored_once_per_newsletter_and_a_second_consent_renews_the_fi
     assert_eq!(l.subscribers(None).unwrap().len(), 2);
 }
 
-#[test]
-fn confirming_lifts_only_the_readers_own_unsubscribes_and_narrows_one_from_everything() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut l = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+fn confirming_lifts_only_the_readers_own_unsubscribes_and_narrows_one_from_everything(
+    at: Location,
+) {
+    let mut l = Ledger::open(&at).unwrap();
     let all: Vec<String> = ["am", "pm", "markets"].map(String::from).to_vec();
     let nl = |id: &str| SuppressionScope::Newsletter(id.into());
     l.suppress(&suppression(
@@ -886,10 +903,8 @@ fn confirming_lifts_only_the_readers_own_unsubscribes_and_narrows_one_from_every
     assert!(events.iter().any(|e| e.kind == ReturnKind::Resubscribe));
 }
 
-#[test]
-fn an_older_consent_or_an_import_never_replaces_a_newer_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut l = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+fn an_older_consent_or_an_import_never_replaces_a_newer_one(at: Location) {
+    let mut l = Ledger::open(&at).unwrap();
     let first = signed_up("ana@example.com", "am", Some("Ana"));
     l.add_subscribers(std::slice::from_ref(&first), &confirming())
         .unwrap();
@@ -930,10 +945,8 @@ fn an_older_consent_or_an_import_never_replaces_a_newer_one() {
     );
 }
 
-#[test]
-fn a_link_used_again_after_an_unsubscribe_does_not_undo_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut l = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+fn a_link_used_again_after_an_unsubscribe_does_not_undo_it(at: Location) {
+    let mut l = Ledger::open(&at).unwrap();
     let link = confirming();
     l.add_subscribers(&[signed_up("ana@example.com", "am", None)], &link)
         .unwrap();

@@ -14,7 +14,7 @@ use super::{Audience, EditionView, Project};
 use crate::config::Newsletter;
 use crate::diag::{Diagnostic, Diagnostics, Severity};
 use crate::edition::{self, Edition};
-use crate::ledger::{EditionState, EditionSummary, Ledger};
+use crate::ledger::{EditionState, EditionSummary, Ledger, Location};
 use crate::messages::{kb, plural};
 use crate::render::{GMAIL_CLIP_BYTES, HTML_WARN_BYTES, Rendered};
 
@@ -429,11 +429,10 @@ pub fn index(p: &Project, q: &PageQuery) -> String {
 
 /// The send ledger's editions by id, read only when the ledger exists: the
 /// preview never creates one. `Err` says why an existing one is unreadable.
-fn ledger_editions(path: &std::path::Path) -> Result<HashMap<String, EditionSummary>, String> {
-    if !path.is_file() {
+fn ledger_editions(at: &Location) -> Result<HashMap<String, EditionSummary>, String> {
+    let Some(ledger) = Ledger::open_existing(at).map_err(|e| e.to_string())? else {
         return Ok(HashMap::new());
-    }
-    let ledger = Ledger::open(path).map_err(|e| e.to_string())?;
+    };
     let editions = ledger.editions(None).map_err(|e| e.to_string())?;
     Ok(editions.into_iter().map(|e| (e.id.clone(), e)).collect())
 }

@@ -4,13 +4,12 @@
 //! requests from becoming hundreds of blocked threads, and the bounded queue
 //! makes requests wait their turn instead of piling up without limit.
 
-use std::path::Path;
 use std::thread::JoinHandle;
 
 use anyhow::{Context as _, Result};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::ledger::{self, Ledger};
+use crate::ledger::{self, Ledger, Location};
 
 /// Work queued for the ledger beyond the one being done: requests past it
 /// wait to be queued.
@@ -31,9 +30,9 @@ pub struct Store {
 impl Store {
     /// Opens the ledger here, so that a bad path fails at startup, then
     /// hands it to its thread.
-    pub fn open(path: &Path) -> Result<Store> {
-        let mut ledger = Ledger::open(path)
-            .with_context(|| format!("cannot open the ledger {}", path.display()))?;
+    pub fn open(at: &Location) -> Result<Store> {
+        let mut ledger =
+            Ledger::open(at).with_context(|| format!("cannot open the ledger {at}"))?;
         let (tx, mut rx) = mpsc::channel::<Job>(QUEUE);
         let thread = std::thread::Builder::new()
             .name("ledger".into())

@@ -91,7 +91,7 @@ pub fn import(
         })
         .collect();
     let mut ledger = Ledger::open(&cfg.ledger)
-        .with_context(|| format!("cannot open the ledger {}", cfg.ledger.display()))?;
+        .with_context(|| format!("cannot open the ledger {}", cfg.ledger))?;
     out.stored = Some(ledger.import_subscribers(&rows)?);
     let suppressed = ledger.suppressed_for(newsletter)?;
     out.suppressed = (valid.iter())

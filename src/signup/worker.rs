@@ -96,7 +96,7 @@ pub fn start(
 ) -> Result<(SyncSender<Job>, JoinHandle<()>)> {
     let cfg = &newsroom.config;
     let ledger = Ledger::open(&cfg.ledger)
-        .with_context(|| format!("cannot open the ledger {}", cfg.ledger.display()))?;
+        .with_context(|| format!("cannot open the ledger {}", cfg.ledger))?;
     let file = (cfg.delivery.suppressions.clone()).map(|path| File {
         path,
         seen: None,
