@@ -48,6 +48,10 @@ pub struct DeliverySettings {
     pub bounce_address: Option<String>,
     /// What bounces and complaints do (`delivery.bounces`).
     pub bounces: crate::inbound::Policy,
+    /// How long a sender's lease on an edition lasts without renewal
+    /// (`delivery.lease`): how soon another sender takes over the
+    /// recipients of one that stopped on another host.
+    pub lease: std::time::Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -83,6 +87,9 @@ pub(super) fn read(f: &mut Fields, site: &Site, root: &Path) -> DeliverySettings
     let smtp = smtp(&mut d, root);
     let bounce_address = bounce_address(&mut d);
     let bounces = bounces(&mut d);
+    let lease = duration(&mut d, "lease", Duration::seconds(5), Duration::hours(1))
+        .and_then(|l| l.to_std().ok())
+        .unwrap_or(crate::delivery::lease::DEFAULT_LEASE);
     if transport == TransportKind::Smtp && !d.has("smtp") {
         d.error(
             "transport",
@@ -101,6 +108,7 @@ pub(super) fn read(f: &mut Fields, site: &Site, root: &Path) -> DeliverySettings
         smtp,
         bounce_address,
         bounces,
+        lease,
     }
 }
 

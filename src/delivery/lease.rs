@@ -1,28 +1,37 @@
-//! The lease that keeps two senders off one edition: who this process is
-//! as a holder, and reclaiming a lease from a sender of this machine that
-//! died mid-edition (a remote holder's lease expires after [`LEASE_TTL`]).
+//! The leases under which senders share an edition: who this process is as
+//! a holder, joining an edition's senders, and telling a sender of this
+//! machine that died mid-edition (whose lease ends at once; a remote
+//! sender's ends when it expires, `delivery.lease` after its last renewal).
 
 use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::ledger::{LeaseOutcome, Ledger};
+use crate::ledger::{Claimed, Delivery, Ledger};
 
-/// How long a sender's lease lasts without renewal (it renews every third).
-pub const LEASE_TTL: Duration = Duration::from_secs(60);
+/// How long a sender's lease lasts without renewal (it renews every
+/// third), unless `delivery.lease` says otherwise.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
 
-/// This process, as a lease holder: `host:pid`.
+/// This process, as a lease holder: `host:pid`, the host being
+/// `BRIEFING_HOST_ID` when set (where host names repeat, as in containers)
+/// and the machine's name otherwise.
 pub fn holder() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+    let host = std::env::var("BRIEFING_HOST_ID")
         .ok()
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
+        .filter(|h| !h.is_empty() && !h.contains(':'))
+        .or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty())
+        })
         .unwrap_or_else(|| "localhost".into());
     format!("{host}:{}", std::process::id())
 }
 
-/// Whether a lease holder is a process of this machine that no longer runs
-/// (a sender killed mid-edition): its lease can be taken at once.
+/// Whether a lease holder is a process of this host that no longer runs
+/// (a sender killed mid-edition): its lease can be ended at once.
 pub fn holder_is_dead(holder: &str) -> bool {
     let me = self::holder();
     let my_host = me.rsplit_once(':').map(|(h, _)| h);
@@ -35,18 +44,33 @@ pub fn holder_is_dead(holder: &str) -> bool {
     }
 }
 
-/// Acquires the edition's lease, reclaiming it from a dead sender of this
-/// machine. `Err(holder)` when another live sender has it.
-pub fn lease(ledger: &mut Ledger, edition_id: &str, holder: &str) -> Result<Result<(), String>> {
-    match ledger.acquire_lease_reclaiming(edition_id, holder, LEASE_TTL, &holder_is_dead)? {
-        LeaseOutcome::Acquired => Ok(Ok(())),
-        LeaseOutcome::TakenOver { previous_holder } => {
-            tracing::warn!(edition = %edition_id, previous_holder, "took over the edition from a sender that stopped; at most one message per connection of it may be sent twice");
-            Ok(Ok(()))
-        }
-        LeaseOutcome::Busy { holder, expires_at } => Ok(Err(format!(
-            "{holder} (lease until {})",
-            expires_at.format("%H:%M:%S UTC")
-        ))),
+fn took_over(edition_id: &str, holders: &[String]) {
+    for previous_holder in holders {
+        tracing::warn!(edition = %edition_id, previous_holder, "took over the edition from a sender that stopped; at most one message per connection of it may be sent twice");
     }
+}
+
+/// Joins the edition's senders, ending the leases of those that stopped.
+pub fn join(ledger: &mut Ledger, edition_id: &str, holder: &str, ttl: Duration) -> Result<()> {
+    let joined = ledger.join_edition(edition_id, holder, ttl, &holder_is_dead)?;
+    took_over(edition_id, &joined.took_over);
+    if !joined.others.is_empty() {
+        tracing::info!(edition = %edition_id, others = %joined.others.join(", "), "sharing the edition with other senders");
+    }
+    Ok(())
+}
+
+/// The next batch of recipients claimed for `holder`.
+pub fn claim(
+    ledger: &mut Ledger,
+    edition_id: &str,
+    holder: &str,
+    limit: usize,
+) -> Result<Vec<Delivery>> {
+    let Claimed {
+        deliveries,
+        took_over: holders,
+    } = ledger.claim_batch(edition_id, holder, limit, &holder_is_dead)?;
+    took_over(edition_id, &holders);
+    Ok(deliveries)
 }

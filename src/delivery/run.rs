@@ -12,7 +12,7 @@ use anyhow::{Context as _, Result, anyhow};
 use chrono::{DateTime, Utc};
 
 use super::compose::{Composer, secret};
-use super::lease::{LEASE_TTL, holder, lease};
+use super::lease::{claim, holder, join};
 use super::plan::{Plan, PlanStats, SectionPlan, plan};
 use crate::audience;
 use crate::config::{Newsletter, Newsroom, PostalAddress, TransportKind};
@@ -53,8 +53,10 @@ pub struct Options {
 pub struct RunResult {
     pub progress: Progress,
     pub elapsed: std::time::Duration,
-    /// Still pending or deferred after this run.
+    /// Still pending or deferred after this run, for a later one.
     pub unsent: u64,
+    /// Still to send, in the hands of other senders sharing the edition.
+    pub elsewhere: u64,
     /// The run stopped early (relay refused us, lease lost): the reason.
     pub stopped: Option<String>,
     /// The send was limited by `--limit`.
@@ -84,8 +86,6 @@ pub enum EditionOutcome {
     /// Nothing is recorded, so the next run after the fix sends it, as long
     /// as it is within `max_delay`.
     Held { files: Vec<String> },
-    /// Another sender is working on it.
-    Busy(String),
     /// `--dry-run` of an edition not started yet: what it would do, and
     /// what a real send would say first (late, missed or skipped earlier).
     Planned {
@@ -122,7 +122,6 @@ impl EditionOutcome {
             }
             EditionOutcome::Missed { first_run, .. } => Exit::failed_if(!first_run),
             EditionOutcome::Held { .. } => Exit::Failed,
-            EditionOutcome::Busy(_) => Exit::TempFail,
             EditionOutcome::Tested { failed, .. } => Exit::failed_if(*failed > 0),
             _ => Exit::Ok,
         }
@@ -200,9 +199,6 @@ impl EditionRun {
                 if files.len() == 1 { "has" } else { "have" },
                 files.join(", "),
                 if files.len() == 1 { "it" } else { "them" },
-            )],
-            EditionOutcome::Busy(other) => vec![format!(
-                "{id}: another sender is working on this edition: {other}; not sending"
             )],
             EditionOutcome::Planned {
                 subject,
@@ -283,6 +279,9 @@ fn sent_lines(id: &str, run: &RunResult, stats: &PlanStats, resumed: bool) -> Ve
         line.push_str(&format!("; {} left pending (--limit)", run.unsent));
     } else if run.unsent > 0 {
         line.push_str(&format!("; {} deferred to the next run", run.unsent));
+    }
+    if run.elsewhere > 0 {
+        line.push_str(&format!("; {} being sent by other senders", run.elsewhere));
     }
     let mut out = vec![line];
     if let Some(why) = &run.stopped {
@@ -504,13 +503,12 @@ pub fn resume(
         Some(e) => e.slot_utc,
         None => return Err(anyhow!("edition {edition_id} vanished from the ledger")),
     };
-    if let Err(other) = lease(&mut ledger, edition_id, &holder)? {
-        tracing::warn!(edition = %edition_id, "another sender is working on this edition: {other}");
-        return Ok(EditionRun::new(n, slot_at, EditionOutcome::Busy(other)));
-    }
+    // Other senders (this machine's, other hosts') may be sending it too:
+    // each claims its own batches.
+    join(&mut ledger, edition_id, &holder, lease_ttl(newsroom))?;
     // Read again under the lease: another sender may have finished the
-    // edition between our first look and our taking the lease. Losing that
-    // race is nothing to report.
+    // edition between our first look and our joining. Losing that race is
+    // nothing to report.
     let stored = ledger
         .edition(edition_id)?
         .ok_or_else(|| anyhow!("edition {edition_id} vanished from the ledger"))?;
@@ -572,34 +570,42 @@ pub fn preflight(newsroom: &Newsroom, n: &Newsletter, slot: DateTime<Utc>) -> Re
     Ok(())
 }
 
-/// An edition's deliveries still to try, in address order, read from the
-/// ledger [`BATCH`] at a time. A batch read fails only when the ledger
-/// does: the send then stops as after any ledger failure, and the rest is
-/// still pending.
-struct PendingBatches {
+/// The lease a sender holds on an edition it sends (`delivery.lease`).
+fn lease_ttl(newsroom: &Newsroom) -> std::time::Duration {
+    newsroom.config.delivery.lease
+}
+
+/// An edition's deliveries still to try, claimed from the ledger [`BATCH`]
+/// at a time for this sender (other senders claim theirs), each batch in
+/// address order. A claim fails only when the ledger does: the send then
+/// stops as after any ledger failure, and the rest is still pending.
+struct ClaimedBatches {
     ledger: Ledger,
     edition_id: String,
-    after: Option<String>,
+    holder: String,
     batch: std::vec::IntoIter<Delivery>,
     done: bool,
 }
 
-/// Recipients read from the ledger at a time while sending.
-const BATCH: usize = 2048;
+/// Recipients claimed from the ledger at a time while sending: small enough
+/// that senders sharing an edition share it evenly and a crashed one leaves
+/// little to take over, large enough that claiming costs nothing next to
+/// sending.
+const BATCH: usize = 500;
 
-impl PendingBatches {
-    fn new(ledger: Ledger, edition_id: &str) -> Self {
-        PendingBatches {
+impl ClaimedBatches {
+    fn new(ledger: Ledger, edition_id: &str, holder: &str) -> Self {
+        ClaimedBatches {
             ledger,
             edition_id: edition_id.to_owned(),
-            after: None,
+            holder: holder.to_owned(),
             batch: Vec::new().into_iter(),
             done: false,
         }
     }
 }
 
-impl Iterator for PendingBatches {
+impl Iterator for ClaimedBatches {
     type Item = Delivery;
 
     fn next(&mut self) -> Option<Delivery> {
@@ -609,10 +615,9 @@ impl Iterator for PendingBatches {
         if self.done {
             return None;
         }
-        match (self.ledger).pending_batch(&self.edition_id, self.after.as_deref(), BATCH) {
+        match claim(&mut self.ledger, &self.edition_id, &self.holder, BATCH) {
             Ok(batch) => {
                 self.done = batch.len() < BATCH;
-                self.after = batch.last().map(|d| d.email.clone());
                 self.batch = batch.into_iter();
                 self.batch.next()
             }
@@ -691,7 +696,7 @@ fn deliver_frozen(
     };
     // The recipients are read from the ledger a batch at a time as the
     // sessions need them: memory does not grow with the audience.
-    let batches = PendingBatches::new(open_ledger(newsroom)?, &stored.id);
+    let batches = ClaimedBatches::new(open_ledger(newsroom)?, &stored.id, holder);
     let jobs = Jobs::streamed(total, batches.take(total as usize).map(job));
     let mut options = SendOptions::new(&stored.id, composer.envelope_from());
     let newsletter = stored.newsletter.clone();
@@ -702,7 +707,7 @@ fn deliver_frozen(
             .then(|| "suppressed while the edition was sending".to_owned()))
     }));
     options.stop = opts.stop.clone();
-    let sink = LeasedLedger::new(ledger, &stored.id, holder, LEASE_TTL);
+    let sink = LeasedLedger::new(ledger, &stored.id, holder, lease_ttl(newsroom));
     let start = Instant::now();
     let progress = progress_reporter(&stored.id, opts.verbose);
     let result = runtime()?.block_on(deliver(&transport, jobs, options, sink, progress));
@@ -728,6 +733,7 @@ fn deliver_frozen(
     if counts.unsent() == 0 {
         ledger.mark_complete(&stored.id)?;
     }
+    let elsewhere = ledger.held_elsewhere(&stored.id, holder)?;
     // A relay's refusal during the session is a bounce too: a hard one
     // (`550 5.1.1` to RCPT) suppresses the address like a returned DSN.
     for (email, reply) in ledger.failed(&stored.id)? {
@@ -756,7 +762,8 @@ fn deliver_frozen(
     Ok(RunResult {
         progress,
         elapsed,
-        unsent: counts.unsent(),
+        unsent: counts.unsent().saturating_sub(elsewhere),
+        elsewhere,
         stopped,
         limited,
     })

@@ -455,18 +455,25 @@ pub struct EditionSummary {
     pub counts: Counts,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LeaseOutcome {
-    /// The lease is ours (new, or renewed because we already held it).
-    Acquired,
-    /// Another holder's lease had expired; it is ours now. That sender
-    /// probably crashed: at most one message per connection is in doubt.
-    TakenOver { previous_holder: String },
-    /// Someone else is sending this edition.
-    Busy {
-        holder: String,
-        expires_at: DateTime<Utc>,
-    },
+/// Who else sends an edition, as a sender joins it or claims a batch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Joined {
+    /// Other senders whose leases are alive: they claim their own batches.
+    pub others: Vec<String>,
+    /// Senders whose lease had expired, or who were processes of this
+    /// machine that died: their leases are ended and their claims free.
+    /// They probably crashed: at most one message per connection of theirs
+    /// is in doubt, and may be sent again.
+    pub took_over: Vec<String>,
+}
+
+/// A batch of recipients claimed for one sender: see
+/// [`Ledger::claim_batch`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Claimed {
+    /// By address.
+    pub deliveries: Vec<Delivery>,
+    pub took_over: Vec<String>,
 }
 
 string_enum! {

@@ -23,12 +23,12 @@ use super::sql::{Db, Dialect, Param, Row, Value};
 use super::store::Pending;
 use super::{LedgerError, Result};
 
-/// The schema, as of the SQLite ledger's version 6 (`sqlite::MIGRATIONS`):
+/// The schema, as of the SQLite ledger's version 7 (`sqlite::MIGRATIONS`):
 /// a PostgreSQL ledger starts there, and each later version adds one entry
 /// here and one there. Text keys sort by byte (`COLLATE "C"`), as SQLite's
 /// do, whatever the server's locale: batches are read in address order.
 pub(super) const MIGRATIONS: &[(i64, &str)] = &[(
-    6,
+    7,
     r#"
     CREATE TABLE editions (
         id           TEXT COLLATE "C" PRIMARY KEY,
@@ -72,14 +72,16 @@ pub(super) const MIGRATIONS: &[(i64, &str)] = &[(
         reply       TEXT,
         updated     BIGINT NOT NULL,
         doubts      BIGINT NOT NULL DEFAULT 0,
+        claim       TEXT COLLATE "C",
         PRIMARY KEY (edition_num, email)
     );
     CREATE INDEX deliveries_by_state ON deliveries (edition_num, state);
 
     CREATE TABLE leases (
-        edition_id TEXT COLLATE "C" PRIMARY KEY REFERENCES editions (id),
-        holder     TEXT NOT NULL,
-        expires_at TEXT COLLATE "C" NOT NULL
+        edition_id TEXT COLLATE "C" NOT NULL REFERENCES editions (id),
+        holder     TEXT COLLATE "C" NOT NULL,
+        expires_at TEXT COLLATE "C" NOT NULL,
+        PRIMARY KEY (edition_id, holder)
     );
 
     CREATE TABLE suppressions (

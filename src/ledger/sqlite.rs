@@ -213,6 +213,21 @@ pub(super) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (hash, address)
     );
     "#,
+    // 7: several senders on one edition. Each sender holds a lease of its
+    // own (`leases`, one row per edition and holder) and claims recipients
+    // in batches (`deliveries.claim`, the holder's id); a claim counts while
+    // its holder's lease is alive. Leases of the old shape (one holder per
+    // edition) are dropped: upgrade while no sender runs.
+    r#"
+    ALTER TABLE deliveries ADD COLUMN claim TEXT;
+    DROP TABLE leases;
+    CREATE TABLE leases (
+        edition_id TEXT NOT NULL REFERENCES editions (id),
+        holder     TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        PRIMARY KEY (edition_id, holder)
+    );
+    "#,
 ];
 
 /// A connection to a ledger file.

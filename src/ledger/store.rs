@@ -10,10 +10,10 @@ use chrono::{DateTime, SecondsFormat, TimeDelta, TimeZone, Utc};
 
 use super::sql::{Db, Dialect, Param, Row, Tx, params};
 use super::{
-    Counts, Delivery, DeliveryState, DeliveryUpdate, EditionState, EditionStub, EditionSummary,
-    FrozenEdition, LeaseOutcome, LedgerError, Location, PreferenceRecord, Preferences, Recipient,
-    Rendering, Result, ReturnCounts, ReturnEvent, ReturnKind, StoredEdition, StoredSubscriber,
-    Suppression, SuppressionReason, SuppressionScope, WebRendering,
+    Claimed, Counts, Delivery, DeliveryState, DeliveryUpdate, EditionState, EditionStub,
+    EditionSummary, FrozenEdition, Joined, LedgerError, Location, PreferenceRecord, Preferences,
+    Recipient, Rendering, Result, ReturnCounts, ReturnEvent, ReturnKind, StoredEdition,
+    StoredSubscriber, Suppression, SuppressionReason, SuppressionScope, WebRendering,
 };
 
 /// SQL condition for the deliveries a run still tries: pending, deferred,
@@ -308,98 +308,154 @@ impl Ledger {
             .transpose()
     }
 
-    /// Takes the edition's send lease for `ttl`. The holder that has it gets
-    /// it renewed; another live holder makes this `Busy`; an expired lease is
-    /// taken over.
-    pub fn acquire_lease(
-        &mut self,
-        edition_id: &str,
-        holder: &str,
-        ttl: Duration,
-    ) -> Result<LeaseOutcome> {
-        self.acquire_lease_at(edition_id, holder, ttl, Utc::now(), &|_| false)
-    }
-
-    /// Like [`Ledger::acquire_lease`], and also takes over an unexpired lease
-    /// whose holder `is_dead` says has gone (a sender on this machine that
-    /// was killed), so a rerun right after a crash resumes at once instead of
-    /// waiting for the lease to expire.
-    pub fn acquire_lease_reclaiming(
+    /// Joins the senders of an edition: takes (or renews) `holder`'s own
+    /// lease for `ttl`, and ends the leases that expired or whose holder
+    /// `is_dead` says has gone (a sender of this machine that was killed),
+    /// so that their claims are free at once. Several senders (on one
+    /// machine or several) send one edition together, each claiming its
+    /// own batches ([`Ledger::claim_batch`]).
+    pub fn join_edition(
         &mut self,
         edition_id: &str,
         holder: &str,
         ttl: Duration,
         is_dead: &dyn Fn(&str) -> bool,
-    ) -> Result<LeaseOutcome> {
-        self.acquire_lease_at(edition_id, holder, ttl, Utc::now(), is_dead)
+    ) -> Result<Joined> {
+        self.join_at(edition_id, holder, ttl, Utc::now(), is_dead)
     }
 
-    pub(super) fn acquire_lease_at(
+    pub(super) fn join_at(
         &mut self,
         edition_id: &str,
         holder: &str,
         ttl: Duration,
         now: DateTime<Utc>,
         is_dead: &dyn Fn(&str) -> bool,
-    ) -> Result<LeaseOutcome> {
+    ) -> Result<Joined> {
         let expires = ts(now + ttl_delta(ttl)?);
         let tx = self.tx()?;
-        // The edition's row, locked: two hosts asking at once take turns.
+        // The edition's row, locked: two senders joining at once take turns.
         let lock = format!(
-            "SELECT 1 FROM editions WHERE id = ?1{}",
+            "SELECT num FROM editions WHERE id = ?1{}",
             tx.dialect().for_update()
         );
         if tx.query_opt(&lock, params![edition_id])?.is_none() {
             return Err(LedgerError::UnknownEdition(edition_id.to_owned()));
         }
-        let current = tx.query_opt(
-            "SELECT holder, expires_at FROM leases WHERE edition_id = ?1",
-            params![edition_id],
-        )?;
-        let outcome = match current {
-            None => LeaseOutcome::Acquired,
-            Some(r) if r.text(0)? == holder => LeaseOutcome::Acquired,
-            Some(r) => {
-                let current_holder = r.text(0)?;
-                let expires_at = parse_ts("expires_at", &r.text(1)?)?;
-                if expires_at > now && !is_dead(&current_holder) {
-                    return Ok(LeaseOutcome::Busy {
-                        holder: current_holder,
-                        expires_at,
-                    });
-                }
-                LeaseOutcome::TakenOver {
-                    previous_holder: current_holder,
-                }
-            }
-        };
+        let joined = reap(&tx, edition_id, holder, now, is_dead)?;
         tx.execute(
             "INSERT INTO leases (edition_id, holder, expires_at) VALUES (?1, ?2, ?3)
-             ON CONFLICT (edition_id) DO UPDATE SET holder = ?2, expires_at = ?3",
+             ON CONFLICT (edition_id, holder) DO UPDATE SET expires_at = ?3",
             params![edition_id, holder, &expires],
         )?;
         tx.commit()?;
-        Ok(outcome)
+        Ok(joined)
     }
 
-    /// Extends our lease. `false` means it is no longer ours (another sender
-    /// took it over after it expired): stop sending.
+    /// Claims at most `limit` of the edition's deliveries still to try for
+    /// `holder`, who has joined it, by address: those nobody claimed, and
+    /// those whose claimer's lease has ended (expired, or its holder dead as
+    /// `is_dead` says; those leases are ended here). A claim holds while its
+    /// holder's lease lives; a batch claimed is not claimed again by anyone
+    /// until then, so two senders never get one recipient. PostgreSQL
+    /// skips rows another sender is claiming at that moment (`SKIP
+    /// LOCKED`); SQLite's write lock makes claims take turns.
+    pub fn claim_batch(
+        &mut self,
+        edition_id: &str,
+        holder: &str,
+        limit: usize,
+        is_dead: &dyn Fn(&str) -> bool,
+    ) -> Result<Claimed> {
+        let now = Utc::now();
+        let tx = self.tx()?;
+        let Some(num) = tx
+            .query_opt(
+                "SELECT num FROM editions WHERE id = ?1",
+                params![edition_id],
+            )?
+            .map(|r| r.int(0))
+            .transpose()?
+        else {
+            return Ok(Claimed::default());
+        };
+        let took_over = reap(&tx, edition_id, holder, now, is_dead)?.took_over;
+        let skip = match tx.dialect() {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => " FOR UPDATE OF d SKIP LOCKED",
+        };
+        let sql = format!(
+            "UPDATE deliveries SET claim = ?2
+             WHERE edition_num = ?1 AND email IN (
+                 SELECT d.email FROM deliveries d
+                 WHERE d.edition_num = ?1 AND {OPEN}
+                   AND (d.claim IS NULL OR NOT EXISTS (
+                       SELECT 1 FROM leases l WHERE l.edition_id = ?3 AND l.holder = d.claim))
+                 ORDER BY d.email LIMIT ?4{skip})
+             RETURNING email, name, rendering, state, attempts, reply, updated, fields, doubts"
+        );
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = tx.query(&sql, params![num, holder, edition_id, limit])?;
+        tx.commit()?;
+        let mut deliveries = (rows.iter())
+            .map(|r| delivery(edition_id, r))
+            .collect::<Result<Vec<_>>>()?;
+        deliveries.sort_by(|a, b| a.email.cmp(&b.email));
+        Ok(Claimed {
+            deliveries,
+            took_over,
+        })
+    }
+
+    /// The edition's deliveries still to try that other senders with live
+    /// leases have claimed: theirs to send, not left for a next run.
+    pub fn held_elsewhere(&self, edition_id: &str, holder: &str) -> Result<u64> {
+        let Some(num) = self.num(edition_id)? else {
+            return Ok(0);
+        };
+        (self.db)
+            .query_opt(
+                &format!(
+                    "SELECT COUNT(*) FROM deliveries d
+                     WHERE d.edition_num = ?1 AND {OPEN} AND d.claim IS NOT NULL AND d.claim <> ?2
+                       AND EXISTS (SELECT 1 FROM leases l WHERE l.edition_id = ?3
+                                   AND l.holder = d.claim AND l.expires_at > ?4)"
+                ),
+                params![num, holder, edition_id, &ts(Utc::now())],
+            )?
+            .map_or(Ok(0), |r| r.count(0))
+    }
+
+    /// Extends our lease. `false` means it is no longer ours (it expired, and
+    /// another sender may have claimed our recipients since): stop sending.
     pub fn renew_lease(&mut self, edition_id: &str, holder: &str, ttl: Duration) -> Result<bool> {
-        let expires = ts(Utc::now() + ttl_delta(ttl)?);
+        let now = Utc::now();
+        let expires = ts(now + ttl_delta(ttl)?);
         let changed = self.db.execute(
-            "UPDATE leases SET expires_at = ?3 WHERE edition_id = ?1 AND holder = ?2",
-            params![edition_id, holder, &expires],
+            "UPDATE leases SET expires_at = ?3
+             WHERE edition_id = ?1 AND holder = ?2 AND expires_at > ?4",
+            params![edition_id, holder, &expires, &ts(now)],
         )?;
         Ok(changed == 1)
     }
 
-    /// Gives the lease up (only if we hold it).
+    /// Gives our lease up, and with it our claims on what is still to try.
     pub fn release_lease(&mut self, edition_id: &str, holder: &str) -> Result<()> {
-        self.db.execute(
+        let tx = self.tx()?;
+        if let Some(r) = tx.query_opt(
+            "SELECT num FROM editions WHERE id = ?1",
+            params![edition_id],
+        )? {
+            tx.execute(
+                "UPDATE deliveries SET claim = NULL WHERE edition_num = ?1 AND claim = ?2",
+                params![r.int(0)?, holder],
+            )?;
+        }
+        tx.execute(
             "DELETE FROM leases WHERE edition_id = ?1 AND holder = ?2",
             params![edition_id, holder],
         )?;
-        Ok(())
+        tx.commit()
     }
 
     /// Deliveries still to try, by address: pending, deferred, and in doubt
@@ -470,25 +526,7 @@ impl Ledger {
             Some(a) => self.db.query(&sql, params![num, a])?,
             None => self.db.query(&sql, params![num])?,
         };
-        rows.iter()
-            .map(|r| {
-                Ok(Delivery {
-                    edition_id: edition_id.to_owned(),
-                    email: r.text(0)?,
-                    name: r.opt_text(1)?,
-                    rendering: r.u32(2)?,
-                    state: r.text(3)?.parse()?,
-                    attempts: r.u32(4)?,
-                    last_reply: r.opt_text(5)?,
-                    updated_at: from_millis(r.int(6)?),
-                    fields: match r.opt_text(7)? {
-                        Some(f) => serde_json::from_str(&f)?,
-                        None => BTreeMap::new(),
-                    },
-                    doubts: r.u32(8)?,
-                })
-            })
-            .collect()
+        rows.iter().map(|r| delivery(edition_id, r)).collect()
     }
 
     /// Records a group of outcomes in one transaction (one fsync). Only a
@@ -508,7 +546,8 @@ impl Ledger {
              SET state = ?3, attempts = attempts + ?4,
                  reply = CASE WHEN ?3 = 'sent' THEN NULL ELSE COALESCE(?5, reply) END,
                  updated = ?6,
-                 doubts = doubts + CASE WHEN ?3 = 'in_doubt' THEN 1 ELSE 0 END
+                 doubts = doubts + CASE WHEN ?3 = 'in_doubt' THEN 1 ELSE 0 END,
+                 claim = CASE WHEN ?3 IN ('sent', 'failed', 'suppressed') THEN NULL ELSE claim END
              WHERE edition_num = ?1 AND email = ?2 AND {OPEN}"
         );
         for o in outcomes {
@@ -1228,6 +1267,58 @@ impl Ledger {
         })
         .collect()
     }
+}
+
+/// A delivery from `email, name, rendering, state, attempts, reply,
+/// updated, fields, doubts`.
+fn delivery(edition_id: &str, r: &Row) -> Result<Delivery> {
+    Ok(Delivery {
+        edition_id: edition_id.to_owned(),
+        email: r.text(0)?,
+        name: r.opt_text(1)?,
+        rendering: r.u32(2)?,
+        state: r.text(3)?.parse()?,
+        attempts: r.u32(4)?,
+        last_reply: r.opt_text(5)?,
+        updated_at: from_millis(r.int(6)?),
+        fields: match r.opt_text(7)? {
+            Some(f) => serde_json::from_str(&f)?,
+            None => BTreeMap::new(),
+        },
+        doubts: r.u32(8)?,
+    })
+}
+
+/// Ends the edition's leases, other than `holder`'s, that expired or whose
+/// holder `is_dead`, in the caller's transaction: their claims are free.
+fn reap(
+    tx: &Tx<'_>,
+    edition_id: &str,
+    holder: &str,
+    now: DateTime<Utc>,
+    is_dead: &dyn Fn(&str) -> bool,
+) -> Result<Joined> {
+    let mut joined = Joined::default();
+    let leases = tx.query(
+        "SELECT holder, expires_at FROM leases WHERE edition_id = ?1 ORDER BY holder",
+        params![edition_id],
+    )?;
+    for r in leases {
+        let other = r.text(0)?;
+        if other == holder {
+            continue;
+        }
+        if parse_ts("expires_at", &r.text(1)?)? > now && !is_dead(&other) {
+            joined.others.push(other);
+            continue;
+        }
+        tx.execute(
+            "DELETE FROM leases WHERE edition_id = ?1 AND holder = ?2",
+            params![edition_id, &other],
+        )?;
+        joined.took_over.push(other);
+    }
+    Ok(joined)
 }
 
 /// One pending delivery as frozen: see [`Db::insert_pending`].

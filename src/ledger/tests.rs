@@ -41,7 +41,9 @@ on_both_backends!(
     outcomes_pending_failed_and_no_downgrade,
     in_doubt_is_resent_once_then_final,
     a_deferred_resend_keeps_its_doubt,
-    lease_busy_renew_release_and_takeover,
+    senders_join_an_edition_renew_and_take_over_the_stopped,
+    claims_split_an_edition_between_senders_and_free_a_stopped_senders_share,
+    senders_claiming_at_once_never_get_one_recipient_twice,
     edition_states_and_summaries,
     frozen_edition_can_become_missed,
     a_readers_own_suppressions_and_preferences_are_found_by_address,
@@ -485,72 +487,46 @@ fn migrates_renderings_and_variant_keys_of_a_version_2_ledger() {
     );
 }
 
-fn lease_busy_renew_release_and_takeover(at: Location) {
+fn senders_join_an_edition_renew_and_take_over_the_stopped(at: Location) {
     let mut ledger = Ledger::open(&at).unwrap();
     ledger
         .freeze_edition(&edition("am-1"), &recipients(1))
         .unwrap();
     let ttl = Duration::from_secs(60);
     let t0 = Utc::now();
+    let alive = |_: &str| false;
+    let a = ledger.join_at("am-1", "host-a:1", ttl, t0, &alive).unwrap();
+    assert_eq!(a, Joined::default());
+    // Joining again renews; a second sender shares the edition.
+    ledger.join_at("am-1", "host-a:1", ttl, t0, &alive).unwrap();
+    let b = (ledger.join_at("am-1", "host-b:2", ttl, t0 + TimeDelta::seconds(30), &alive)).unwrap();
     assert_eq!(
-        ledger
-            .acquire_lease_at("am-1", "host-a:1", ttl, t0, &|_| false)
-            .unwrap(),
-        LeaseOutcome::Acquired
+        (b.others, b.took_over),
+        (vec!["host-a:1".to_owned()], vec![])
     );
-    assert_eq!(
-        ledger
-            .acquire_lease_at("am-1", "host-a:1", ttl, t0, &|_| false)
-            .unwrap(),
-        LeaseOutcome::Acquired
-    );
-    assert!(matches!(
-        ledger.acquire_lease_at("am-1", "host-b:2", ttl, t0 + TimeDelta::seconds(30), &|_| false).unwrap(),
-        LeaseOutcome::Busy { ref holder, .. } if holder == "host-a:1"
-    ));
     assert!(ledger.renew_lease("am-1", "host-a:1", ttl).unwrap());
-    assert!(!ledger.renew_lease("am-1", "host-b:2", ttl).unwrap());
-    // After expiry another sender may take over, and the old one learns
-    // on its next renewal that it lost the lease.
-    assert_eq!(
-        ledger
-            .acquire_lease_at(
-                "am-1",
-                "host-b:2",
-                ttl,
-                Utc::now() + TimeDelta::seconds(120),
-                &|_| false,
-            )
-            .unwrap(),
-        LeaseOutcome::TakenOver {
-            previous_holder: "host-a:1".to_owned()
-        }
-    );
+    assert!(!ledger.renew_lease("am-1", "host-x:9", ttl).unwrap());
+    // After expiry another sender ends both leases, and the old holders
+    // learn on their next renewal that they lost them.
+    let c = ledger
+        .join_at(
+            "am-1",
+            "host-c:3",
+            ttl,
+            Utc::now() + TimeDelta::seconds(120),
+            &alive,
+        )
+        .unwrap();
+    assert_eq!(c.took_over, ["host-a:1", "host-b:2"]);
+    assert!(c.others.is_empty());
     assert!(!ledger.renew_lease("am-1", "host-a:1", ttl).unwrap());
     // A holder known to be dead loses an unexpired lease at once.
+    let d = (ledger.join_edition("am-1", "host-d:4", ttl, &|h| h == "host-c:3")).unwrap();
+    assert_eq!(d.took_over, ["host-c:3"]);
+    ledger.release_lease("am-1", "host-d:4").unwrap();
+    assert!(!ledger.renew_lease("am-1", "host-d:4", ttl).unwrap());
     assert!(matches!(
-        ledger
-            .acquire_lease_reclaiming("am-1", "host-c:3", ttl, &|h| h == "host-b:2")
-            .unwrap(),
-        LeaseOutcome::TakenOver { .. }
-    ));
-    assert!(matches!(
-        ledger
-            .acquire_lease_reclaiming("am-1", "host-b:2", ttl, &|h| h == "nobody")
-            .unwrap(),
-        LeaseOutcome::Busy { .. }
-    ));
-    ledger.release_lease("am-1", "host-c:3").unwrap();
-    ledger.acquire_lease("am-1", "host-b:2", ttl).unwrap();
-    ledger.release_lease("am-1", "host-a:1").unwrap();
-    assert!(ledger.renew_lease("am-1", "host-b:2", ttl).unwrap());
-    ledger.release_lease("am-1", "host-b:2").unwrap();
-    assert_eq!(
-        ledger.acquire_lease("am-1", "host-c:3", ttl).unwrap(),
-        LeaseOutcome::Acquired
-    );
-    assert!(matches!(
-        ledger.acquire_lease("nope", "x", ttl),
+        ledger.join_edition("nope", "x", ttl, &alive),
         Err(LedgerError::UnknownEdition(_))
     ));
 }
@@ -560,14 +536,143 @@ fn lease_is_shared_between_connections(at: Location) {
     let mut b = Ledger::open(&at).unwrap();
     a.freeze_edition(&edition("am-1"), &recipients(1)).unwrap();
     let ttl = Duration::from_secs(60);
+    a.join_edition("am-1", "a", ttl, &|_| false).unwrap();
+    let joined = b.join_edition("am-1", "b", ttl, &|_| false).unwrap();
+    assert_eq!(joined.others, ["a"]);
+}
+
+fn emails(batch: &Claimed) -> Vec<&str> {
+    batch.deliveries.iter().map(|d| d.email.as_str()).collect()
+}
+
+fn claims_split_an_edition_between_senders_and_free_a_stopped_senders_share(at: Location) {
+    let mut l = Ledger::open(&at).unwrap();
+    l.freeze_edition(&edition("am-1"), &recipients(10)).unwrap();
+    let ttl = Duration::from_secs(60);
+    let alive = |_: &str| false;
+    for h in ["a", "b"] {
+        l.join_edition("am-1", h, ttl, &alive).unwrap();
+    }
+    let a1 = l.claim_batch("am-1", "a", 4, &alive).unwrap();
     assert_eq!(
-        a.acquire_lease("am-1", "a", ttl).unwrap(),
-        LeaseOutcome::Acquired
+        emails(&a1),
+        [
+            "r0@example.com",
+            "r1@example.com",
+            "r2@example.com",
+            "r3@example.com"
+        ]
     );
-    assert!(matches!(
-        b.acquire_lease("am-1", "b", ttl).unwrap(),
-        LeaseOutcome::Busy { .. }
-    ));
+    assert_eq!(a1.deliveries[1].name.as_deref(), Some("Reader 1"));
+    assert_eq!(a1.deliveries[1].rendering, 1);
+    let b1 = l.claim_batch("am-1", "b", 4, &alive).unwrap();
+    assert_eq!(
+        emails(&b1),
+        [
+            "r4@example.com",
+            "r5@example.com",
+            "r6@example.com",
+            "r7@example.com"
+        ]
+    );
+    let a2 = l.claim_batch("am-1", "a", 4, &alive).unwrap();
+    assert_eq!(emails(&a2), ["r8@example.com", "r9@example.com"]);
+    assert!(
+        l.claim_batch("am-1", "b", 4, &alive)
+            .unwrap()
+            .deliveries
+            .is_empty()
+    );
+    assert_eq!(l.held_elsewhere("am-1", "b").unwrap(), 6);
+    assert_eq!(l.held_elsewhere("am-1", "a").unwrap(), 4);
+    l.record_batch(&[outcome("r0@example.com", DeliveryState::Sent, "250 ok")])
+        .unwrap();
+    assert_eq!(l.held_elsewhere("am-1", "b").unwrap(), 5);
+    // `a` stops: its unsent share goes to the next sender to claim, never
+    // what `b` holds.
+    l.join_edition("am-1", "c", ttl, &alive).unwrap();
+    let c1 = l.claim_batch("am-1", "c", 10, &|h| h == "a").unwrap();
+    assert_eq!(c1.took_over, ["a"]);
+    assert_eq!(
+        emails(&c1),
+        [
+            "r1@example.com",
+            "r2@example.com",
+            "r3@example.com",
+            "r8@example.com",
+            "r9@example.com"
+        ]
+    );
+    // A deferred recipient stays its claimer's for the rest of its run.
+    l.record_batch(&[outcome(
+        "r1@example.com",
+        DeliveryState::Deferred,
+        "451 later",
+    )])
+    .unwrap();
+    assert!(
+        l.claim_batch("am-1", "c", 10, &alive)
+            .unwrap()
+            .deliveries
+            .is_empty()
+    );
+    // `b` finishes its run without sending: what it held is free again.
+    l.release_lease("am-1", "b").unwrap();
+    let c2 = l.claim_batch("am-1", "c", 10, &alive).unwrap();
+    assert_eq!(
+        emails(&c2),
+        [
+            "r4@example.com",
+            "r5@example.com",
+            "r6@example.com",
+            "r7@example.com"
+        ]
+    );
+    l.release_lease("am-1", "c").unwrap();
+    l.join_edition("am-1", "d", ttl, &alive).unwrap();
+    assert_eq!(
+        l.claim_batch("am-1", "d", 100, &alive)
+            .unwrap()
+            .deliveries
+            .len(),
+        9
+    );
+    assert_eq!(l.counts("am-1").unwrap().unsent(), 9);
+}
+
+fn senders_claiming_at_once_never_get_one_recipient_twice(at: Location) {
+    let mut l = Ledger::open(&at).unwrap();
+    l.freeze_edition(&edition("am-1"), &recipients(2_000))
+        .unwrap();
+    let ttl = Duration::from_secs(60);
+    let claimers: Vec<_> = (0..4)
+        .map(|i| {
+            let at = at.clone();
+            std::thread::spawn(move || {
+                let holder = format!("host-{i}:1");
+                let mut l = Ledger::open(&at).unwrap();
+                l.join_edition("am-1", &holder, ttl, &|_| false).unwrap();
+                let mut mine = Vec::new();
+                loop {
+                    let batch = l.claim_batch("am-1", &holder, 50, &|_| false).unwrap();
+                    if batch.deliveries.is_empty() {
+                        return mine;
+                    }
+                    mine.extend(batch.deliveries.into_iter().map(|d| d.email));
+                }
+            })
+        })
+        .collect();
+    let shares: Vec<Vec<String>> = claimers.into_iter().map(|c| c.join().unwrap()).collect();
+    let mut all: Vec<&String> = shares.iter().flatten().collect();
+    let claimed = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!((claimed, all.len()), (2_000, 2_000), "claimed once each");
+    assert!(
+        shares.iter().filter(|s| !s.is_empty()).count() > 1,
+        "shared"
+    );
 }
 
 fn edition_states_and_summaries(at: Location) {

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use briefing::ledger::{
-    DeliveryState, DeliveryUpdate, FrozenEdition, LeaseOutcome, Ledger, MAIN_RENDERING, Recipient,
+    DeliveryState, DeliveryUpdate, FrozenEdition, Ledger, MAIN_RENDERING, Recipient,
 };
 use briefing::mail::message::{MessageSpec, compose, message_id};
 use briefing::mail::sender::{
@@ -386,19 +386,14 @@ async fn lost_lease_stops_the_send() {
     let dir = tempfile::tempdir().unwrap();
     let mut ledger = frozen_ledger(dir.path(), 50);
     let ttl = Duration::from_millis(30);
-    assert_eq!(
-        ledger.acquire_lease(EDITION, "host-a", ttl).unwrap(),
-        LeaseOutcome::Acquired
-    );
+    let alive = |_: &str| false;
+    let joined = ledger.join_edition(EDITION, "host-a", ttl, &alive).unwrap();
+    assert!(joined.others.is_empty());
     std::thread::sleep(Duration::from_millis(60));
     // Another sender sees the expired lease and takes over.
     let mut other = Ledger::open(&dir.path().join("state/ledger.sqlite")).unwrap();
-    assert!(matches!(
-        other
-            .acquire_lease(EDITION, "host-b", Duration::from_secs(60))
-            .unwrap(),
-        LeaseOutcome::TakenOver { .. }
-    ));
+    let joined = (other.join_edition(EDITION, "host-b", Duration::from_secs(60), &alive)).unwrap();
+    assert_eq!(joined.took_over, ["host-a"]);
     let jobs = jobs(&ledger);
     let leased = LeasedLedger::new(ledger, EDITION, "host-a", ttl);
     std::thread::sleep(Duration::from_millis(20));
