@@ -591,7 +591,7 @@ struct ClaimedBatches {
 /// that senders sharing an edition share it evenly and a crashed one leaves
 /// little to take over, large enough that claiming costs nothing next to
 /// sending.
-const BATCH: usize = 500;
+const BATCH: usize = 256;
 
 impl ClaimedBatches {
     fn new(ledger: Ledger, edition_id: &str, holder: &str) -> Self {
@@ -729,11 +729,11 @@ fn deliver_frozen(
             (Progress::default(), Some(chain.join(": ")))
         }
     };
-    let counts = ledger.counts(&stored.id)?;
-    if counts.unsent() == 0 {
+    let (unsent, elsewhere) = ledger.unsent_here_and_elsewhere(&stored.id, holder)?;
+    if unsent == 0 {
         ledger.mark_complete(&stored.id)?;
     }
-    let elsewhere = ledger.held_elsewhere(&stored.id, holder)?;
+    let counts = ledger.counts(&stored.id)?;
     // A relay's refusal during the session is a bounce too: a hard one
     // (`550 5.1.1` to RCPT) suppresses the address like a returned DSN.
     for (email, reply) in ledger.failed(&stored.id)? {
@@ -762,7 +762,7 @@ fn deliver_frozen(
     Ok(RunResult {
         progress,
         elapsed,
-        unsent: counts.unsent().saturating_sub(elsewhere),
+        unsent: unsent.saturating_sub(elsewhere),
         elsewhere,
         stopped,
         limited,

@@ -407,23 +407,27 @@ impl Ledger {
         })
     }
 
-    /// The edition's deliveries still to try that other senders with live
-    /// leases have claimed: theirs to send, not left for a next run.
-    pub fn held_elsewhere(&self, edition_id: &str, holder: &str) -> Result<u64> {
+    /// The edition's deliveries still to try, and of them those that other
+    /// senders with live leases have claimed (theirs to send, not left for
+    /// a next run), counted in one statement so that the two agree.
+    pub fn unsent_here_and_elsewhere(&self, edition_id: &str, holder: &str) -> Result<(u64, u64)> {
         let Some(num) = self.num(edition_id)? else {
-            return Ok(0);
+            return Ok((0, 0));
         };
-        (self.db)
-            .query_opt(
-                &format!(
-                    "SELECT COUNT(*) FROM deliveries d
-                     WHERE d.edition_num = ?1 AND {OPEN} AND d.claim IS NOT NULL AND d.claim <> ?2
-                       AND EXISTS (SELECT 1 FROM leases l WHERE l.edition_id = ?3
-                                   AND l.holder = d.claim AND l.expires_at > ?4)"
-                ),
-                params![num, holder, edition_id, &ts(Utc::now())],
-            )?
-            .map_or(Ok(0), |r| r.count(0))
+        let r = (self.db).query_opt(
+            &format!(
+                "SELECT COUNT(*), COALESCE(SUM(CASE WHEN d.claim IS NOT NULL AND d.claim <> ?2
+                     AND EXISTS (SELECT 1 FROM leases l WHERE l.edition_id = ?3
+                                 AND l.holder = d.claim AND l.expires_at > ?4)
+                     THEN 1 ELSE 0 END), 0)
+                 FROM deliveries d WHERE d.edition_num = ?1 AND {OPEN}"
+            ),
+            params![num, holder, edition_id, &ts(Utc::now())],
+        )?;
+        match r {
+            Some(r) => Ok((r.count(0)?, r.count(1)?)),
+            None => Ok((0, 0)),
+        }
     }
 
     /// Extends our lease. `false` means it is no longer ours (it expired, and

@@ -11,6 +11,7 @@ mod check;
 mod cli;
 mod due;
 mod hardening;
+mod hosts;
 mod inbound;
 mod mail_message;
 mod mail_smtp;
