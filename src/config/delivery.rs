@@ -40,7 +40,9 @@ pub struct DeliverySettings {
     /// Sender id for Gmail's `Feedback-ID` header.
     pub feedback_id: Option<String>,
     pub dkim: Option<DkimSettings>,
-    pub smtp: Option<SmtpSettings>,
+    /// The relays (`delivery.smtp`, one mapping or a list of them); empty
+    /// without the section.
+    pub relays: Vec<SmtpSettings>,
     /// VERP base address: each message's envelope sender becomes
     /// `<local>+<tag>@<domain>`, naming the edition and recipient a bounce
     /// is about. `None`: the From address, and bounces identified by their
@@ -84,7 +86,7 @@ pub(super) fn read(f: &mut Fields, site: &Site, root: &Path) -> DeliverySettings
     let preferences = preferences(&mut d, &unsubscribe);
     let feedback_id = feedback_id(&mut d);
     let dkim = dkim(&mut d, root);
-    let smtp = smtp(&mut d, root);
+    let relays = relays(&mut d, root);
     let bounce_address = bounce_address(&mut d);
     let bounces = bounces(&mut d);
     let lease = duration(&mut d, "lease", Duration::seconds(5), Duration::hours(1))
@@ -105,7 +107,7 @@ pub(super) fn read(f: &mut Fields, site: &Site, root: &Path) -> DeliverySettings
         preferences,
         feedback_id,
         dkim,
-        smtp,
+        relays,
         bounce_address,
         bounces,
         lease,
@@ -366,8 +368,48 @@ fn dkim(d: &mut Fields, root: &Path) -> Option<DkimSettings> {
 
 /// `delivery.smtp`, read into the transport's own settings; whatever is not
 /// written keeps `SmtpSettings::default()`, the one set of defaults.
-fn smtp(d: &mut Fields, root: &Path) -> Option<SmtpSettings> {
-    let mut s = d.fields("smtp", false)?;
+/// `delivery.smtp`: one relay (a mapping), or several (a list of them,
+/// each with an optional `name` and `weight`).
+fn relays(d: &mut Fields, root: &Path) -> Vec<SmtpSettings> {
+    let Some(node) = d.node().entry("smtp").map(|(_, v)| v) else {
+        return Vec::new();
+    };
+    let crate::yaml::Value::Seq(items) = &node.value else {
+        return (d.fields("smtp", false))
+            .map(|mut s| {
+                let out = relay(&mut s, root);
+                d.absorb(s);
+                vec![out]
+            })
+            .unwrap_or_default();
+    };
+    d.allow(&["smtp"]);
+    if items.is_empty() {
+        d.error(
+            "smtp",
+            "`smtp` lists no relay: give at least one, with its `url`",
+        );
+    }
+    let mut out: Vec<SmtpSettings> = Vec::with_capacity(items.len());
+    for item in items {
+        let mut s = Fields::new(d.source(), item, Some(item.pos), "each of `smtp`");
+        let r = relay(&mut s, root);
+        if out.iter().any(|o| o.display_name() == r.display_name()) {
+            let name = r.display_name();
+            let key = if s.has("name") { "name" } else { "url" };
+            s.error(
+                key,
+                format!("two relays are called `{name}`: give each a different `name`"),
+            );
+        }
+        d.absorb(s);
+        out.push(r);
+    }
+    out
+}
+
+/// One relay's settings.
+fn relay(s: &mut Fields, root: &Path) -> SmtpSettings {
     let mut out = SmtpSettings::default();
     if let Some(url) = s.required_text("url", "an smtp:// or smtps:// URL") {
         out.url = url.to_string();
@@ -392,16 +434,11 @@ fn smtp(d: &mut Fields, root: &Path) -> Option<SmtpSettings> {
     if let Some(r) = s.count("retries", 0, MAX_RETRIES) {
         out.retries = r as u32;
     }
-    if let Some(t) = duration(&mut s, "timeout", Duration::seconds(1), Duration::hours(1)) {
+    if let Some(t) = duration(s, "timeout", Duration::seconds(1), Duration::hours(1)) {
         out.timeout = t.to_std().unwrap_or(out.timeout);
     }
     // RFC 5321 4.5.3.2.6 recommends 10 minutes for the final dot's reply.
-    if let Some(t) = duration(
-        &mut s,
-        "data_timeout",
-        Duration::seconds(1),
-        Duration::hours(1),
-    ) {
+    if let Some(t) = duration(s, "data_timeout", Duration::seconds(1), Duration::hours(1)) {
         out.data_timeout = t.to_std().unwrap_or(out.data_timeout);
     }
     if let Some(b) = s.bool("allow_insecure") {
@@ -420,7 +457,19 @@ fn smtp(d: &mut Fields, root: &Path) -> Option<SmtpSettings> {
         }
         out.hello_name = Some(h.to_string());
     }
-    out.ca_file = path(&mut s, "ca_file", root);
-    d.absorb(s);
-    Some(out)
+    out.ca_file = path(s, "ca_file", root);
+    if let Some(w) = s.count("weight", 1, 1000) {
+        out.weight = w as u32;
+    }
+    if let Some(n) = s.text("name", "a short name like mx1") {
+        if n.is_empty() || n.len() > 64 || !n.chars().all(|c| c.is_ascii_graphic()) {
+            s.error(
+                "name",
+                "`name` must be a short name like mx1: printable ASCII, no spaces, at most 64 characters",
+            );
+        } else {
+            out.name = Some(n.to_owned());
+        }
+    }
+    out
 }

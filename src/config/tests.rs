@@ -39,7 +39,7 @@ fn loads_a_good_config_with_defaults() {
         c.delivery.unsubscribe.url,
         "https://news.example.com/unsubscribe"
     );
-    assert!(c.delivery.smtp.is_none());
+    assert!(c.delivery.relays.is_empty());
 }
 
 #[test]
@@ -320,7 +320,7 @@ fn smtp_settings_come_from_config_with_the_transports_defaults() {
         "{GOOD}delivery:\n  transport: smtp\n  smtp:\n    url: smtp://mail.example.com:587\n"
     ))
     .unwrap();
-    let s = c.delivery.smtp.unwrap();
+    let s = c.delivery.relays[0].clone();
     let d = SmtpSettings::default();
     assert_eq!(s.url, "smtp://mail.example.com:587");
     assert_eq!(
@@ -333,7 +333,7 @@ fn smtp_settings_come_from_config_with_the_transports_defaults() {
     );
 
     let c = parse(&format!("{GOOD}delivery:\n  transport: smtp\n  smtp:\n    url: smtps://mail.example.com\n    username: brief\n    password_env: PW\n    connections: 200\n    rate: 12.5\n    retries: 0\n    timeout: 90s\n    allow_insecure: true\n    hello_name: brief.example.com\n    ca_file: secrets/ca.pem\n")).unwrap();
-    let s = c.delivery.smtp.unwrap();
+    let s = c.delivery.relays[0].clone();
     assert_eq!(s.connections, 200);
     assert_eq!(s.rate, Some(12.5));
     assert_eq!(s.retries, 0);
@@ -343,6 +343,54 @@ fn smtp_settings_come_from_config_with_the_transports_defaults() {
     assert_eq!(s.ca_file.as_deref(), Some(Path::new("./secrets/ca.pem")));
     assert_eq!(s.username.as_deref(), Some("brief"));
     assert_eq!(s.password_env.as_deref(), Some("PW"));
+}
+
+#[test]
+fn several_relays_are_a_list_each_with_its_own_settings_name_and_weight() {
+    let c = parse(&format!(
+        "{GOOD}delivery:\n  transport: smtp\n  smtp:\n    - {{ url: \"smtp://mx1.example.com:587\", connections: 8, weight: 3 }}\n    - {{ url: \"smtp://mx2.example.com:587\", name: backup, rate: 20 }}\n"
+    ))
+    .unwrap();
+    let r = &c.delivery.relays;
+    assert_eq!(r.len(), 2);
+    assert_eq!(
+        (r[0].display_name().as_str(), r[0].connections, r[0].weight),
+        ("mx1.example.com:587", 8, 3)
+    );
+    assert_eq!(
+        (r[1].display_name().as_str(), r[1].rate, r[1].weight),
+        ("backup", Some(20.0), 1)
+    );
+    let h = headlines(&format!(
+        "{GOOD}delivery:\n  transport: smtp\n  smtp:\n    - {{ url: \"smtp://mx1.example.com\" }}\n    - {{ url: \"smtp://mx1.example.com\", weight: 0 }}\n"
+    ));
+    assert!(
+        has(
+            &h,
+            "config.yaml:19:48: error: `weight` must be from 1 to 1000"
+        ),
+        "{h:#?}"
+    );
+    assert!(
+        has(
+            &h,
+            "config.yaml:19:14: error: two relays are called `mx1.example.com`"
+        ),
+        "{h:#?}"
+    );
+    let h = headlines(&format!("{GOOD}delivery:\n  transport: smtp\n  smtp: []\n"));
+    assert!(
+        has(&h, "config.yaml:17:9: error: `smtp` lists no relay"),
+        "{h:#?}"
+    );
+    let h = headlines(&format!(
+        "{GOOD}delivery:\n  transport: smtp\n  smtp:\n    - {{ urll: \"smtp://mx1.example.com\" }}\n"
+    ));
+    assert!(
+        has(&h, "config.yaml:18:9: error: unknown key `urll`"),
+        "{h:#?}"
+    );
+    assert!(has(&h, "config.yaml:18:7: error: missing `url`"), "{h:#?}");
 }
 
 #[test]

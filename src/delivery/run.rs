@@ -564,7 +564,7 @@ pub fn preflight(newsroom: &Newsroom, n: &Newsletter, slot: DateTime<Utc>) -> Re
     }
     let secret = secret(newsroom)?;
     Composer::new(newsroom, n, "preflight", secret)?;
-    if let Transport::Smtp(settings) = transport(newsroom, n, slot)? {
+    for settings in transport(newsroom, n, slot)?.relays() {
         SmtpConnector::new(&settings)?;
     }
     Ok(())
@@ -637,12 +637,15 @@ pub fn transport(newsroom: &Newsroom, n: &Newsletter, slot: DateTime<Utc>) -> Re
         TransportKind::Outbox => Transport::Outbox {
             dir: d.outbox.join(&n.id).join(slot_stamp(slot, n.timezone)),
         },
-        TransportKind::Smtp => {
-            let s = d.smtp.as_ref().ok_or_else(|| {
-                anyhow!("delivery.transport is smtp but delivery.smtp is missing")
-            })?;
-            Transport::Smtp(s.clone())
-        }
+        TransportKind::Smtp => match d.relays.as_slice() {
+            [] => {
+                return Err(anyhow!(
+                    "delivery.transport is smtp but delivery.smtp is missing"
+                ));
+            }
+            [one] => Transport::Smtp(one.clone()),
+            several => Transport::Relays(several.to_vec()),
+        },
     })
 }
 
@@ -707,6 +710,8 @@ fn deliver_frozen(
             .then(|| "suppressed while the edition was sending".to_owned()))
     }));
     options.stop = opts.stop.clone();
+    let report = Arc::new(std::sync::Mutex::new(Vec::new()));
+    options.relay_report = Some(Arc::clone(&report));
     let sink = LeasedLedger::new(ledger, &stored.id, holder, lease_ttl(newsroom));
     let start = Instant::now();
     let progress = progress_reporter(&stored.id, opts.verbose);
@@ -729,6 +734,10 @@ fn deliver_frozen(
             (Progress::default(), Some(chain.join(": ")))
         }
     };
+    let tallies = report.lock().map(|r| r.clone()).unwrap_or_default();
+    if let Err(e) = ledger.add_relay_tallies(&stored.id, &tallies) {
+        tracing::warn!(edition = %stored.id, "cannot record what each relay did: {e:#}");
+    }
     let (unsent, elsewhere) = ledger.unsent_here_and_elsewhere(&stored.id, holder)?;
     if unsent == 0 {
         ledger.mark_complete(&stored.id)?;
@@ -789,14 +798,14 @@ fn send_test_copies(
                 display_path(&newsroom.root, dir).display()
             )
         }
-        Transport::Smtp(s) => {
-            // The host only: never whatever user part a URL may carry.
-            let rest = s.url.split_once("://").map_or(s.url.as_str(), |(_, r)| r);
-            let host = rest.rsplit('@').next().unwrap_or(rest);
-            format!(
-                "the relay {}",
-                host.split(['?', '/']).next().unwrap_or(host)
-            )
+        relays => {
+            // Each relay's name, or its host: never whatever user part a
+            // URL may carry.
+            let names: Vec<String> = (relays.relays().iter()).map(|s| s.display_name()).collect();
+            match names.len() {
+                1 => format!("the relay {}", names[0]),
+                _ => format!("the relays {}", names.join(", ")),
+            }
         }
     };
     // Rendered as a test copy, whose footer says so instead of claiming

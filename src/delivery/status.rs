@@ -80,6 +80,27 @@ fn edition<'a>(ledger: &Ledger, e: &EditionSummary, q: &Query) -> Result<Vec<Mes
             returns(&r, c.suppressed)
         )));
     }
+    // Several relays: what each took, and which would not take sessions.
+    let relays = ledger.relay_tallies(&e.id)?;
+    if relays.len() > 1 {
+        let each: Vec<String> = (relays.iter())
+            .map(|t| {
+                let mut s = format!("{} {} sent", t.relay, t.sent);
+                for (n, what) in [
+                    (t.deferred, "deferred"),
+                    (t.failed, "failed"),
+                    (t.in_doubt, "in doubt"),
+                    (t.connect_failures, "refused connections"),
+                ] {
+                    if n > 0 {
+                        s.push_str(&format!(", {n} {what}"));
+                    }
+                }
+                s
+            })
+            .collect();
+        out.push(Message::Summary(format!("  relays: {}", each.join("; "))));
+    }
     if q.edition.is_some() {
         if let Some(stats) = ledger.stats(&e.id)? {
             let s = PlanStats::from_json(&stats);

@@ -93,6 +93,19 @@ const TABLES: &[(&str, &[&str], &[&str])] = &[
         &["hash", "address"],
         &["hash", "address", "sent_at"],
     ),
+    (
+        "relay_counts",
+        &["edition_id", "relay"],
+        &[
+            "edition_id",
+            "relay",
+            "sent",
+            "deferred",
+            "failed",
+            "in_doubt",
+            "connect_failures",
+        ],
+    ),
 ];
 
 /// Rows read from the source at a time.

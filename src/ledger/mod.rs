@@ -467,6 +467,20 @@ pub struct Joined {
     pub took_over: Vec<String>,
 }
 
+/// What one relay did for one edition, over every run and host that sent
+/// it, for `status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RelayTally {
+    /// The relay's name (`delivery.smtp[].name`, or its host and port).
+    pub relay: String,
+    pub sent: u64,
+    pub deferred: u64,
+    pub failed: u64,
+    pub in_doubt: u64,
+    /// Sessions it refused or dropped before one was open.
+    pub connect_failures: u64,
+}
+
 /// A batch of recipients claimed for one sender: see
 /// [`Ledger::claim_batch`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -23,12 +23,12 @@ use super::sql::{Db, Dialect, Param, Row, Value};
 use super::store::Pending;
 use super::{LedgerError, Result};
 
-/// The schema, as of the SQLite ledger's version 7 (`sqlite::MIGRATIONS`):
+/// The schema, as of the SQLite ledger's version 8 (`sqlite::MIGRATIONS`):
 /// a PostgreSQL ledger starts there, and each later version adds one entry
 /// here and one there. Text keys sort by byte (`COLLATE "C"`), as SQLite's
 /// do, whatever the server's locale: batches are read in address order.
 pub(super) const MIGRATIONS: &[(i64, &str)] = &[(
-    7,
+    8,
     r#"
     CREATE TABLE editions (
         id           TEXT COLLATE "C" PRIMARY KEY,
@@ -134,6 +134,17 @@ pub(super) const MIGRATIONS: &[(i64, &str)] = &[(
         address TEXT COLLATE "C" NOT NULL,
         sent_at TEXT COLLATE "C" NOT NULL,
         PRIMARY KEY (hash, address)
+    );
+
+    CREATE TABLE relay_counts (
+        edition_id       TEXT COLLATE "C" NOT NULL,
+        relay            TEXT COLLATE "C" NOT NULL,
+        sent             BIGINT NOT NULL DEFAULT 0,
+        deferred         BIGINT NOT NULL DEFAULT 0,
+        failed           BIGINT NOT NULL DEFAULT 0,
+        in_doubt         BIGINT NOT NULL DEFAULT 0,
+        connect_failures BIGINT NOT NULL DEFAULT 0,
+        PRIMARY KEY (edition_id, relay)
     );
     "#,
 )];

@@ -228,6 +228,20 @@ pub(super) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (edition_id, holder)
     );
     "#,
+    // 8: what each relay did for each edition (several relays in
+    // `delivery.smtp`), added to by every run and host.
+    r#"
+    CREATE TABLE relay_counts (
+        edition_id       TEXT NOT NULL,
+        relay            TEXT NOT NULL,
+        sent             INTEGER NOT NULL DEFAULT 0,
+        deferred         INTEGER NOT NULL DEFAULT 0,
+        failed           INTEGER NOT NULL DEFAULT 0,
+        in_doubt         INTEGER NOT NULL DEFAULT 0,
+        connect_failures INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (edition_id, relay)
+    );
+    "#,
 ];
 
 /// A connection to a ledger file.

@@ -12,7 +12,7 @@ use super::sql::{Db, Dialect, Param, Row, Tx, params};
 use super::{
     Claimed, Counts, Delivery, DeliveryState, DeliveryUpdate, EditionState, EditionStub,
     EditionSummary, FrozenEdition, Joined, LedgerError, Location, PreferenceRecord, Preferences,
-    Recipient, Rendering, Result, ReturnCounts, ReturnEvent, ReturnKind, StoredEdition,
+    Recipient, RelayTally, Rendering, Result, ReturnCounts, ReturnEvent, ReturnKind, StoredEdition,
     StoredSubscriber, Suppression, SuppressionReason, SuppressionScope, WebRendering,
 };
 
@@ -428,6 +428,55 @@ impl Ledger {
             Some(r) => Ok((r.count(0)?, r.count(1)?)),
             None => Ok((0, 0)),
         }
+    }
+
+    /// Adds what each relay did in one run to the edition's tallies.
+    pub fn add_relay_tallies(&mut self, edition_id: &str, tallies: &[RelayTally]) -> Result<()> {
+        let tx = self.tx()?;
+        for t in tallies {
+            tx.execute(
+                "INSERT INTO relay_counts
+                     (edition_id, relay, sent, deferred, failed, in_doubt, connect_failures)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (edition_id, relay) DO UPDATE SET
+                     sent = relay_counts.sent + ?3, deferred = relay_counts.deferred + ?4,
+                     failed = relay_counts.failed + ?5, in_doubt = relay_counts.in_doubt + ?6,
+                     connect_failures = relay_counts.connect_failures + ?7",
+                params![
+                    edition_id,
+                    &t.relay,
+                    signed(t.sent),
+                    signed(t.deferred),
+                    signed(t.failed),
+                    signed(t.in_doubt),
+                    signed(t.connect_failures)
+                ],
+            )?;
+        }
+        tx.commit()
+    }
+
+    /// What each relay did for the edition, by relay.
+    pub fn relay_tallies(&self, edition_id: &str) -> Result<Vec<RelayTally>> {
+        (self
+            .db
+            .query(
+                "SELECT relay, sent, deferred, failed, in_doubt, connect_failures FROM relay_counts
+             WHERE edition_id = ?1 ORDER BY relay",
+                params![edition_id],
+            )?
+            .iter())
+        .map(|r| {
+            Ok(RelayTally {
+                relay: r.text(0)?,
+                sent: r.count(1)?,
+                deferred: r.count(2)?,
+                failed: r.count(3)?,
+                in_doubt: r.count(4)?,
+                connect_failures: r.count(5)?,
+            })
+        })
+        .collect()
     }
 
     /// Extends our lease. `false` means it is no longer ours (it expired, and

@@ -27,7 +27,7 @@
 
 use std::collections::VecDeque;
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
@@ -35,10 +35,10 @@ use lettre::Address;
 use thiserror::Error;
 use tokio::sync::{Notify, oneshot};
 
-use crate::ledger::{DeliveryState, DeliveryUpdate, Ledger, LedgerError};
+use crate::ledger::{DeliveryState, DeliveryUpdate, Ledger, LedgerError, RelayTally};
 use crate::mail::outbox::{Outbox, OutboxError};
 use crate::mail::smtp::session::Gate;
-use crate::mail::smtp::{SettingsError, SmtpConnector, SmtpFailure, SmtpSession};
+use crate::mail::smtp::{SettingsError, SmtpConnector, SmtpFailure, SmtpSession, SmtpSettings};
 use crate::mail::transport::Transport;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -222,6 +222,8 @@ pub struct SendOptions {
     /// little ahead of the sessions, so a check when composing could be
     /// overtaken by an unsubscribe; this one is not.
     pub last_check: Option<LastCheck>,
+    /// Filled at the end of an SMTP send with what each relay did.
+    pub relay_report: Option<Arc<Mutex<Vec<RelayTally>>>>,
 }
 
 impl std::fmt::Debug for SendOptions {
@@ -248,6 +250,7 @@ impl SendOptions {
             max_batch: 50,
             stop: None,
             last_check: None,
+            relay_report: None,
         }
     }
 }
@@ -310,18 +313,18 @@ pub async fn deliver<S: OutcomeSink>(
 ) -> Result<(Progress, S), SendError> {
     let jobs = jobs.into();
     let total = jobs.total;
-    let (channel, connections, retries, rate) = match transport {
-        Transport::Outbox { dir } => (Channel::Outbox(Outbox::new(dir)?), 1, 0, None),
-        Transport::Smtp(settings) => {
-            let connector = Arc::new(SmtpConnector::new(settings)?);
-            (
-                Channel::Smtp(connector),
-                settings.connections,
-                settings.retries,
-                settings.rate,
-            )
-        }
+    let outbox = match transport {
+        Transport::Outbox { dir } => Some(Outbox::new(dir)?),
+        Transport::Smtp(_) | Transport::Relays(_) => None,
     };
+    let relays: Vec<Arc<Relay>> = (transport.relays().iter())
+        .map(|s| Relay::new(s).map(Arc::new))
+        .collect::<Result<_, _>>()?;
+    let connections: usize = match &outbox {
+        Some(_) => 1,
+        None => relays.iter().map(|r| r.connections).sum(),
+    };
+    let retries = relays.iter().map(|r| r.retries).max().unwrap_or(0);
     // A session per recipient at most: an idle one only costs the relay.
     let workers = connections.min(usize::try_from(total).unwrap_or(usize::MAX));
     // Composing and signing run on threads of their own, one per core, a
@@ -357,9 +360,9 @@ pub async fn deliver<S: OutcomeSink>(
         ahead: (workers * 4).max(PREPARED_AHEAD),
         preparing: AtomicUsize::new(preparers),
         notify: Notify::new(),
-        limiter: RateLimiter::new(rate),
+        limiter: RateLimiter::new(None),
+        relays: relays.clone(),
         abort: AtomicBool::new(false),
-        active_workers: AtomicUsize::new(workers),
         retries,
         options,
         record_tx: Mutex::new(Some(record_tx)),
@@ -367,16 +370,16 @@ pub async fn deliver<S: OutcomeSink>(
     });
 
     // Fail fast on a wrong password or a relay that refuses us, and wait out
-    // a short outage, before any recipient is touched.
-    let mut first_session = None;
-    if let Channel::Smtp(connector) = &channel
-        && workers > 0
-    {
-        match shared.first_session(connector).await {
-            Ok(session) => first_session = Some(session),
+    // a short outage, before any recipient is touched. With several relays
+    // one that answers is enough: the others are backed off on their own.
+    let mut first_sessions: Vec<Option<SmtpSession>> = Vec::new();
+    if !relays.is_empty() && workers > 0 {
+        match shared.first_sessions().await {
+            Ok(sessions) => first_sessions = sessions,
             Err(failure) => {
                 shared.preparing.store(0, Ordering::SeqCst);
                 shared.close_records();
+                shared.report_relays();
                 drop(shared);
                 // A writer that failed (lease lost) says more than the relay.
                 done_rx.await.map_err(|_| SendError::WriterGone)??;
@@ -406,15 +409,24 @@ pub async fn deliver<S: OutcomeSink>(
         ));
     }
     let mut handles = Vec::with_capacity(workers);
-    for _ in 0..workers {
-        let worker = Worker {
-            shared: Arc::clone(&shared),
-            channel: channel.clone(),
-            session: first_session.take(),
-            connect_failures: 0,
-            unconfirmed: None,
-        };
-        handles.push(tokio::spawn(worker.run()));
+    let remaining = usize::try_from(total).unwrap_or(usize::MAX);
+    match &outbox {
+        Some(outbox) => handles.push(tokio::spawn(
+            Worker::new(&shared, Channel::Outbox(outbox.clone()), None).run(),
+        )),
+        None => {
+            for (relay, first) in relays.iter().zip(first_sessions) {
+                if relay.is_disabled() {
+                    continue;
+                }
+                let mut first = first;
+                for _ in 0..relay.connections.min(remaining) {
+                    let channel = Channel::Smtp(Arc::clone(relay));
+                    let worker = Worker::new(&shared, channel, first.take());
+                    handles.push(tokio::spawn(worker.run()));
+                }
+            }
+        }
     }
     for handle in handles {
         // A panicking worker is a bug; the others finish and the ledger
@@ -436,6 +448,7 @@ pub async fn deliver<S: OutcomeSink>(
     });
     let _ = joined.await;
     shared.close_records();
+    shared.report_relays();
     let fatal = shared.fatal.lock().ok().and_then(|mut f| f.take());
     drop(shared);
     let (progress, sink) = done_rx.await.map_err(|_| SendError::WriterGone)??;
@@ -531,7 +544,95 @@ fn ledger_writer<S: OutcomeSink>(
 #[derive(Clone)]
 enum Channel {
     Outbox(Outbox),
-    Smtp(Arc<SmtpConnector>),
+    Smtp(Arc<Relay>),
+}
+
+/// One relay's part in a send: its sessions' connector, its own pacing
+/// (halved on throttling), its backoff after refused connections, its
+/// weight in the split, and what it did.
+struct Relay {
+    name: String,
+    connector: SmtpConnector,
+    limiter: RateLimiter,
+    connections: usize,
+    retries: u32,
+    weight: u32,
+    /// Jobs its workers took.
+    taken: AtomicU64,
+    /// Its workers waiting for a job right now.
+    idle: AtomicUsize,
+    /// Its workers still running.
+    active: AtomicUsize,
+    /// Connection failures in a row, and until when it is left alone.
+    down: Mutex<(u32, Option<Instant>)>,
+    /// Refused us for good (a wrong password): no more sessions.
+    disabled: AtomicBool,
+    counts: Mutex<RelayTally>,
+}
+
+impl Relay {
+    fn new(s: &SmtpSettings) -> Result<Relay, SettingsError> {
+        let name = s.display_name();
+        Ok(Relay {
+            connector: SmtpConnector::new(s)?,
+            limiter: RateLimiter::new(s.rate),
+            connections: s.connections.max(1),
+            retries: s.retries,
+            weight: s.weight.max(1),
+            taken: AtomicU64::new(0),
+            idle: AtomicUsize::new(0),
+            active: AtomicUsize::new(0),
+            down: Mutex::new((0, None)),
+            disabled: AtomicBool::new(false),
+            counts: Mutex::new(RelayTally {
+                relay: name.clone(),
+                ..RelayTally::default()
+            }),
+            name,
+        })
+    }
+
+    fn count(&self, f: impl FnOnce(&mut RelayTally)) {
+        if let Ok(mut c) = self.counts.lock() {
+            f(&mut c);
+        }
+    }
+
+    fn is_disabled(&self) -> bool {
+        self.disabled.load(Ordering::SeqCst)
+    }
+
+    /// Backed off after refused connections, until then.
+    fn down_until(&self) -> Option<Instant> {
+        let down = self.down.lock().ok()?;
+        down.1.filter(|until| *until > Instant::now())
+    }
+
+    fn is_up(&self) -> bool {
+        !self.is_disabled() && self.down_until().is_none()
+    }
+
+    /// A session would not open: leave the relay alone for a while, longer
+    /// each time in a row.
+    fn connect_failed(&self, shared: &Shared) {
+        self.count(|c| c.connect_failures += 1);
+        if let Ok(mut down) = self.down.lock() {
+            down.0 += 1;
+            let wait = shared.backoff(&self.name, down.0);
+            down.1 = Some(Instant::now() + wait);
+        }
+    }
+
+    fn connected(&self) {
+        if let Ok(mut down) = self.down.lock() {
+            *down = (0, None);
+        }
+    }
+
+    /// Jobs taken per unit of weight: the split's measure.
+    fn load(&self) -> f64 {
+        self.taken.load(Ordering::SeqCst) as f64 / f64::from(self.weight)
+    }
 }
 
 /// Who a job is for; separate from the message source, which need not be
@@ -584,9 +685,11 @@ struct Shared {
     /// have all stopped.
     preparing: AtomicUsize,
     notify: Notify,
+    /// The outbox's pacing (none); each relay has its own.
     limiter: RateLimiter,
+    /// The relays of an SMTP send, in the order configured.
+    relays: Vec<Arc<Relay>>,
     abort: AtomicBool,
-    active_workers: AtomicUsize,
     retries: u32,
     options: SendOptions,
     /// Taken (closed) when all workers are done.
@@ -790,23 +893,58 @@ impl Shared {
         }
     }
 
-    /// The first session, retried with backoff (as a message would be) while
-    /// the failure is transient: a relay restarting, a 421 "too busy"
-    /// greeting, a banner that does not come. A refusal no retry can fix
-    /// comes back at once.
-    async fn first_session(&self, connector: &SmtpConnector) -> Result<SmtpSession, SmtpFailure> {
+    /// A first session on every relay, before any recipient is tried:
+    /// retried with backoff (as a message would be) while every relay
+    /// fails for now (a relay restarting, a 421 "too busy" greeting, a
+    /// banner that does not come). A relay that refuses us for good (a
+    /// wrong password) is left out, with an error, while another relay
+    /// answers; when none does, the first failure comes back.
+    async fn first_sessions(&self) -> Result<Vec<Option<SmtpSession>>, SmtpFailure> {
         let mut attempts = 0;
         loop {
-            let failure = match connector.connect().await {
-                Ok(session) => return Ok(session),
-                Err(failure) if failure.is_fatal() => return Err(failure),
-                Err(failure) => failure,
-            };
+            let mut sessions = Vec::with_capacity(self.relays.len());
+            let mut first_failure = None;
+            for relay in &self.relays {
+                if relay.is_disabled() {
+                    sessions.push(None);
+                    continue;
+                }
+                match relay.connector.connect().await {
+                    Ok(session) => {
+                        relay.connected();
+                        sessions.push(Some(session));
+                    }
+                    Err(failure) => {
+                        relay.count(|c| c.connect_failures += 1);
+                        if failure.is_fatal() {
+                            relay.disabled.store(true, Ordering::SeqCst);
+                        }
+                        if self.relays.len() > 1 {
+                            tracing::warn!(relay = %relay.name, "cannot open an SMTP session: {failure}");
+                        }
+                        first_failure.get_or_insert(failure);
+                        sessions.push(None);
+                    }
+                }
+            }
+            if sessions.iter().any(Option::is_some) {
+                for (relay, session) in self.relays.iter().zip(&sessions) {
+                    if session.is_none() && relay.is_disabled() {
+                        tracing::error!(relay = %relay.name, "this relay refused us; sending through the others");
+                    } else if session.is_none() {
+                        relay.connect_failed(self);
+                    }
+                }
+                return Ok(sessions);
+            }
+            let failure = first_failure
+                .unwrap_or_else(|| SmtpFailure::Fatal("no relay to send through".to_owned()));
             attempts += 1;
-            if attempts > self.retries || self.stop_requested() {
+            let all_refused = self.relays.iter().all(|r| r.is_disabled());
+            if all_refused || attempts > self.retries || self.stop_requested() {
                 return Err(failure);
             }
-            let wait = self.backoff(&connector.endpoint().host, attempts);
+            let wait = self.backoff(&self.relays[0].connector.endpoint().host, attempts);
             tracing::warn!(
                 "cannot open an SMTP session ({failure}); retry {attempts} of {} in {:.1} s",
                 self.retries,
@@ -822,6 +960,45 @@ impl Shared {
                 )
                 .await;
             }
+        }
+    }
+
+    /// Every job is done: none ready, waiting or in a worker's hands, and
+    /// nothing left to compose.
+    fn drained(&self) -> bool {
+        let queue = self.lock();
+        queue.ready.is_empty()
+            && queue.delayed.is_empty()
+            && queue.busy == 0
+            && self.preparing.load(Ordering::SeqCst) == 0
+    }
+
+    /// Another relay than `me` takes sessions now.
+    fn other_relay_up(&self, me: &Relay) -> bool {
+        (self.relays.iter()).any(|r| !std::ptr::eq(r.as_ref(), me) && r.is_up())
+    }
+
+    /// Whether `me` is ahead of its share: a relay under its share by
+    /// weight has a worker waiting for a job, which should have this one.
+    fn ahead_of_share(&self, me: &Relay) -> bool {
+        let mine = me.load();
+        (self.relays.iter()).any(|r| {
+            !std::ptr::eq(r.as_ref(), me)
+                && r.is_up()
+                && r.idle.load(Ordering::SeqCst) > 0
+                && r.load() < mine
+        })
+    }
+
+    /// Hands each relay's counts to the caller, if it asked.
+    fn report_relays(&self) {
+        let Some(report) = &self.options.relay_report else {
+            return;
+        };
+        if let Ok(mut out) = report.lock() {
+            *out = (self.relays.iter())
+                .filter_map(|r| r.counts.lock().ok().map(|c| c.clone()))
+                .collect();
         }
     }
 
@@ -862,8 +1039,79 @@ struct Worker {
 }
 
 impl Worker {
+    fn new(shared: &Arc<Shared>, channel: Channel, session: Option<SmtpSession>) -> Worker {
+        if let Channel::Smtp(relay) = &channel {
+            relay.active.fetch_add(1, Ordering::SeqCst);
+        }
+        Worker {
+            shared: Arc::clone(shared),
+            channel,
+            session,
+            connect_failures: 0,
+            unconfirmed: None,
+        }
+    }
+
+    fn relay(&self) -> Option<&Arc<Relay>> {
+        match &self.channel {
+            Channel::Smtp(relay) => Some(relay),
+            Channel::Outbox(_) => None,
+        }
+    }
+
+    fn limiter(&self) -> &RateLimiter {
+        self.relay().map_or(&self.shared.limiter, |r| &r.limiter)
+    }
+
+    fn retries(&self) -> u32 {
+        self.relay().map_or(0, |r| r.retries)
+    }
+
+    /// The next job for this worker. With several relays, a worker whose
+    /// relay is backed off waits while another relay takes sessions, and
+    /// one whose relay is ahead of its share by weight leaves the job to a
+    /// waiting worker of a relay behind.
+    async fn next_job(&self) -> Option<Pending> {
+        let Some(relay) = self.relay().cloned() else {
+            return self.shared.next_job().await;
+        };
+        loop {
+            if let Some(until) = relay.down_until()
+                && self.shared.other_relay_up(&relay)
+            {
+                if self.shared.drained() || self.shared.stop_requested() {
+                    return None;
+                }
+                let nap = until
+                    .saturating_duration_since(Instant::now())
+                    .min(STOP_POLL);
+                tokio::time::sleep(nap).await;
+                continue;
+            }
+            relay.idle.fetch_add(1, Ordering::SeqCst);
+            let job = self.shared.next_job().await;
+            relay.idle.fetch_sub(1, Ordering::SeqCst);
+            let job = job?;
+            if self.shared.ahead_of_share(&relay) {
+                self.shared.finish(Some((Instant::now(), job)), true);
+                tokio::task::yield_now().await;
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                continue;
+            }
+            relay.taken.fetch_add(1, Ordering::SeqCst);
+            return Some(job);
+        }
+    }
+
     async fn run(mut self) {
-        while let Some(job) = self.shared.next_job().await {
+        self.work().await;
+        if let Some(relay) = self.relay() {
+            relay.active.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    async fn work(&mut self) {
+        while let Some(job) = self.next_job().await {
             let bytes = match &job.bytes {
                 Ok(bytes) => Arc::clone(bytes),
                 Err(why) => {
@@ -900,12 +1148,21 @@ impl Worker {
             }
 
             if self.session.is_none()
-                && let Channel::Smtp(connector) = &self.channel
+                && let Some(relay) = self.relay().cloned()
             {
-                match connector.connect().await {
+                match relay.connector.connect().await {
                     Ok(session) => {
                         self.session = Some(session);
                         self.connect_failures = 0;
+                        relay.connected();
+                    }
+                    Err(failure @ SmtpFailure::Fatal(_)) if self.shared.other_relay_up(&relay) => {
+                        // This relay refuses us for good; the others carry on.
+                        tracing::error!(relay = %relay.name, "this relay refused us; sending through the others: {failure}");
+                        relay.count(|c| c.connect_failures += 1);
+                        relay.disabled.store(true, Ordering::SeqCst);
+                        self.shared.finish(Some((Instant::now(), job)), true);
+                        return;
                     }
                     Err(failure @ SmtpFailure::Fatal(_)) => {
                         // Nothing will get through: stop, leave readers pending.
@@ -913,21 +1170,30 @@ impl Worker {
                         self.shared.finish(Some((Instant::now(), job)), true);
                         return;
                     }
+                    Err(failure) if self.shared.other_relay_up(&relay) => {
+                        // Not the recipient's fault, nor worth their retry:
+                        // the job goes to another relay's worker, and this
+                        // relay is left alone for a while.
+                        tracing::warn!(relay = %relay.name, "cannot open an SMTP session, backing this relay off: {failure}");
+                        relay.connect_failed(&self.shared);
+                        self.shared.finish(Some((Instant::now(), job)), true);
+                        continue;
+                    }
                     Err(failure) => {
                         self.connect_failures += 1;
-                        let others = self.shared.active_workers.load(Ordering::SeqCst) > 1;
-                        if others && self.connect_failures > self.shared.retries {
+                        relay.count(|c| c.connect_failures += 1);
+                        let others = relay.active.load(Ordering::SeqCst) > 1;
+                        if others && self.connect_failures > self.retries() {
                             // The relay will not take this many sessions:
                             // leave the job to the workers that have one.
                             tracing::warn!(
                                 "giving up a connection after repeated failures: {failure}"
                             );
-                            self.shared.active_workers.fetch_sub(1, Ordering::SeqCst);
                             self.shared.finish(Some((Instant::now(), job)), true);
                             return;
                         }
                         if failure.is_throttle() {
-                            self.shared.limiter.throttle(Instant::now());
+                            self.limiter().throttle(Instant::now());
                         }
                         if !self.after_failure(job, failure).await {
                             return;
@@ -937,19 +1203,19 @@ impl Worker {
                 }
             }
 
-            self.shared.limiter.acquire().await;
+            self.limiter().acquire().await;
             let started = Instant::now();
             let result = self.attempt(&job.target, &bytes).await;
             let keep_going = match result {
                 Ok(reply) => {
-                    self.shared.limiter.success();
+                    self.limiter().success();
                     let ok = self.record_sent(&job.target, reply).await;
                     self.shared.finish(None, false);
                     ok
                 }
                 Err(failure) => {
                     if failure.is_throttle() {
-                        self.shared.limiter.throttle(started);
+                        self.limiter().throttle(started);
                     }
                     if !self.session.as_ref().is_some_and(SmtpSession::is_usable) {
                         self.session = None;
@@ -995,7 +1261,7 @@ impl Worker {
             self.shared.finish(None, false);
             return ok;
         }
-        let last = job.attempts > self.shared.retries;
+        let last = job.attempts > self.retries();
         tracing::debug!(email = %job.target.email, attempt = job.attempts, last, "transient failure: {reply}");
         // Recorded even when it will be retried, so nothing waiting in the
         // queue is in doubt after a crash.
@@ -1130,6 +1396,18 @@ impl Worker {
             Ok(tx) => tx.as_ref().is_some_and(|tx| tx.send(record).is_ok()),
             Err(_) => false,
         };
+        if sent
+            && is_final
+            && let Some(relay) = self.relay()
+        {
+            relay.count(|c| match state {
+                DeliveryState::Sent => c.sent += 1,
+                DeliveryState::Deferred => c.deferred += 1,
+                DeliveryState::Failed => c.failed += 1,
+                DeliveryState::InDoubt => c.in_doubt += 1,
+                DeliveryState::Pending | DeliveryState::Suppressed => {}
+            });
+        }
         sent.then_some(durable_rx)
     }
 }
@@ -1419,8 +1697,8 @@ mod tests {
             preparing: AtomicUsize::new(0),
             notify: Notify::new(),
             limiter: RateLimiter::new(None),
+            relays: Vec::new(),
             abort: AtomicBool::new(false),
-            active_workers: AtomicUsize::new(1),
             retries: 3,
             options: SendOptions {
                 backoff: Duration::from_secs(1),

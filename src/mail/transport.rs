@@ -14,4 +14,19 @@ pub enum Transport {
         dir: PathBuf,
     },
     Smtp(SmtpSettings),
+    /// Several relays, each with its own sessions, rate and backoff, used
+    /// by weight: one that refuses connections is backed off on its own
+    /// while the others carry on.
+    Relays(Vec<SmtpSettings>),
+}
+
+impl Transport {
+    /// The relays, in the order configured; none for the outbox.
+    pub fn relays(&self) -> Vec<SmtpSettings> {
+        match self {
+            Transport::Outbox { .. } => Vec::new(),
+            Transport::Smtp(s) => vec![s.clone()],
+            Transport::Relays(all) => all.clone(),
+        }
+    }
 }

@@ -99,7 +99,8 @@ impl Notices {
         let way = match d.transport {
             TransportKind::Outbox => Way::Outbox(d.outbox.join("signup")),
             TransportKind::Smtp => {
-                let s: &SmtpSettings = (d.smtp.as_ref()).ok_or_else(|| {
+                // The first relay: a confirmation is one message.
+                let s: &SmtpSettings = (d.relays.first()).ok_or_else(|| {
                     anyhow!("delivery.transport is smtp but delivery.smtp is missing")
                 })?;
                 Way::Smtp(Box::new(SmtpConnector::new(s)?))

@@ -1162,3 +1162,73 @@ fn the_password_comes_from_the_named_variable_and_is_never_logged() {
         assert!(!String::from_utf8_lossy(&dump.raw).contains(PASSWORD));
     }
 }
+
+// ---------------------------------------------------------------------------
+// Several relays: `delivery.smtp` as a list.
+
+/// The fixture newsroom sending through these relays (`url`, `name`,
+/// `weight`), each with `connections` sessions.
+fn relays_newsroom(relays: &[(String, &str, u32)], connections: usize) -> Newsroom {
+    let list: String = (relays.iter())
+        .map(|(url, name, weight)| {
+            format!(
+                "    - {{ url: \"{url}\", name: {name}, weight: {weight}, connections: {connections}, retries: 1, timeout: 5s }}\n"
+            )
+        })
+        .collect();
+    Newsroom::fixture("delivery").edit(
+        "config.yaml",
+        "  smtp:\n    url: smtp://127.0.0.1:9?tls=none    # the tests point this at their smtp-sink\n    connections: 4\n    retries: 1\n    timeout: 10s\n",
+        &format!("  smtp:\n{list}"),
+    )
+}
+
+#[test]
+fn a_relay_that_refuses_connections_is_backed_off_and_the_other_carries_everything() {
+    let live = SmtpSink::start(&[]);
+    let dead = format!(
+        "smtp://127.0.0.1:{}?tls=none",
+        crate::support::server::free_port()
+    );
+    // The refusing relay first, and of greater weight: it would be given
+    // most of the mail if it took any.
+    let room = relays_newsroom(&[(dead, "dead", 3), (live.url(), "live", 1)], 2)
+        .write("subscribers/am.csv", &subscribers_csv(120));
+    send(&room, &[])
+        .success()
+        .stdout_has("sent 120, deferred 0, failed 0")
+        .stderr_has("cannot open an SMTP session");
+    let counts = tally(&live.received());
+    assert_eq!(counts.len(), 120);
+    assert!(counts.values().all(|n| *n == 1));
+    let status = room.run(&["status"]);
+    status
+        .success()
+        .stdout_has("  relays: dead 0 sent, ")
+        .stdout_has(" refused connections; live 120 sent");
+}
+
+#[test]
+fn two_relays_that_keep_up_share_the_mail_by_weight() {
+    let (a, b) = (SmtpSink::start(&[]), SmtpSink::start(&[]));
+    let room = relays_newsroom(&[(a.url(), "a", 3), (b.url(), "b", 1)], 2)
+        .write("subscribers/am.csv", &subscribers_csv(400));
+    send(&room, &[])
+        .success()
+        .stdout_has("sent 400, deferred 0, failed 0");
+    let (to_a, to_b) = (tally(&a.received()), tally(&b.received()));
+    assert_eq!(to_a.len() + to_b.len(), 400);
+    assert!(to_a.keys().all(|k| !to_b.contains_key(k)), "one copy each");
+    assert!(
+        !to_b.is_empty() && to_a.len() > to_b.len(),
+        "a took {}, b {}",
+        to_a.len(),
+        to_b.len()
+    );
+    let status = room.run(&["status"]);
+    status.success().stdout_has(&format!(
+        "  relays: a {} sent; b {} sent",
+        to_a.len(),
+        to_b.len()
+    ));
+}

@@ -56,6 +56,27 @@ pub struct SmtpSettings {
     pub hello_name: Option<String>,
     /// Extra PEM root certificate(s) to trust, for a relay with a private CA.
     pub ca_file: Option<PathBuf>,
+    /// What logs and `status` call this relay; default: its host and port.
+    pub name: Option<String>,
+    /// Its share of the messages beside other relays (`delivery.smtp` as a
+    /// list): a relay of weight 2 takes twice the messages of one of
+    /// weight 1 while both keep up.
+    pub weight: u32,
+}
+
+impl SmtpSettings {
+    /// The relay's name: `name`, or `host:port` from the URL.
+    pub fn display_name(&self) -> String {
+        if let Some(n) = &self.name {
+            return n.clone();
+        }
+        let rest = self
+            .url
+            .split_once("://")
+            .map_or(self.url.as_str(), |(_, r)| r);
+        let host = rest.rsplit('@').next().unwrap_or(rest);
+        host.split(['?', '/']).next().unwrap_or(host).to_owned()
+    }
 }
 
 impl Default for SmtpSettings {
@@ -76,6 +97,8 @@ impl Default for SmtpSettings {
             allow_insecure: false,
             hello_name: None,
             ca_file: None,
+            name: None,
+            weight: 1,
         }
     }
 }
@@ -96,6 +119,8 @@ impl fmt::Debug for SmtpSettings {
             .field("allow_insecure", &self.allow_insecure)
             .field("hello_name", &self.hello_name)
             .field("ca_file", &self.ca_file)
+            .field("name", &self.name)
+            .field("weight", &self.weight)
             .finish()
     }
 }
