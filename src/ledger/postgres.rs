@@ -20,8 +20,8 @@ use postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 use postgres::{Client, Statement};
 
 use super::sql::{Db, Dialect, Param, Row, Value};
-use super::store::Pending;
-use super::{LedgerError, Result};
+use super::store::{Pending, record_one_by_one};
+use super::{DeliveryUpdate, LedgerError, Result};
 
 /// The schema, as of the SQLite ledger's version 8 (`sqlite::MIGRATIONS`):
 /// a PostgreSQL ledger starts there, and each later version adds one entry
@@ -287,9 +287,33 @@ fn tls(
 struct Conn {
     client: Client,
     statements: HashMap<String, Statement>,
+    /// What to connect again with, when the server went away (a restart, a
+    /// failover) between transactions.
+    config: postgres::Config,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
+    /// A transaction is open: a connection lost now is not replaced until
+    /// it is rolled back, so that its remaining statements fail instead of
+    /// running outside it.
+    in_transaction: bool,
 }
 
 impl Conn {
+    /// Connects again if the server closed the connection while no
+    /// transaction was open (`serve` outlives a database restart).
+    fn revive(&mut self) {
+        if !self.client.is_closed() || self.in_transaction {
+            return;
+        }
+        match self.config.connect(self.tls.clone()) {
+            Ok(client) => {
+                tracing::info!("reconnected to the ledger's database");
+                self.client = client;
+                self.statements.clear();
+            }
+            Err(e) => tracing::warn!("cannot reconnect to the ledger's database: {}", causes(&e)),
+        }
+    }
+
     fn statement(&mut self, sql: &str) -> Result<Statement> {
         if let Some(s) = self.statements.get(sql) {
             return Ok(s.clone());
@@ -330,7 +354,7 @@ impl Postgres {
         let thread = std::thread::Builder::new()
             .name("ledger-postgres".into())
             .spawn(move || {
-                let client = match config.connect(tls) {
+                let client = match config.connect(tls.clone()) {
                     Ok(c) => c,
                     Err(e) => {
                         let _ = ready_tx.send(Err(LedgerError::Connect {
@@ -344,8 +368,12 @@ impl Postgres {
                 let mut conn = Conn {
                     client,
                     statements: HashMap::new(),
+                    config,
+                    tls,
+                    in_transaction: false,
                 };
                 for call in queue {
+                    conn.revive();
                     call(&mut conn);
                 }
             })
@@ -562,7 +590,50 @@ impl Db for Postgres {
 
     fn batch(&self, sql: &str) -> Result<()> {
         let sql = sql.to_owned();
-        self.call(move |c| Ok(c.client.batch_execute(&sql)?))
+        self.call(move |c| {
+            let result = c.client.batch_execute(&sql);
+            match sql.as_str() {
+                "BEGIN" => c.in_transaction = result.is_ok(),
+                // Over, whatever the server answered.
+                "COMMIT" | "ROLLBACK" => c.in_transaction = false,
+                _ => {}
+            }
+            Ok(result?)
+        })
+    }
+
+    /// A batch of outcomes in one statement, as arrays: one round trip per
+    /// commit instead of one per recipient (the writer's latency is what
+    /// each session waits for before its next final dot). A batch that
+    /// names a recipient twice (an attempt and its retry) is recorded one
+    /// by one, in order.
+    fn record_outcomes(&self, num: i64, outcomes: &[&DeliveryUpdate], now: i64) -> Result<u64> {
+        const BULK: &str = "UPDATE deliveries d
+             SET state = u.state, attempts = d.attempts + u.attempts,
+                 reply = CASE WHEN u.state = 'sent' THEN NULL ELSE COALESCE(u.reply, d.reply) END,
+                 updated = $2,
+                 doubts = d.doubts + CASE WHEN u.state = 'in_doubt' THEN 1 ELSE 0 END,
+                 claim = CASE WHEN u.state IN ('sent', 'failed', 'suppressed') THEN NULL ELSE d.claim END
+             FROM UNNEST($3::text[], $4::text[], $5::bigint[], $6::text[])
+                  AS u (email, state, attempts, reply)
+             WHERE d.edition_num = $1 AND d.email = u.email COLLATE \"C\"
+               AND (d.state IN ('pending', 'deferred') OR (d.state = 'in_doubt' AND d.doubts < 2))";
+        let mut seen = std::collections::HashSet::new();
+        if outcomes.len() < 2 || !outcomes.iter().all(|o| seen.insert(o.email.as_str())) {
+            return record_one_by_one(self, num, outcomes, now);
+        }
+        let emails: Vec<String> = outcomes.iter().map(|o| o.email.clone()).collect();
+        let states: Vec<String> = outcomes
+            .iter()
+            .map(|o| o.state.as_str().to_owned())
+            .collect();
+        let attempts: Vec<i64> = outcomes.iter().map(|o| i64::from(o.attempts)).collect();
+        let replies: Vec<Option<String>> = outcomes.iter().map(|o| o.reply.clone()).collect();
+        self.call(move |c| {
+            let stmt = c.statement(BULK)?;
+            Ok(c.client
+                .execute(&stmt, &[&num, &now, &emails, &states, &attempts, &replies])?)
+        })
     }
 
     /// Thousands of rows a statement, as arrays: one round trip per chunk

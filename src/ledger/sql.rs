@@ -7,8 +7,8 @@
 
 use std::ops::Deref;
 
-use super::store::{Pending, pending_params};
-use super::{LedgerError, Result};
+use super::store::{Pending, pending_params, record_one_by_one};
+use super::{DeliveryUpdate, LedgerError, Result};
 
 /// One pending delivery as frozen; the audience is deduplicated already,
 /// and if not, the first row wins.
@@ -193,6 +193,14 @@ pub trait Db: Send {
             self.execute(INSERT_PENDING, &pending_params(num, p, updated))?;
         }
         Ok(())
+    }
+
+    /// Records outcomes of edition `num`'s deliveries (in the caller's
+    /// transaction), in order, with `store::RECORD_OUTCOME`'s rules; the
+    /// rows changed. One statement each here; PostgreSQL sends a batch in
+    /// one.
+    fn record_outcomes(&self, num: i64, outcomes: &[&DeliveryUpdate], now: i64) -> Result<u64> {
+        record_one_by_one(self, num, outcomes, now)
     }
 
     /// The first row, if any.

@@ -592,17 +592,9 @@ impl Ledger {
     pub fn record_batch(&mut self, outcomes: &[DeliveryUpdate]) -> Result<usize> {
         let now = millis(Utc::now());
         let tx = self.tx()?;
-        let mut changed = 0;
         let mut nums: HashMap<&str, Option<i64>> = HashMap::new();
-        let update = format!(
-            "UPDATE deliveries
-             SET state = ?3, attempts = attempts + ?4,
-                 reply = CASE WHEN ?3 = 'sent' THEN NULL ELSE COALESCE(?5, reply) END,
-                 updated = ?6,
-                 doubts = doubts + CASE WHEN ?3 = 'in_doubt' THEN 1 ELSE 0 END,
-                 claim = CASE WHEN ?3 IN ('sent', 'failed', 'suppressed') THEN NULL ELSE claim END
-             WHERE edition_num = ?1 AND email = ?2 AND {OPEN}"
-        );
+        // Each edition's outcomes, in order.
+        let mut groups: Vec<(i64, Vec<&DeliveryUpdate>)> = Vec::new();
         for o in outcomes {
             let num = match nums.get(o.edition_id.as_str()) {
                 Some(n) => *n,
@@ -619,10 +611,14 @@ impl Ledger {
                 }
             };
             let Some(num) = num else { continue };
-            changed += tx.execute(
-                &update,
-                params![num, &o.email, o.state.as_str(), o.attempts, &o.reply, now],
-            )?;
+            match groups.iter_mut().find(|(n, _)| *n == num) {
+                Some((_, group)) => group.push(o),
+                None => groups.push((num, vec![o])),
+            }
+        }
+        let mut changed = 0;
+        for (num, group) in &groups {
+            changed += tx.record_outcomes(*num, group, now)?;
         }
         tx.commit()?;
         Ok(usize::try_from(changed).unwrap_or(usize::MAX))
@@ -1372,6 +1368,35 @@ fn reap(
         joined.took_over.push(other);
     }
     Ok(joined)
+}
+
+/// One outcome: only a delivery a run may still try changes (the
+/// condition is [`OPEN`]'s).
+pub(super) const RECORD_OUTCOME: &str = "UPDATE deliveries
+     SET state = ?3, attempts = attempts + ?4,
+         reply = CASE WHEN ?3 = 'sent' THEN NULL ELSE COALESCE(?5, reply) END,
+         updated = ?6,
+         doubts = doubts + CASE WHEN ?3 = 'in_doubt' THEN 1 ELSE 0 END,
+         claim = CASE WHEN ?3 IN ('sent', 'failed', 'suppressed') THEN NULL ELSE claim END
+     WHERE edition_num = ?1 AND email = ?2
+       AND (state IN ('pending', 'deferred') OR (state = 'in_doubt' AND doubts < 2))";
+
+/// Outcomes of edition `num` one statement each, in order: see
+/// [`Db::record_outcomes`].
+pub(super) fn record_one_by_one<D: Db + ?Sized>(
+    db: &D,
+    num: i64,
+    outcomes: &[&DeliveryUpdate],
+    now: i64,
+) -> Result<u64> {
+    let mut changed = 0;
+    for o in outcomes {
+        changed += db.execute(
+            RECORD_OUTCOME,
+            params![num, &o.email, o.state.as_str(), o.attempts, &o.reply, now],
+        )?;
+    }
+    Ok(changed)
 }
 
 /// One pending delivery as frozen: see [`Db::insert_pending`].

@@ -44,6 +44,7 @@ on_both_backends!(
     senders_join_an_edition_renew_and_take_over_the_stopped,
     claims_split_an_edition_between_senders_and_free_a_stopped_senders_share,
     senders_claiming_at_once_never_get_one_recipient_twice,
+    a_batch_naming_a_recipient_twice_is_recorded_in_order,
     edition_states_and_summaries,
     frozen_edition_can_become_missed,
     a_readers_own_suppressions_and_preferences_are_found_by_address,
@@ -1073,4 +1074,55 @@ fn a_link_used_again_after_an_unsubscribe_does_not_undo_it(at: Location) {
     assert_eq!((again.lifted, again.stale, again.renewed), (0, 1, 0));
     assert!(l.is_suppressed("ana@example.com", "am").unwrap());
     assert!(l.is_suppressed("ana@example.com", "pm").unwrap());
+}
+
+#[test]
+fn a_postgres_ledger_outlives_a_restart_of_its_server() {
+    let server = throwaway::Server::own();
+    let at = Location::Postgres(server.database());
+    let mut l = Ledger::open(&at).unwrap();
+    let s = suppression(
+        "ana@example.com",
+        SuppressionScope::All,
+        SuppressionReason::OneClick,
+    );
+    assert!(l.suppress(&s).unwrap());
+    server.restart();
+    // The first call finds the connection gone; the next ones are answered
+    // on a new one, as a long-running `serve` needs.
+    let _ = l.is_suppressed("ana@example.com", "am");
+    assert!(l.is_suppressed("ana@example.com", "am").unwrap());
+    assert!(l.ping().is_ok());
+}
+
+fn a_batch_naming_a_recipient_twice_is_recorded_in_order(at: Location) {
+    let mut l = Ledger::open(&at).unwrap();
+    l.freeze_edition(&edition("am-1"), &recipients(3)).unwrap();
+    // An attempt and its retry in one commit; then a batch of distinct
+    // recipients, which PostgreSQL records in one statement.
+    let changed = l
+        .record_batch(&[
+            outcome("r0@example.com", DeliveryState::Deferred, "451 later"),
+            outcome("r0@example.com", DeliveryState::Sent, "250 ok"),
+        ])
+        .unwrap();
+    assert_eq!(changed, 2);
+    let changed = l
+        .record_batch(&[
+            outcome("r0@example.com", DeliveryState::Deferred, "451 too late"),
+            outcome("r1@example.com", DeliveryState::Failed, "550 no such user"),
+            outcome("r2@example.com", DeliveryState::InDoubt, "in doubt"),
+        ])
+        .unwrap();
+    assert_eq!(changed, 2, "a sent delivery never changes again");
+    let d = l.deliveries("am-1").unwrap();
+    assert_eq!(
+        (d[0].state, d[0].attempts, d[0].last_reply.as_deref()),
+        (DeliveryState::Sent, 2, None)
+    );
+    assert_eq!(
+        (d[1].state, d[1].last_reply.as_deref()),
+        (DeliveryState::Failed, Some("550 no such user"))
+    );
+    assert_eq!((d[2].state, d[2].doubts), (DeliveryState::InDoubt, 1));
 }

@@ -20,6 +20,7 @@ use super::{Location, PgTarget};
 pub struct Server {
     port: u16,
     bin: PathBuf,
+    data: PathBuf,
 }
 
 static SERVER: OnceLock<Result<Server, String>> = OnceLock::new();
@@ -102,6 +103,25 @@ fn run(mut c: Command, what: &str) -> Result<(), String> {
 }
 
 impl Server {
+    /// A server of its own, for a test that restarts it.
+    pub fn own() -> Server {
+        Server::start().unwrap_or_else(|e| panic!("cannot start a throwaway PostgreSQL: {e}"))
+    }
+
+    /// Stops the server (closing every connection) and starts it again.
+    pub fn restart(&self) {
+        let mut c = as_owner(&self.bin.join("pg_ctl"));
+        let log = self.data.with_file_name("log");
+        c.arg("-D")
+            .arg(&self.data)
+            .arg("-l")
+            .arg(log)
+            .args(["-w", "-m", "fast", "restart"]);
+        if let Err(e) = run(c, "pg_ctl restart") {
+            panic!("{e}");
+        }
+    }
+
     fn start() -> Result<Server, String> {
         let bin = bin_dir()?;
         let dir = std::env::temp_dir().join(format!(
@@ -172,7 +192,7 @@ impl Server {
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| format!("cannot start the watchdog: {e}"))?;
-        Ok(Server { port, bin })
+        Ok(Server { port, bin, data })
     }
 
     /// `postgres://briefing@127.0.0.1:PORT/DB`.
