@@ -215,6 +215,15 @@ impl Ledger {
             .collect::<Result<Vec<_>>>()?;
         tx.insert_pending(num, &rows, millis(now))?;
         tx.commit()?;
+        if self.dialect() == Dialect::Postgres {
+            // The planner's view of the rows just added: without it, a
+            // batch of outcomes is joined to the whole table instead of
+            // looked up by key (50 ms a batch instead of 0.3 at 100,000
+            // recipients, measured).
+            if let Err(e) = self.db.batch("ANALYZE deliveries") {
+                tracing::warn!("cannot update the ledger's statistics: {e}");
+            }
+        }
         Ok(true)
     }
 
