@@ -204,6 +204,18 @@ pub fn did_you_mean<'a>(
         .map(|(_, c)| c)
 }
 
+/// An error with its causes, `outer: inner: root`, as a command prints it.
+pub fn causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(c) = next {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        next = c.source();
+    }
+    out
+}
+
 /// Shows a path relative to the newsroom root when it lies under it.
 pub fn display_path(root: &Path, path: &Path) -> PathBuf {
     path.strip_prefix(root)

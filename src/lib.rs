@@ -30,4 +30,5 @@ pub mod schedule;
 pub mod serve;
 pub mod signup;
 pub mod time;
+pub mod tls;
 pub mod yaml;

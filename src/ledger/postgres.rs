@@ -11,7 +11,6 @@
 
 use std::collections::HashMap;
 use std::error::Error as StdError;
-use std::sync::Arc;
 use std::sync::mpsc::{Sender, channel};
 use std::thread::JoinHandle;
 
@@ -255,31 +254,12 @@ fn tls(
     target: &PgTarget,
     root_cert: Option<&str>,
 ) -> Result<tokio_postgres_rustls::MakeRustlsConnect> {
-    let bad = |reason: String| LedgerError::Connect {
-        target: target.to_string(),
-        reason,
-    };
-    let mut roots = rustls::RootCertStore::empty();
-    let native = rustls_native_certs::load_native_certs();
-    roots.add_parsable_certificates(native.certs);
-    if let Some(path) = root_cert {
-        use rustls::pki_types::CertificateDer;
-        use rustls::pki_types::pem::PemObject;
-        let pem = std::fs::read(path).map_err(|e| bad(format!("cannot read {path}: {e}")))?;
-        for cert in CertificateDer::pem_slice_iter(&pem) {
-            let cert = cert.map_err(|e| bad(format!("{path} is not PEM certificates: {e}")))?;
-            roots
-                .add(cert)
-                .map_err(|e| bad(format!("unusable certificate in {path}: {e}")))?;
+    let config = crate::tls::client_config(root_cert.map(std::path::Path::new)).map_err(|e| {
+        LedgerError::Connect {
+            target: target.to_string(),
+            reason: crate::diag::causes(&e),
         }
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| bad(e.to_string()))?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    })?;
     Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
 }
 
@@ -310,7 +290,10 @@ impl Conn {
                 self.client = client;
                 self.statements.clear();
             }
-            Err(e) => tracing::warn!("cannot reconnect to the ledger's database: {}", causes(&e)),
+            Err(e) => tracing::warn!(
+                "cannot reconnect to the ledger's database: {}",
+                crate::diag::causes(&e)
+            ),
         }
     }
 
@@ -359,7 +342,7 @@ impl Postgres {
                     Err(e) => {
                         let _ = ready_tx.send(Err(LedgerError::Connect {
                             target: url,
-                            reason: causes(&e),
+                            reason: crate::diag::causes(&e),
                         }));
                         return;
                     }
@@ -421,18 +404,6 @@ impl Drop for Postgres {
 /// The schema version of the ledger on the server, changing nothing.
 pub(super) fn version(target: &PgTarget) -> Result<Option<i64>> {
     Postgres::start(target)?.version()
-}
-
-/// `outer: inner`, as the error chain reads.
-fn causes(e: &dyn StdError) -> String {
-    let mut out = e.to_string();
-    let mut next = e.source();
-    while let Some(c) = next {
-        out.push_str(": ");
-        out.push_str(&c.to_string());
-        next = c.source();
-    }
-    out
 }
 
 fn schema_version(client: &mut Client) -> Result<Option<i64>> {

@@ -714,9 +714,25 @@ impl Shared {
             .unwrap_or_else(|poison| poison.into_inner())
     }
 
-    fn take(&self) -> Next {
+    /// The next job for a worker of `relay` (none: the outbox's). A relay
+    /// ahead of its share by weight, while another relay has a worker
+    /// waiting, leaves the job to that worker: decided under the queue's
+    /// lock, so that the job goes straight to the relay behind.
+    fn take(&self, relay: Option<&Relay>) -> Next {
         let mut queue = self.lock();
         let now = Instant::now();
+        if let Some(r) = relay
+            && self.ahead_of_share(r)
+            && (!queue.ready.is_empty() || !queue.delayed.is_empty())
+        {
+            return Next::WaitUntil(Some(now + Duration::from_millis(1)));
+        }
+        let taken = |job| {
+            if let Some(r) = relay {
+                r.taken.fetch_add(1, Ordering::SeqCst);
+            }
+            Next::Job(job)
+        };
         if let Some(pos) = queue
             .delayed
             .iter()
@@ -727,7 +743,7 @@ impl Shared {
         {
             let (_, job) = queue.delayed.swap_remove(pos);
             queue.busy += 1;
-            return Next::Job(job);
+            return taken(job);
         }
         if let Some(job) = queue.ready.pop_front() {
             queue.busy += 1;
@@ -736,7 +752,7 @@ impl Shared {
             if queue.ready.len() == self.ahead / 2 {
                 self.room.notify_all();
             }
-            return Next::Job(job);
+            return taken(job);
         }
         if queue.delayed.is_empty() && queue.busy == 0 && self.preparing.load(Ordering::SeqCst) == 0
         {
@@ -745,7 +761,18 @@ impl Shared {
         Next::WaitUntil(queue.delayed.iter().map(|(due, _)| *due).min())
     }
 
-    async fn next_job(&self) -> Option<Pending> {
+    async fn next_job(&self, relay: Option<&Relay>) -> Option<Pending> {
+        if let Some(r) = relay {
+            r.idle.fetch_add(1, Ordering::SeqCst);
+        }
+        let job = self.wait_for_job(relay).await;
+        if let Some(r) = relay {
+            r.idle.fetch_sub(1, Ordering::SeqCst);
+        }
+        job
+    }
+
+    async fn wait_for_job(&self, relay: Option<&Relay>) -> Option<Pending> {
         loop {
             if self.abort.load(Ordering::SeqCst) || self.stop_requested() {
                 // A stop leaves the jobs not yet taken untouched: they are
@@ -757,7 +784,7 @@ impl Shared {
             let notified = self.notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            match self.take() {
+            match self.take(relay) {
                 Next::Job(job) => return Some(job),
                 Next::Done => return None,
                 Next::WaitUntil(due) => {
@@ -1073,7 +1100,7 @@ impl Worker {
     /// waiting worker of a relay behind.
     async fn next_job(&self) -> Option<Pending> {
         let Some(relay) = self.relay().cloned() else {
-            return self.shared.next_job().await;
+            return self.shared.next_job(None).await;
         };
         loop {
             if let Some(until) = relay.down_until()
@@ -1088,18 +1115,7 @@ impl Worker {
                 tokio::time::sleep(nap).await;
                 continue;
             }
-            relay.idle.fetch_add(1, Ordering::SeqCst);
-            let job = self.shared.next_job().await;
-            relay.idle.fetch_sub(1, Ordering::SeqCst);
-            let job = job?;
-            if self.shared.ahead_of_share(&relay) {
-                self.shared.finish(Some((Instant::now(), job)), true);
-                tokio::task::yield_now().await;
-                tokio::time::sleep(Duration::from_millis(1)).await;
-                continue;
-            }
-            relay.taken.fetch_add(1, Ordering::SeqCst);
-            return Some(job);
+            return self.shared.next_job(Some(&relay)).await;
         }
     }
 

@@ -58,7 +58,7 @@ impl Store {
         let job: Job = Box::new(move |l| {
             let out = f(l);
             if let Err(e) = &out {
-                tracing::error!("ledger: {}", causes(e));
+                tracing::error!("ledger: {}", crate::diag::causes(e));
             }
             // The request may have timed out meanwhile: its work is done all
             // the same, only nobody waits for the answer.
@@ -71,18 +71,6 @@ impl Store {
             _ => Err(Unavailable),
         }
     }
-}
-
-/// `outer: inner: root`, like the errors a command prints.
-fn causes(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut next = e.source();
-    while let Some(c) = next {
-        out.push_str(": ");
-        out.push_str(&c.to_string());
-        next = c.source();
-    }
-    out
 }
 
 impl Drop for Store {

@@ -10,8 +10,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -327,42 +326,7 @@ impl SmtpConnector {
 
 /// The client TLS setup: the system's roots, plus `ca_file`'s.
 fn tls_connector(settings: &SmtpSettings) -> Result<TlsConnector, SettingsError> {
-    let mut roots = rustls::RootCertStore::empty();
-    let native = rustls_native_certs::load_native_certs();
-    for error in &native.errors {
-        tracing::debug!("skipping a system root certificate: {error}");
-    }
-    let (added, ignored) = roots.add_parsable_certificates(native.certs);
-    tracing::debug!(added, ignored, "system root certificates");
-    if let Some(path) = &settings.ca_file {
-        let pem = std::fs::read(path).map_err(|source| SettingsError::CaFile {
-            path: path.clone(),
-            source,
-        })?;
-        let bad = |reason: String| SettingsError::BadCaFile {
-            path: path.clone(),
-            reason,
-        };
-        let certs = CertificateDer::pem_slice_iter(&pem)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| bad(format!("not PEM certificates: {e}")))?;
-        if certs.is_empty() {
-            return Err(bad("holds no PEM certificate".to_owned()));
-        }
-        for cert in certs {
-            roots
-                .add(cert)
-                .map_err(|e| bad(format!("unusable certificate: {e}")))?;
-        }
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    // Only fails for a provider without cipher suites, never aws-lc-rs's.
-    .map_err(|e| SettingsError::Tls(e.to_string()))?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let config = crate::tls::client_config(settings.ca_file.as_deref())?;
     Ok(TlsConnector::from(Arc::new(config)))
 }
 
@@ -648,7 +612,10 @@ mod tests {
             ..settings("smtps://localhost")
         })
         .unwrap_err();
-        assert!(matches!(err, SettingsError::CaFile { .. }), "{err}");
+        assert!(
+            matches!(err, SettingsError::Tls(crate::tls::RootsError::Read { .. })),
+            "{err}"
+        );
         let empty = dir.path().join("empty.pem");
         std::fs::write(&empty, "not a certificate\n").unwrap();
         let err = SmtpConnector::new(&SmtpSettings {

@@ -58,9 +58,10 @@ pub struct SmtpSettings {
     pub ca_file: Option<PathBuf>,
     /// What logs and `status` call this relay; default: its host and port.
     pub name: Option<String>,
-    /// Its share of the messages beside other relays (`delivery.smtp` as a
-    /// list): a relay of weight 2 takes twice the messages of one of
-    /// weight 1 while both keep up.
+    /// Its share beside other relays (`delivery.smtp` as a list): when
+    /// sessions of several relays are free, the one furthest behind its
+    /// share by weight takes the next message. Busy relays never wait for
+    /// each other.
     pub weight: u32,
 }
 
@@ -140,16 +141,8 @@ pub enum SettingsError {
     PasswordWithoutUser,
     #[error("smtp username is set but password_env is not")]
     UserWithoutPassword,
-    #[error("cannot read CA file {}", path.display())]
-    CaFile {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("CA file {}: {reason}", path.display())]
-    BadCaFile { path: PathBuf, reason: String },
-    #[error("TLS setup failed: {0}")]
-    Tls(String),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::RootsError),
     #[error("smtp connections must be at least 1")]
     NoConnections,
     #[error("smtp connections is {0}; at most {MAX_CONNECTIONS} are allowed")]
