@@ -1126,3 +1126,33 @@ fn a_batch_naming_a_recipient_twice_is_recorded_in_order(at: Location) {
     );
     assert_eq!((d[2].state, d[2].doubts), (DeliveryState::InDoubt, 1));
 }
+
+#[test]
+fn a_postgres_ledger_over_tls_verifies_the_servers_certificate() {
+    let server = throwaway::Server::own_with_tls();
+    let db = server.database();
+    let cert = server.certificate().unwrap().display().to_string();
+    let url = |host: &str, query: &str| PgTarget {
+        url: db.url.replace("127.0.0.1", host) + query,
+        password_env: None,
+    };
+    // Trusting the server's certificate: TLS, by name and by address.
+    for host in ["localhost", "127.0.0.1"] {
+        let at = Location::Postgres(url(host, &format!("?sslmode=require&sslrootcert={cert}")));
+        let mut l =
+            Ledger::open(&at).unwrap_or_else(|e| panic!("{host}: {}", crate::diag::causes(&e)));
+        l.suppress(&suppression(
+            "ana@example.com",
+            SuppressionScope::All,
+            SuppressionReason::Manual,
+        ))
+        .unwrap();
+        assert!(l.is_suppressed("ana@example.com", "am").unwrap());
+    }
+    // Not trusting it: refused, never sent in the clear.
+    let at = Location::Postgres(url("localhost", "?sslmode=require"));
+    let e = Ledger::open(&at).unwrap_err();
+    let said = crate::diag::causes(&e);
+    assert!(said.contains("cannot connect to the ledger"), "{said}");
+    assert!(said.to_ascii_lowercase().contains("certificate"), "{said}");
+}

@@ -21,15 +21,21 @@ pub struct Server {
     port: u16,
     bin: PathBuf,
     data: PathBuf,
+    /// The test CA of a server started with TLS.
+    cert: Option<PathBuf>,
 }
 
 static SERVER: OnceLock<Result<Server, String>> = OnceLock::new();
+
+fn start_shared() -> Result<Server, String> {
+    Server::start(false)
+}
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
 /// The process's server, started on the first call. Fails (never skips)
 /// when PostgreSQL is not installed, saying what to install.
 pub fn server() -> &'static Server {
-    match SERVER.get_or_init(Server::start) {
+    match SERVER.get_or_init(start_shared) {
         Ok(s) => s,
         Err(e) => panic!("cannot start a throwaway PostgreSQL: {e}"),
     }
@@ -105,7 +111,24 @@ fn run(mut c: Command, what: &str) -> Result<(), String> {
 impl Server {
     /// A server of its own, for a test that restarts it.
     pub fn own() -> Server {
-        Server::start().unwrap_or_else(|e| panic!("cannot start a throwaway PostgreSQL: {e}"))
+        Server::start(false).unwrap_or_else(|e| panic!("cannot start a throwaway PostgreSQL: {e}"))
+    }
+
+    /// A server of its own that speaks TLS, with a certificate for
+    /// `localhost` and `127.0.0.1` signed by a test CA
+    /// ([`Server::certificate`]), made by `openssl`.
+    pub fn own_with_tls() -> Server {
+        Server::start(true).unwrap_or_else(|e| panic!("cannot start a throwaway PostgreSQL: {e}"))
+    }
+
+    /// The test CA's PEM certificate, which a client of a TLS server
+    /// trusts.
+    pub fn certificate(&self) -> Option<&Path> {
+        self.cert.as_deref()
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// Stops the server (closing every connection) and starts it again.
@@ -122,7 +145,7 @@ impl Server {
         }
     }
 
-    fn start() -> Result<Server, String> {
+    fn start(tls: bool) -> Result<Server, String> {
         let bin = bin_dir()?;
         let dir = std::env::temp_dir().join(format!(
             "briefing-pg-{}-{}",
@@ -147,6 +170,83 @@ impl Server {
             .arg(&data)
             .args(["-U", "briefing", "-A", "trust", "-E", "UTF8"]);
         run(init, "initdb")?;
+        let mut cert = None;
+        let mut ssl = "";
+        if tls {
+            // A test CA and the server's certificate signed by it, for
+            // `localhost` and `127.0.0.1`: written by the server's user, so
+            // that the key is its own.
+            let ext = dir.join("server.ext");
+            std::fs::write(
+                &ext,
+                "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+            )
+            .map_err(|e| format!("cannot write {}: {e}", ext.display()))?;
+            let openssl = |args: &[&str], what: &str| {
+                let mut c = as_owner(Path::new("openssl"));
+                c.current_dir(&data).args(args);
+                run(c, what)
+            };
+            let ext = ext.display().to_string();
+            let key = ["-newkey", "rsa:2048", "-nodes"];
+            openssl(
+                &[
+                    &[
+                        "req",
+                        "-x509",
+                        "-days",
+                        "2",
+                        "-subj",
+                        "/CN=briefing test CA",
+                        "-keyout",
+                        "ca.key",
+                        "-out",
+                        "ca.crt",
+                    ][..],
+                    &key,
+                ]
+                .concat(),
+                "openssl req (CA)",
+            )?;
+            openssl(
+                &[
+                    &[
+                        "req",
+                        "-subj",
+                        "/CN=localhost",
+                        "-keyout",
+                        "server.key",
+                        "-out",
+                        "server.csr",
+                    ][..],
+                    &key,
+                ]
+                .concat(),
+                "openssl req (server)",
+            )?;
+            openssl(
+                &[
+                    "x509",
+                    "-req",
+                    "-in",
+                    "server.csr",
+                    "-CA",
+                    "ca.crt",
+                    "-CAkey",
+                    "ca.key",
+                    "-CAcreateserial",
+                    "-days",
+                    "2",
+                    "-extfile",
+                    &ext,
+                    "-out",
+                    "server.crt",
+                ],
+                "openssl x509",
+            )?;
+            cert = Some(data.join("ca.crt"));
+            ssl = " -c ssl=on";
+        }
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map_err(|e| format!("no free port: {e}"))?
@@ -154,7 +254,7 @@ impl Server {
         // fsync off: a test server's durability is not what is tested, and
         // it makes each test's commits cheap.
         let options = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200{ssl}",
             dir.display()
         );
         let mut start = as_owner(&bin.join("pg_ctl"));
@@ -192,7 +292,12 @@ impl Server {
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| format!("cannot start the watchdog: {e}"))?;
-        Ok(Server { port, bin, data })
+        Ok(Server {
+            port,
+            bin,
+            data,
+            cert,
+        })
     }
 
     /// `postgres://briefing@127.0.0.1:PORT/DB`.
