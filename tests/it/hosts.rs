@@ -289,3 +289,32 @@ fn a_newsroom_moves_from_sqlite_to_postgres_with_ledger_copy() {
         .stdout_has("already complete");
     assert_eq!(tally(&sink.received()).len(), 30, "nobody mailed twice");
 }
+
+#[test]
+fn the_mail_hosts_inbound_on_the_shared_ledger_is_heard_by_the_sender() {
+    use crate::return_path::{complaint, inbound, outbox_room, send_edition, sent_to};
+    let ledger = throwaway::ledger();
+    let shared = |room: Newsroom| {
+        room.edit(
+            "config.yaml",
+            "ledger: state/ledger.sqlite",
+            &format!("ledger: {ledger}"),
+        )
+    };
+    // The cron host sends; the mail host (another folder, the same
+    // ledger) reads the complaint that comes back.
+    let (cron, mail) = (shared(outbox_room()), shared(outbox_room()));
+    send_edition(&cron, 0).success();
+    let report = inbound(
+        &mail,
+        "fbl.eml",
+        &complaint(&sent_to(&cron, 0, "bob@example.org")),
+    );
+    report.success();
+    cron.run(&["status"])
+        .success()
+        .stdout_has("1 complaint; complaint rate 33.33%");
+    send_edition(&cron, 1)
+        .success()
+        .stdout_has("sent 2, deferred 0, failed 0, suppressed 1");
+}

@@ -16,7 +16,7 @@ const NOW: &str = "2026-11-30T06:01";
 const NEXT_AT: &str = "2026-12-01T08:00";
 const NEXT_NOW: &str = "2026-12-01T06:01";
 
-fn run(room: &Newsroom, args: &[&str]) -> crate::support::Run {
+pub(crate) fn run(room: &Newsroom, args: &[&str]) -> crate::support::Run {
     room.run_env(args, &[("BRIEFING_UNSUBSCRIBE_SECRET", SECRET)])
 }
 
@@ -39,7 +39,7 @@ fn newsroom(relay: &Relay, people: &[String]) -> Newsroom {
         .write("subscribers/am.csv", &csv)
 }
 
-fn suppressed(room: &Newsroom) -> BTreeSet<(String, String)> {
+pub(crate) fn suppressed(room: &Newsroom) -> BTreeSet<(String, String)> {
     let out = run(room, &["suppressions", "--format", "csv"]);
     out.success();
     out.stdout
@@ -189,7 +189,7 @@ const EDITIONS: [(&str, &str, &str); 3] = [
 
 /// The delivery fixture in outbox mode for three subscribers, with an item
 /// for each of the three editions above.
-fn outbox_room() -> Newsroom {
+pub(crate) fn outbox_room() -> Newsroom {
     let mut room = Newsroom::fixture("delivery")
         .edit("config.yaml", "transport: smtp", "transport: outbox")
         .write(
@@ -205,13 +205,13 @@ fn outbox_room() -> Newsroom {
     room
 }
 
-fn send_edition(room: &Newsroom, i: usize) -> crate::support::Run {
+pub(crate) fn send_edition(room: &Newsroom, i: usize) -> crate::support::Run {
     let (at, now, _) = EDITIONS[i];
     run(room, &["send", "-n", "am", "--at", at, "--now", now])
 }
 
 /// The message edition `i` sent to `who`, as written to the outbox.
-fn sent_to(room: &Newsroom, i: usize, who: &str) -> String {
+pub(crate) fn sent_to(room: &Newsroom, i: usize, who: &str) -> String {
     let dir = room
         .path()
         .join(format!("out/outbox/am/{}", &EDITIONS[i].2[3..]));
@@ -227,7 +227,7 @@ fn headers_of(message: &str) -> &str {
 }
 
 /// An ARF abuse report about `original`, redacted as Yahoo's are.
-fn complaint(original: &str) -> String {
+pub(crate) fn complaint(original: &str) -> String {
     format!(
         "From: <feedback@fbl.example.net>\r\nTo: <fbl@news.example.com>\r\nSubject: complaint\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=feedback-report; boundary=\"b1\"\r\n\r\n--b1\r\nContent-Type: text/plain\r\n\r\nA user reported this message as spam.\r\n--b1\r\nContent-Type: message/feedback-report\r\n\r\nFeedback-Type: abuse\r\nUser-Agent: TestFBL/1.0\r\nVersion: 1\r\n\r\n--b1\r\nContent-Type: text/rfc822-headers\r\n\r\n{}\r\n--b1--\r\n",
         headers_of(original)
@@ -242,7 +242,7 @@ fn soft_bounce(original: &str, who: &str) -> String {
     )
 }
 
-fn inbound(room: &Newsroom, name: &str, message: &str) -> crate::support::Run {
+pub(crate) fn inbound(room: &Newsroom, name: &str, message: &str) -> crate::support::Run {
     std::fs::write(room.path().join(name), message).unwrap();
     run(room, &["inbound", "--json", name])
 }
