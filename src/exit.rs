@@ -86,11 +86,22 @@ impl fmt::Display for TryLater {
     }
 }
 
+/// The ledger's database could not be reached (a PostgreSQL server down or
+/// failing over): nothing was done, and the next run may well succeed.
+fn ledger_unreachable(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<crate::ledger::LedgerError>(),
+            Some(crate::ledger::LedgerError::Connect { .. } | crate::ledger::LedgerError::Gone)
+        )
+    })
+}
+
 /// The exit code an error ends a command with.
 pub fn of_error(e: &anyhow::Error) -> Exit {
     if e.chain().any(|c| c.is::<UsageError>()) {
         Exit::Usage
-    } else if e.downcast_ref::<TryLater>().is_some() {
+    } else if e.downcast_ref::<TryLater>().is_some() || ledger_unreachable(e) {
         Exit::TempFail
     } else {
         Exit::Failed

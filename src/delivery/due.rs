@@ -50,7 +50,7 @@ impl DueReport {
                         }
                     }
                 }
-                Err(_) => exit = exit.worst(Exit::Failed),
+                Err(e) => exit = exit.worst(crate::exit::of_error(e)),
             }
         }
         if let Some(Err(_)) = &self.archive {

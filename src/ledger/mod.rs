@@ -46,7 +46,8 @@ pub enum LedgerError {
     Sqlite(#[from] rusqlite::Error),
     #[error("ledger database error")]
     Postgres(#[from] ::postgres::Error),
-    #[error("cannot connect to the ledger {target}: {reason}")]
+    /// `target` is for the callers, whose context names the ledger.
+    #[error("cannot connect to the ledger's database: {reason}")]
     Connect { target: String, reason: String },
     #[error("the ledger's connection is gone")]
     Gone,
@@ -62,6 +63,10 @@ pub enum LedgerError {
         "the ledger has schema version {found}, newer than this briefing understands ({supported}); upgrade briefing"
     )]
     NewerSchema { found: i64, supported: i64 },
+    #[error(
+        "the ledger has schema version {found}, older than any this briefing can upgrade ({oldest}); copy its history into a new ledger with the build that made it"
+    )]
+    OlderSchema { found: i64, oldest: i64 },
     #[error("the ledger could not switch to WAL journaling (got {0:?})")]
     NoWal(String),
     #[error("unknown edition {0}")]

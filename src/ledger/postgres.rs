@@ -439,6 +439,13 @@ fn migrate_schema(client: &mut Client) -> Result<()> {
             supported,
         });
     }
+    let oldest = MIGRATIONS.first().map_or(0, |m| m.0);
+    if version > 0 && version < oldest {
+        return Err(LedgerError::OlderSchema {
+            found: version,
+            oldest,
+        });
+    }
     for (to, sql) in MIGRATIONS.iter().filter(|m| m.0 > version) {
         tx.batch_execute(sql)?;
         tx.execute("DELETE FROM briefing_schema", &[])?;

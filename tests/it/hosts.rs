@@ -318,3 +318,24 @@ fn the_mail_hosts_inbound_on_the_shared_ledger_is_heard_by_the_sender() {
         .success()
         .stdout_has("sent 2, deferred 0, failed 0, suppressed 1");
 }
+
+#[test]
+fn a_ledger_database_that_is_down_asks_cron_to_try_again() {
+    let sink = SmtpSink::start(&[]);
+    let port = crate::support::server::free_port();
+    let down = Location::Postgres(briefing::ledger::PgTarget {
+        url: format!("postgres://briefing@127.0.0.1:{port}/briefing"),
+        password_env: None,
+    });
+    let room = host(&sink, &down, 3, "60s");
+    for args in [
+        &SEND[..],
+        &["send", "--due", "--now", "2026-11-30T06:01"],
+        &["status"],
+    ] {
+        room.run_env(args, &[(SECRET_ENV, SECRET)])
+            .code(75)
+            .stderr_has("cannot connect to the ledger's database");
+    }
+    assert!(sink.dumps().is_empty());
+}
