@@ -1156,3 +1156,115 @@ fn a_postgres_ledger_over_tls_verifies_the_servers_certificate() {
     assert!(said.contains("cannot connect to the ledger"), "{said}");
     assert!(said.to_ascii_lowercase().contains("certificate"), "{said}");
 }
+
+/// Everything a ledger holds, as its readers see it.
+fn everything(l: &Ledger) -> String {
+    format!(
+        "{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}",
+        l.editions(None).unwrap(),
+        l.edition("am-1").unwrap(),
+        l.deliveries("am-1").unwrap(),
+        l.web_rendering("am-1").unwrap(),
+        l.suppressions(None, None).unwrap(),
+        l.events_about("ana@example.com").unwrap(),
+        l.preferences(None).unwrap(),
+        l.subscribers(None).unwrap(),
+        l.relay_tallies("am-1").unwrap(),
+    )
+}
+
+#[test]
+fn a_history_copied_to_postgres_and_back_reads_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Location::Sqlite(dir.path().join("first.sqlite"));
+    let mut l = Ledger::open(&first).unwrap();
+    let mut e = edition("am-1");
+    e.web = Some(WebRendering {
+        subject: "Morning Brief".into(),
+        html: "<p>web</p>".into(),
+        text: "web".into(),
+    });
+    l.freeze_edition(&e, &recipients(5)).unwrap();
+    l.record_batch(&[
+        outcome("r0@example.com", DeliveryState::Sent, "250 ok"),
+        outcome(
+            "r1@example.com",
+            DeliveryState::Failed,
+            "550 5.1.1 no such user",
+        ),
+    ])
+    .unwrap();
+    l.record_skipped(
+        &EditionStub {
+            id: "pm-1".into(),
+            newsletter: "pm".into(),
+            slot_utc: Utc.with_ymd_and_hms(2026, 11, 30, 17, 0, 0).unwrap(),
+            zone: "UTC".into(),
+        },
+        "0 items",
+    )
+    .unwrap();
+    let s = suppression(
+        "ana@example.com",
+        SuppressionScope::All,
+        SuppressionReason::OneClick,
+    );
+    let event = ReturnEvent {
+        address: "ana@example.com".into(),
+        newsletter: Some("am".into()),
+        edition_id: Some("am-1".into()),
+        kind: ReturnKind::Unsubscribe,
+        at: s.created_at,
+        evidence: serde_json::json!({"via": "one-click"}),
+    };
+    l.suppress_with_event(&s, &event).unwrap();
+    l.set_preferences(
+        "bo@example.com",
+        "am",
+        &Preferences {
+            regions: vec!["world".into()],
+            topics: vec![],
+        },
+    )
+    .unwrap();
+    l.add_subscribers(
+        &[signed_up("cy@example.com", "am", Some("Cy"))],
+        &confirming(),
+    )
+    .unwrap();
+    l.add_relay_tallies(
+        "am-1",
+        &[RelayTally {
+            relay: "mx1".into(),
+            sent: 1,
+            failed: 1,
+            ..RelayTally::default()
+        }],
+    )
+    .unwrap();
+    let before = everything(&l);
+    drop(l);
+
+    let pg = throwaway::ledger();
+    let copied = copy(&first, &pg).unwrap();
+    assert_eq!((copied.rows("editions"), copied.rows("deliveries")), (2, 5));
+    assert_eq!(everything(&Ledger::open(&pg).unwrap()), before);
+    let back = Location::Sqlite(dir.path().join("back.sqlite"));
+    copy(&pg, &back).unwrap();
+    assert_eq!(everything(&Ledger::open(&back).unwrap()), before);
+    // A later edition and event number on from the copied ones.
+    let mut l = Ledger::open(&pg).unwrap();
+    assert!(l.freeze_edition(&edition("am-2"), &recipients(1)).unwrap());
+    assert_eq!(l.edition("am-2").unwrap().unwrap().num, 3);
+    l.record_event(&ReturnEvent {
+        kind: ReturnKind::HardBounce,
+        edition_id: Some("am-2".into()),
+        ..event
+    })
+    .unwrap();
+    assert_eq!(l.events_about("ana@example.com").unwrap().len(), 2);
+    assert!(
+        matches!(copy(&back, &pg), Err(LedgerError::Copy(_))),
+        "into a ledger with history"
+    );
+}
