@@ -95,8 +95,8 @@ pub enum Command {
     /// sends a delivered recipient twice. An edition whose slot is older than the
     /// newsletter's max_delay is recorded as missed, not sent late.
     ///
-    /// Exit codes: 0 all delivered; 75 some deferred to the next run, or another
-    /// sender holds the edition; 1 errors (failed recipients, missed edition, bad config).
+    /// Exit codes: 0 all delivered; 75 some deferred to the next run, or the ledger's
+    /// database unreachable; 1 errors (failed recipients, missed edition, bad config).
     ///
     /// Examples:
     ///   briefing send --newsletter am --at 2026-11-30T08:00 --dry-run

@@ -9,8 +9,8 @@ use std::fmt;
 pub enum Exit {
     /// Everything went as asked (0).
     Ok,
-    /// Try again later: recipients deferred to the next run, another sender
-    /// holds the edition, the relay is unreachable for now (75, EX_TEMPFAIL).
+    /// Try again later: recipients deferred to the next run, the relay or
+    /// the ledger's database unreachable for now (75, EX_TEMPFAIL).
     TempFail,
     /// Something failed and needs a person: invalid config, items or
     /// templates, failed recipients, a missed edition (1).

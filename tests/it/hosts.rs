@@ -54,6 +54,17 @@ fn host(sink: &SmtpSink, ledger: &Location, readers: usize, lease: &str) -> News
         .write("subscribers/am.csv", &csv)
 }
 
+/// A sink, a new ledger, and two hosts' folders sending `readers` to it.
+fn two_hosts(readers: usize, lease: &str) -> (SmtpSink, Location, Newsroom, Newsroom) {
+    let sink = SmtpSink::start(&[]);
+    let ledger = throwaway::ledger();
+    let (a, b) = (
+        host(&sink, &ledger, readers, lease),
+        host(&sink, &ledger, readers, lease),
+    );
+    (sink, ledger, a, b)
+}
+
 fn spawn(room: &Newsroom, host_id: &str, args: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_briefing"))
         .args(args)
@@ -94,12 +105,7 @@ fn tally(dumps: &[Dump]) -> BTreeMap<String, usize> {
 
 #[test]
 fn two_hosts_share_one_edition_and_everyone_gets_it_once() {
-    let sink = SmtpSink::start(&[]);
-    let ledger = throwaway::ledger();
-    let (a, b) = (
-        host(&sink, &ledger, 5_000, "60s"),
-        host(&sink, &ledger, 5_000, "60s"),
-    );
+    let (sink, ledger, a, b) = two_hosts(5_000, "60s");
     let (pa, pb) = (spawn(&a, "host-a", &SEND), spawn(&b, "host-b", &SEND));
     let (ra, rb) = (finish(pa), finish(pb));
     ra.success();
@@ -119,12 +125,7 @@ fn two_hosts_share_one_edition_and_everyone_gets_it_once() {
 
 #[test]
 fn a_host_killed_mid_edition_leaves_its_share_to_the_next_sender() {
-    let sink = SmtpSink::start(&[]);
-    let ledger = throwaway::ledger();
-    let (a, b) = (
-        host(&sink, &ledger, 5_000, "5s"),
-        host(&sink, &ledger, 5_000, "5s"),
-    );
+    let (sink, ledger, a, b) = two_hosts(5_000, "5s");
     let mut pa = spawn(&a, "host-a", &SEND);
     let pb = spawn(&b, "host-b", &SEND);
     wait_until(Duration::from_secs(60), "the first messages", || {
@@ -163,12 +164,7 @@ fn a_host_killed_mid_edition_leaves_its_share_to_the_next_sender() {
 
 #[test]
 fn two_hosts_running_send_due_at_the_same_minute_freeze_the_slot_once() {
-    let sink = SmtpSink::start(&[]);
-    let ledger = throwaway::ledger();
-    let (a, b) = (
-        host(&sink, &ledger, 400, "60s"),
-        host(&sink, &ledger, 400, "60s"),
-    );
+    let (sink, ledger, a, b) = two_hosts(400, "60s");
     let due = ["send", "--due", "--now", "2026-11-30T06:01"];
     for round in 0..3 {
         let (pa, pb) = (spawn(&a, "host-a", &due), spawn(&b, "host-b", &due));
