@@ -18,8 +18,8 @@ use bytes::BytesMut;
 use postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 use postgres::{Client, Statement};
 
-use super::sql::{Db, Dialect, Param, Row, Value};
-use super::store::{Pending, record_one_by_one};
+use super::sql::{Db, Dialect, Param, Pending, Row, Value, record_one_by_one};
+
 use super::{DeliveryUpdate, LedgerError, Result};
 
 /// The schema, as of the SQLite ledger's version 8 (`sqlite::MIGRATIONS`):

@@ -7,7 +7,6 @@
 
 use std::ops::Deref;
 
-use super::store::{Pending, pending_params, record_one_by_one};
 use super::{DeliveryUpdate, LedgerError, Result};
 
 /// One pending delivery as frozen; the audience is deduplicated already,
@@ -243,4 +242,54 @@ impl Drop for Tx<'_> {
             let _ = self.db.batch("ROLLBACK");
         }
     }
+}
+
+/// One pending delivery as frozen: see [`Db::insert_pending`].
+pub struct Pending<'a> {
+    pub email: &'a str,
+    pub name: Option<&'a str>,
+    pub rendering: u32,
+    /// The recipient's fields as a JSON object, or `None`.
+    pub fields: Option<String>,
+}
+
+/// One outcome: only a delivery a run may still try changes (the
+/// condition is `store::OPEN`'s).
+pub(super) const RECORD_OUTCOME: &str = "UPDATE deliveries
+     SET state = ?3, attempts = attempts + ?4,
+         reply = CASE WHEN ?3 = 'sent' THEN NULL ELSE COALESCE(?5, reply) END,
+         updated = ?6,
+         doubts = doubts + CASE WHEN ?3 = 'in_doubt' THEN 1 ELSE 0 END,
+         claim = CASE WHEN ?3 IN ('sent', 'failed', 'suppressed') THEN NULL ELSE claim END
+     WHERE edition_num = ?1 AND email = ?2
+       AND (state IN ('pending', 'deferred') OR (state = 'in_doubt' AND doubts < 2))";
+
+/// Outcomes of edition `num` one statement each, in order: see
+/// [`Db::record_outcomes`].
+pub(super) fn record_one_by_one<D: Db + ?Sized>(
+    db: &D,
+    num: i64,
+    outcomes: &[&DeliveryUpdate],
+    now: i64,
+) -> Result<u64> {
+    let mut changed = 0;
+    for o in outcomes {
+        changed += db.execute(
+            RECORD_OUTCOME,
+            params![num, &o.email, o.state.as_str(), o.attempts, &o.reply, now],
+        )?;
+    }
+    Ok(changed)
+}
+
+/// Parameters of one pending delivery for a backend's bulk insert.
+pub(super) fn pending_params<'a>(num: i64, p: &'a Pending<'a>, updated: i64) -> [Param<'a>; 6] {
+    [
+        Param::Int(num),
+        Param::Text(p.email),
+        Param::from(p.name),
+        Param::from(p.rendering),
+        Param::from(p.fields.as_deref()),
+        Param::Int(updated),
+    ]
 }

@@ -353,6 +353,7 @@ fn in_doubt_is_resent_once_then_final(at: Location) {
     assert_eq!(summary.counts, ledger.counts("am-1").unwrap());
     // The SQL spells MAX_DOUBTS out.
     assert!(OPEN.contains(&format!("doubts < {MAX_DOUBTS}")));
+    assert!(super::sql::RECORD_OUTCOME.contains(OPEN));
 }
 
 fn a_deferred_resend_keeps_its_doubt(at: Location) {
