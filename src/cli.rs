@@ -229,8 +229,8 @@ pub enum Command {
     ///
     /// Examples:
     ///   briefing ledger migrate
-    ///   briefing ledger copy --from sqlite:.briefing/ledger.sqlite --to postgres://briefing@db.internal/briefing
-    ///   BRIEFING_DB_PASSWORD=… briefing ledger copy --from sqlite:ledger.sqlite --to postgres://briefing@db/briefing --password-env BRIEFING_DB_PASSWORD
+    ///   briefing ledger copy --from sqlite:.briefing/ledger.sqlite --to postgres://db/news
+    ///   briefing ledger copy --from postgres://db/news --to sqlite:backup.sqlite
     #[command(verbatim_doc_comment)]
     Ledger(LedgerArgs),
 

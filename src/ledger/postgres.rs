@@ -250,16 +250,26 @@ fn split_root_cert(url: &str) -> (String, Option<String>) {
 /// TLS as `sslmode` asks, through rustls: the system's roots and the
 /// `sslrootcert` file's. A server certificate is always verified when TLS
 /// is used.
+/// Built once per CA file and process: reading the system's roots costs
+/// milliseconds, and a send opens several connections.
 fn tls(
     target: &PgTarget,
     root_cert: Option<&str>,
 ) -> Result<tokio_postgres_rustls::MakeRustlsConnect> {
+    type Configs = Vec<(Option<String>, rustls::ClientConfig)>;
+    static CONFIGS: std::sync::Mutex<Configs> = std::sync::Mutex::new(Vec::new());
+    let mut configs = CONFIGS.lock().unwrap_or_else(|p| p.into_inner());
+    let key = root_cert.map(str::to_owned);
+    if let Some((_, c)) = configs.iter().find(|(k, _)| *k == key) {
+        return Ok(tokio_postgres_rustls::MakeRustlsConnect::new(c.clone()));
+    }
     let config = crate::tls::client_config(root_cert.map(std::path::Path::new)).map_err(|e| {
         LedgerError::Connect {
             target: target.to_string(),
             reason: crate::diag::causes(&e),
         }
     })?;
+    configs.push((key, config.clone()));
     Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
 }
 
@@ -320,10 +330,14 @@ impl Postgres {
     /// it only if `create` (without, a server with no schema is `None`).
     pub(super) fn connect(target: &PgTarget, create: bool) -> Result<Option<Postgres>> {
         let pg = Postgres::start(target)?;
-        if !create && pg.version()?.is_none() {
-            return Ok(None);
+        let supported = MIGRATIONS.last().map_or(0, |m| m.0);
+        match pg.version()? {
+            None if !create => return Ok(None),
+            // Current already: no migration transaction, no lock, for each
+            // of the connections a send opens.
+            Some(v) if v == supported => {}
+            _ => pg.call(|c| migrate_schema(&mut c.client))?,
         }
-        pg.call(|c| migrate_schema(&mut c.client))?;
         Ok(Some(pg))
     }
 

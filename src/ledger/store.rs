@@ -523,24 +523,7 @@ impl Ledger {
     /// Deliveries still to try, by address: pending, deferred, and in doubt
     /// for the first time (see [`DeliveryState::InDoubt`]).
     pub fn pending(&self, edition_id: &str) -> Result<Vec<Delivery>> {
-        self.deliveries_where(edition_id, &format!("AND {OPEN}"), "", None)
-    }
-
-    /// At most `limit` deliveries still to try, after address `after`: a
-    /// large edition is sent batch by batch, never held whole in memory.
-    pub fn pending_batch(
-        &self,
-        edition_id: &str,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<Delivery>> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.deliveries_where(
-            edition_id,
-            &format!("AND {OPEN} AND email > ?2"),
-            &format!("LIMIT {limit}"),
-            Some(after.unwrap_or("")),
-        )
+        self.deliveries_where(edition_id, &format!("AND {OPEN}"))
     }
 
     /// Stores what the plan of an edition counted (suppressed, invalid,
@@ -567,28 +550,20 @@ impl Ledger {
 
     /// Every delivery of an edition, by address.
     pub fn deliveries(&self, edition_id: &str) -> Result<Vec<Delivery>> {
-        self.deliveries_where(edition_id, "", "", None)
+        self.deliveries_where(edition_id, "")
     }
 
-    fn deliveries_where(
-        &self,
-        edition_id: &str,
-        filter: &str,
-        limit: &str,
-        after: Option<&str>,
-    ) -> Result<Vec<Delivery>> {
+    fn deliveries_where(&self, edition_id: &str, filter: &str) -> Result<Vec<Delivery>> {
         let Some(num) = self.num(edition_id)? else {
             return Ok(Vec::new());
         };
         let sql = format!(
             "SELECT email, name, rendering, state, attempts, reply, updated, fields, doubts
-             FROM deliveries WHERE edition_num = ?1 {filter} ORDER BY email {limit}"
+             FROM deliveries WHERE edition_num = ?1 {filter} ORDER BY email"
         );
-        let rows = match after {
-            Some(a) => self.db.query(&sql, params![num, a])?,
-            None => self.db.query(&sql, params![num])?,
-        };
-        rows.iter().map(|r| delivery(edition_id, r)).collect()
+        (self.db.query(&sql, params![num])?.iter())
+            .map(|r| delivery(edition_id, r))
+            .collect()
     }
 
     /// Records a group of outcomes in one transaction (one fsync). Only a

@@ -127,10 +127,6 @@ impl Server {
         self.cert.as_deref()
     }
 
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
     /// Stops the server (closing every connection) and starts it again.
     pub fn restart(&self) {
         let mut c = as_owner(&self.bin.join("pg_ctl"));

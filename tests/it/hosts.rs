@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use crate::support::SEND_AM as SEND;
 use crate::support::server::Server;
 use crate::support::{Dump, Newsroom, Run, SmtpSink, wait_until};
 use briefing::ledger::{Ledger, Location, throwaway};
@@ -17,15 +18,6 @@ use briefing::mail::token::unsubscribe_url;
 const SECRET_ENV: &str = "BRIEFING_UNSUBSCRIBE_SECRET";
 const SECRET: &str = "hosts-test-secret";
 const EDITION: &str = "am-2026-11-30T0600";
-const SEND: [&str; 7] = [
-    "send",
-    "-n",
-    "am",
-    "--at",
-    "2026-11-30T08:00",
-    "--now",
-    "2026-11-30T06:01",
-];
 const CONNECTIONS: usize = 4;
 
 fn email_of(i: usize) -> String {
@@ -239,29 +231,24 @@ fn a_newsroom_moves_from_sqlite_to_postgres_with_ledger_copy() {
     let Location::Postgres(target) = &pg else {
         unreachable!()
     };
-    let copied = room.run(&[
-        "ledger",
-        "copy",
-        "--from",
-        "sqlite:state/ledger.sqlite",
-        "--to",
-        &target.url,
-    ]);
-    copied
+    let copy = || {
+        let to = ["--to", &target.url];
+        room.run(
+            &[
+                &["ledger", "copy", "--from", "sqlite:state/ledger.sqlite"][..],
+                &to,
+            ]
+            .concat(),
+        )
+    };
+    copy()
         .success()
         .stdout_has("editions 1, ")
         .stdout_has("deliveries 30, suppressions 1");
     // Into a ledger with history: refused, nothing added.
-    room.run(&[
-        "ledger",
-        "copy",
-        "--from",
-        "sqlite:state/ledger.sqlite",
-        "--to",
-        &target.url,
-    ])
-    .code(1)
-    .stderr_has("the target already holds 1 row(s) in editions");
+    copy()
+        .code(1)
+        .stderr_has("the target already holds 1 row(s) in editions");
     let moved = room.edit(
         "config.yaml",
         "ledger: state/ledger.sqlite",

@@ -972,15 +972,7 @@ fn send_exits_75_when_the_relay_is_down_and_a_rerun_delivers() {
     // The binary end to end: the fixture's relay (port 9) refuses every
     // connection. Transient, so exit 75 (EX_TEMPFAIL), not 1, and the
     // edition waits for the next run instead of failing anyone.
-    const SEND: [&str; 7] = [
-        "send",
-        "-n",
-        "am",
-        "--at",
-        "2026-11-30T08:00",
-        "--now",
-        "2026-11-30T06:01",
-    ];
+    use crate::support::SEND_AM as SEND;
     let secret = [("BRIEFING_UNSUBSCRIBE_SECRET", "send-test-secret")];
     let room = crate::support::Newsroom::fixture("delivery");
     room.run_env(&SEND, &secret)
